@@ -1,0 +1,1 @@
+"""Command-line layer: shared click options, one-line errors, the run harness."""

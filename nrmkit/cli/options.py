@@ -1,0 +1,131 @@
+"""Shared click options and the command class every nrmkit console script uses.
+
+* Every option keeps its historical underscored name (``--n_samples``) and gets a dashed
+  alias (``--n-samples``) and an environment variable ``NRMKIT_<NAME>`` (``NRMKIT_N_SAMPLES``)
+  for batch scripts. Precedence: command line > environment > ``--config`` file > default.
+* ``--config FILE`` reads defaults from a TOML file: top-level keys, or a table named
+  after the command (``[transition_2_chaos]``); dashes and underscores are equivalent.
+* Errors are one line on stderr: exit status 2 for usage errors, 1 for failed runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+ENV_PREFIX = "NRMKIT_"
+
+
+def _param_name(declaration: str) -> str:
+    return declaration.lstrip("-").replace("-", "_")
+
+
+def option(*declarations: str, **kwargs: Any) -> Callable:
+    """``click.option`` with dashed aliases and an ``NRMKIT_<NAME>`` environment variable."""
+    names: list[str] = []
+    for declaration in declarations:
+        if declaration not in names:
+            names.append(declaration)
+        if declaration.startswith("--") and "_" in declaration:
+            alias = declaration.replace("_", "-")
+            alias = "--" + alias[2:]
+            if alias not in names:
+                names.append(alias)
+    long_names = [d for d in declarations if d.startswith("--") and "/" not in d]
+    param = _param_name(long_names[0]) if long_names else None
+    if param is not None:
+        kwargs.setdefault("envvar", f"{ENV_PREFIX}{param.upper()}")
+        names.append(param)
+    kwargs.setdefault("show_default", True)
+    return click.option(*names, **kwargs)
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(value, "rb") as handle:
+            table = tomllib.load(handle)
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {value}: {error.strerror}", ctx, param) from None
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"{value} is not valid TOML: {error}", ctx, param) from None
+    command_name = (ctx.info_name or "").replace("-", "_")
+    section = table.get(command_name, table)
+    known = {p.name for p in ctx.command.params if p.name}
+    defaults: dict[str, Any] = {}
+    for key, item in section.items():
+        if isinstance(item, dict):
+            continue  # a table for another command
+        name = key.replace("-", "_")
+        if name not in known or name == "config":
+            raise click.BadParameter(f"unknown option {key!r} in {value}", ctx, param)
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def common_options(function: Callable) -> Callable:
+    """The options every workflow shares (see the module docstring)."""
+    decorators = [
+        click.option(
+            "--config", "config", type=click.Path(dir_okay=False), is_eager=True,
+            expose_value=False, callback=_load_config, envvar=f"{ENV_PREFIX}CONFIG",
+            help="TOML file of option defaults (keys are option names).",
+        ),
+        option("--seed", type=int, default=0, help="Seed of every random draw."),
+        option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+               help="Where tensors live; auto = cuda if available."),
+        option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+               help="Floating-point precision of the simulation."),
+        option("--output-dir", "--output_dir", type=click.Path(file_okay=False), default=None,
+               show_default=False,
+               help="Write the run exactly here (default: data/runs/<workflow>/<timestamp>, "
+                    "or $NRMKIT_RUNS_DIR)."),
+        option("--overwrite", is_flag=True, default=False,
+               help="Replace a previous run in --output-dir."),
+        option("--quiet", is_flag=True, default=False, help="Print only errors."),
+        option("--debug", is_flag=True, default=False,
+               help="Show the full traceback of a failure."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+class OneLineErrors:
+    """Mixin for click commands: usage errors and failures as one line on stderr.
+
+    Exit status 2 for usage errors (bad options), 1 for failed runs, 130 on Ctrl-C.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            value = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(value if isinstance(value, int) else 0)
+
+
+class Command(OneLineErrors, click.Command):
+    """A click command with one-line errors."""
+
+
+class Group(OneLineErrors, click.Group):
+    """A click group with one-line errors."""

@@ -1,0 +1,1 @@
+"""Abstract bases, registries, run directories and errors shared by every layer."""

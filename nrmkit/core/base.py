@@ -1,0 +1,96 @@
+"""Abstract bases: the hooks every model, trainer and workflow implements.
+
+Concrete classes implement these hooks and are composed, not subclassed again.
+
+* :class:`~nrmkit.core.model.DynamicalModel` (in :mod:`nrmkit.core.model`, which imports
+  torch) — a discrete-time map ``x_{t+1} = F(x_t, u_t)`` on a batch of independent systems,
+  with its tangent map ``v ↦ ∂F/∂x · v`` applied to vectors, never formed as a matrix.
+* :class:`Trainer` — an epoch loop with early stopping, per-epoch metrics and
+  checkpointable state.
+* :class:`Workflow` — one command: a validated, frozen configuration in, a results
+  dictionary and files in a :class:`~nrmkit.core.rundir.RunDir` out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+
+class Trainer(ABC):
+    """An epoch loop: ``fit`` calls ``train_epoch`` until done, early stopping or a budget.
+
+    Subclasses implement :meth:`train_epoch` (one update pass, returns metrics) and
+    :meth:`state_dict` / :meth:`load_state_dict` (everything needed to resume exactly).
+    ``on_epoch_end`` callbacks receive ``(epoch, metrics)`` and may write logs or
+    checkpoints; a callback returning ``True`` stops training.
+    """
+
+    #: metric compared with ``early_stopping`` (stop when it falls below that value).
+    monitor: ClassVar[str] = "loss"
+
+    def __init__(self, *, early_stopping: float | None = None):
+        self.early_stopping = early_stopping
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    @abstractmethod
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """Run one epoch; return its metrics (must include :attr:`monitor`)."""
+
+    def evaluate(self) -> dict[str, Any]:
+        """Metrics of the current model without updating it (default: none)."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: model, optimiser, RNG states, epoch, history."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def fit(
+        self,
+        n_epochs: int,
+        *,
+        on_epoch_end: tuple[Callable[[int, dict[str, Any]], bool | None], ...] = (),
+    ) -> list[dict[str, Any]]:
+        """Train from :attr:`epoch` up to ``n_epochs``; return the full history."""
+        while self.epoch < n_epochs:
+            metrics = {"epoch": self.epoch, **self.train_epoch(self.epoch)}
+            self.history.append(metrics)
+            self.epoch += 1
+            stop = any(bool(callback(self.epoch - 1, metrics)) for callback in on_epoch_end)
+            if stop or self._should_stop(metrics):
+                break
+        return self.history
+
+    def _should_stop(self, metrics: Mapping[str, Any]) -> bool:
+        if self.early_stopping is None:
+            return False
+        value = float(metrics[self.monitor])
+        return math.isfinite(value) and value < self.early_stopping
+
+
+class Workflow(ABC):
+    """One command of the toolkit.
+
+    A workflow declares its frozen configuration dataclass (validated at construction) and
+    implements :meth:`run`, which writes arrays and figures through the run directory and
+    returns the dictionary stored as ``results.json``.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    @abstractmethod
+    def run(self, config: Any, run_dir: Any, *, progress: Any = None) -> dict[str, Any]:
+        """Compute, write arrays/figures into ``run_dir``, return the results summary."""
+
+    @classmethod
+    def config_to_dict(cls, config: Any) -> dict[str, Any]:
+        return dataclasses.asdict(config)

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: activations, connectivity, models."""

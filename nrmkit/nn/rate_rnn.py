@@ -1,0 +1,329 @@
+r"""The continuous-time rate network of FlyStability, Euler-discretised, batched.
+
+.. math::
+
+    h_{t+1} = (1 - \Delta t)\, h_t + \Delta t\, c_b\, W_s\, \phi(h_t; a_b, s_b) + u_t
+
+* ``h``: neuron states, shape ``(S, G, N)``; time in units of the neuronal time constant τ.
+* ``W_s``: the signed weight matrix ``C∘W`` of network family ``s`` (``S`` matrices, dense,
+  or one sparse matrix shared by all networks), zero diagonal (no self-connections).
+* ``c_b``: a scalar coupling per network, shape ``(S, G)``: the ``G`` networks of family ``s``
+  are ``c·W_s``. This is how a coupling sweep reuses one random matrix per sample
+  (``W = g·J`` has the distribution of a fresh ``N(0, g²/N)`` draw) and turns the update
+  into one matrix–matrix product.
+* ``a``, ``s``: gains and shifts, per neuron or shared by a population of neurons
+  (``population[i]`` is neuron ``i``'s population), shape ``(S, G, P)`` after broadcasting.
+* ``u_t``: optional external drive, broadcastable to ``(S, G, N)``.
+
+The tangent map at ``h`` is ``J_t = (1 − Δt) I + Δt c W diag(φ'(h))``; it is applied to
+``k`` tangent vectors without ever forming ``J_t``, and :meth:`RateRNN.step_with_tangent`
+shares one product ``W [φ(h) | φ'(h)⊙Q]`` between the state and the tangent update.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from nrmkit.core.model import DynamicalModel
+from nrmkit.nn.activations import Activation, get_activation
+from nrmkit.nn.connectivity import gaussian_coupling, normal_like
+
+
+class RateRNN(DynamicalModel):
+    """A batch of ``S × G`` rate networks (see the module docstring for the equations).
+
+    Args:
+        weight: signed weights ``C∘W``: dense ``(N, N)`` or ``(S, N, N)``, or a sparse
+            ``(N, N)`` matrix (COO or CSR) shared by every network. Diagonals are zeroed
+            (set ``self_connections=True`` to keep them).
+        coupling: per-network multiplier of ``weight``, broadcastable to ``(S, G)``;
+            default 1.
+        gain, shift: per-population parameters broadcastable to ``(S, G, P)``; defaults
+            1 and 0. ``P`` is ``N`` (per neuron) when ``population`` is None.
+        population: ``(N,)`` integer population index of every neuron, or None.
+        activation: name (or alias) from the activation registry, or an Activation.
+        dt: Euler step in units of τ, in (0, 1].
+        initial_std: standard deviation of the random initial state ``h_0 ~ N(0, σ²)``.
+    """
+
+    def __init__(
+        self,
+        weight: Tensor,
+        *,
+        coupling: Tensor | float | Sequence[float] | None = None,
+        gain: Tensor | float | None = None,
+        shift: Tensor | float | None = None,
+        population: Tensor | None = None,
+        activation: str | Activation = "tanh",
+        dt: float = 0.1,
+        initial_std: float = 1.0,
+        self_connections: bool = False,
+    ):
+        super().__init__()
+        if not 0.0 < dt <= 1.0:
+            raise ValueError(f"dt must lie in (0, 1], got {dt}")
+        self.dt = float(dt)
+        self.activation = get_activation(activation)
+        self.initial_std = float(initial_std)
+        self.sparse = weight.layout != torch.strided
+        dtype, device = weight.dtype, weight.device
+
+        if self.sparse:
+            if weight.dim() != 2:
+                raise ValueError("a sparse weight must be one (N, N) matrix")
+            weight = _prepare_sparse(weight, self_connections)
+            n_matrices, n = 1, weight.shape[-1]
+        else:
+            if weight.dim() == 2:
+                weight = weight.unsqueeze(0)
+            if weight.dim() != 3 or weight.shape[-1] != weight.shape[-2]:
+                raise ValueError(f"weight must be (N, N) or (S, N, N), got {tuple(weight.shape)}")
+            weight = weight.clone()
+            if not self_connections:
+                weight.diagonal(dim1=-2, dim2=-1).zero_()
+            n_matrices, n = weight.shape[0], weight.shape[-1]
+        self._n = n
+        self.self_connections = self_connections
+
+        as_tensor = lambda v, default: torch.as_tensor(  # noqa: E731
+            default if v is None else v, dtype=dtype, device=device
+        )
+        coupling = as_tensor(coupling, 1.0)
+        coupling = coupling.reshape((1, -1) if coupling.dim() == 1 else coupling.shape)
+        while coupling.dim() < 2:
+            coupling = coupling.unsqueeze(0)
+        gain, shift = as_tensor(gain, 1.0), as_tensor(shift, 0.0)
+        gain = _as_population_tensor(gain)
+        shift = _as_population_tensor(shift)
+
+        if population is not None:
+            population = torch.as_tensor(population, dtype=torch.long, device=device)
+            if population.shape != (n,):
+                raise ValueError(
+                    f"population must have shape ({n},), got {tuple(population.shape)}"
+                )
+            n_populations = int(population.max()) + 1
+            for label, value in (("gain", gain), ("shift", shift)):
+                if value.shape[-1] not in (1, n_populations):
+                    raise ValueError(
+                        f"{label} has {value.shape[-1]} entries per network but there are "
+                        f"{n_populations} populations"
+                    )
+        else:
+            for label, value in (("gain", gain), ("shift", shift)):
+                if value.shape[-1] not in (1, n):
+                    raise ValueError(f"{label} must have 1 or N={n} entries, got {value.shape[-1]}")
+
+        batch = torch.broadcast_shapes(
+            (n_matrices, 1), coupling.shape, gain.shape[:-1], shift.shape[:-1]
+        )
+        if len(batch) != 2 or batch[0] != n_matrices:
+            raise ValueError(
+                f"coupling/gain/shift batch {tuple(batch)} does not match {n_matrices} matrices"
+            )
+        self._batch_shape = torch.Size(batch)
+
+        if self.sparse:  # a fixed sparse connectome: a buffer, never trained
+            self.register_buffer("weight", weight)
+        else:
+            self.weight = nn.Parameter(weight, requires_grad=False)
+        self.gain = nn.Parameter(gain.expand(*batch, gain.shape[-1]).clone(), requires_grad=False)
+        self.shift = nn.Parameter(
+            shift.expand(*batch, shift.shape[-1]).clone(), requires_grad=False
+        )
+        self.register_buffer("coupling", coupling.expand(*batch).clone())
+        self.register_buffer("population", population)
+        self._diagonal_hook = None
+
+    # -- configuration -----------------------------------------------------------------
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self._batch_shape
+
+    @property
+    def state_dim(self) -> int:
+        return self._n
+
+    @property
+    def n_neurons(self) -> int:
+        return self._n
+
+    def set_trainable(self, *, weights: bool = False, gains: bool = False, shifts: bool = False):
+        """Choose which parameter sets receive gradients.
+
+        Trainable dense weights keep a zero diagonal: the diagonal of their gradient is
+        masked, so gradient-based updates never create self-connections.
+        """
+        if weights and self.sparse:
+            raise ValueError("training a sparse weight matrix is not supported")
+        if not self.sparse:
+            self.weight.requires_grad_(weights)
+        self.gain.requires_grad_(gains)
+        self.shift.requires_grad_(shifts)
+        if weights and not self.self_connections and self._diagonal_hook is None:
+            self._diagonal_hook = self.weight.register_hook(_zero_diagonal)
+        return self
+
+    def neuron_gain(self) -> Tensor:
+        """Gains per neuron, ``(S, G, N)`` or ``(S, G, 1)`` when shared by all neurons."""
+        return self._per_neuron(self.gain)
+
+    def neuron_shift(self) -> Tensor:
+        return self._per_neuron(self.shift)
+
+    def _per_neuron(self, value: Tensor) -> Tensor:
+        if self.population is None or value.shape[-1] == 1:
+            return value
+        return value[..., self.population]
+
+    # -- dynamics ----------------------------------------------------------------------
+    def initial_state(self, generator: torch.Generator | None = None) -> Tensor:
+        """``h_0 ~ N(0, initial_std²)``, shape ``(S, G, N)``, drawn on the CPU."""
+        draw = normal_like((*self.batch_shape, self._n), generator=generator,
+                           dtype=self.weight.dtype, device=self.weight.device)
+        return self.initial_std * draw
+
+    def activation_and_slope(self, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``φ(h)`` and ``φ'(h)`` with this network's gains and shifts."""
+        return self.activation.value_and_derivative(
+            state, self.neuron_gain(), self.neuron_shift()
+        )
+
+    def propagate(self, rows: Tensor) -> Tensor:
+        """Apply ``c_b W_s`` to row vectors ``(S, G, m, N)`` → ``(S, G, m, N)``.
+
+        Dense: one (batched) product ``rows @ W_sᵀ`` with all ``G·m`` rows of family ``s``
+        stacked, so a coupling sweep reads each matrix once per step.
+        """
+        n_matrices, n_couplings = self.batch_shape
+        m = rows.shape[-2]
+        stacked = rows.reshape(n_matrices, n_couplings * m, self._n)
+        if self.sparse:
+            product = (self.weight @ stacked[0].transpose(0, 1)).transpose(0, 1).unsqueeze(0)
+        else:
+            product = torch.matmul(stacked, self.weight.transpose(-1, -2))
+        product = product.reshape(n_matrices, n_couplings, m, self._n)
+        return product * self.coupling[..., None, None]
+
+    def step(self, state: Tensor, drive: Tensor | None = None) -> Tensor:
+        value, _ = self.activation_and_slope(state)
+        recurrent = self.propagate(value.unsqueeze(-2)).squeeze(-2)
+        return self._combine(state, recurrent, drive)
+
+    def tangent(self, state: Tensor, vectors: Tensor, drive: Tensor | None = None) -> Tensor:
+        _, slope = self.activation_and_slope(state)
+        return (1.0 - self.dt) * vectors + self.dt * self.propagate(slope.unsqueeze(-2) * vectors)
+
+    def step_with_tangent(
+        self, state: Tensor, vectors: Tensor, drive: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        value, slope = self.activation_and_slope(state)
+        rows = torch.cat([value.unsqueeze(-2), slope.unsqueeze(-2) * vectors], dim=-2)
+        product = self.propagate(rows)
+        next_state = self._combine(state, product[..., 0, :], drive)
+        next_vectors = (1.0 - self.dt) * vectors + self.dt * product[..., 1:, :]
+        return next_state, next_vectors
+
+    def _combine(self, state: Tensor, recurrent: Tensor, drive: Tensor | None) -> Tensor:
+        updated = (1.0 - self.dt) * state + self.dt * recurrent
+        return updated if drive is None else updated + drive
+
+    def dense_jacobian(self, state: Tensor) -> Tensor:
+        """The explicit ``(S, G, N, N)`` Jacobian — for tests and reference benchmarks only."""
+        _, slope = self.activation_and_slope(state)
+        weight = self.weight.to_dense() if self.sparse else self.weight
+        scaled = weight[:, None] * self.coupling[..., None, None] * slope[..., None, :]
+        eye = torch.eye(self._n, dtype=state.dtype, device=state.device)
+        return (1.0 - self.dt) * eye + self.dt * scaled
+
+    def extra_repr(self) -> str:
+        kind = "sparse" if self.sparse else "dense"
+        return (f"N={self._n}, batch={tuple(self.batch_shape)}, {kind}, "
+                f"activation={self.activation.name}, dt={self.dt}")
+
+
+def _as_population_tensor(value: Tensor) -> Tensor:
+    """Reshape gains/shifts to at least ``(1, 1, P)``."""
+    if value.dim() == 0:
+        value = value.reshape(1)
+    while value.dim() < 3:
+        value = value.unsqueeze(0)
+    return value
+
+
+def _prepare_sparse(weight: Tensor, self_connections: bool) -> Tensor:
+    coo = weight if weight.layout == torch.sparse_coo else weight.to_sparse_coo()
+    coo = coo.coalesce()
+    indices, values = coo.indices(), coo.values()
+    if not self_connections:
+        keep = indices[0] != indices[1]
+        indices, values = indices[:, keep], values[keep]
+    coo = torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=True).coalesce()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # CSR support is flagged as beta
+        return coo.to_sparse_csr()
+
+
+def _zero_diagonal(grad: Tensor) -> Tensor:
+    grad = grad.clone()
+    grad.diagonal(dim1=-2, dim2=-1).zero_()
+    return grad
+
+
+def random_rate_network(
+    n: int,
+    couplings: Sequence[float],
+    n_samples: int,
+    *,
+    vary: Sequence[str] = ("weights",),
+    shared_matrix: bool = True,
+    activation: str = "tanh",
+    dt: float = 0.1,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> RateRNN:
+    """Random networks for a coupling sweep, batched as ``n_samples × len(couplings)``.
+
+    For coupling ``g`` (the FlyStability conventions):
+
+    * ``"weights"`` in ``vary``: ``W = g·J`` with ``J_ij ~ N(0, 1/N)``; otherwise ``W = J``.
+    * ``"gains"`` in ``vary``: ``a_i ~ N(1, g²/N)``; otherwise ``a = 1``.
+    * ``"shifts"`` in ``vary``: ``s_i ~ N(1, g²/N)``; otherwise ``s = 0``.
+
+    With ``shared_matrix`` (default) each sample draws one ``J`` and one set of standard
+    normal gain/shift deviates, reused at every ``g`` (common random numbers: each network
+    has exactly the distribution of an independent draw, and the sweep becomes a
+    matrix–matrix product): batch shape ``(n_samples, len(couplings))``. Without it every
+    ``(sample, g)`` pair draws its own: batch shape ``(n_samples · len(couplings), 1)``, in
+    sample-major order. Either way ``result.reshape(n_samples, len(couplings), ...)``
+    indexes networks as ``[sample, g]``.
+    """
+    unknown = set(vary) - {"weights", "gains", "shifts"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) to vary: {sorted(unknown)}")
+    g = torch.as_tensor(list(couplings), dtype=torch.float64)
+    m_g = g.numel()
+    if shared_matrix:
+        n_matrices, scale_shape = n_samples, (n_samples, m_g)
+        g_grid = g.expand(n_samples, m_g)
+        deviate_shape = (n_samples, 1, n)
+    else:
+        n_matrices = n_samples * m_g
+        g_grid = g.repeat(n_samples).reshape(n_matrices, 1)
+        deviate_shape = (n_matrices, 1, n)
+        scale_shape = (n_matrices, 1)
+    unit = gaussian_coupling(n, batch=(n_matrices,), generator=generator, dtype=dtype,
+                             device=device)
+    coupling = g_grid if "weights" in vary else torch.ones(scale_shape, dtype=torch.float64)
+    spread = (g_grid / n**0.5)[..., None]
+    kwargs = {"generator": generator, "dtype": torch.float64, "device": "cpu"}
+    gain = 1.0 + spread * normal_like(deviate_shape, **kwargs) if "gains" in vary else None
+    shift = 1.0 + spread * normal_like(deviate_shape, **kwargs) if "shifts" in vary else None
+    cast = lambda v: None if v is None else v.to(dtype=dtype, device=device)  # noqa: E731
+    return RateRNN(unit, coupling=cast(coupling), gain=cast(gain), shift=cast(shift),
+                   activation=activation, dt=dt)

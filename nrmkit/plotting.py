@@ -1,0 +1,153 @@
+"""Figures drawn from results arrays (never from live models). Matplotlib, Agg backend.
+
+Every function returns a :class:`matplotlib.figure.Figure`; the run directory saves it as
+PNG and PDF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "pdf.fonttype": 42,
+}
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, np.ndarray]:
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False,
+                                    layout="constrained")
+    for axis in axes.flat:
+        axis.spines[["top", "right"]].set_visible(False)
+    return figure, axes[0]
+
+
+def _label_panels(axes: Sequence) -> None:
+    if len(axes) < 2:
+        return
+    for letter, axis in zip("abcdefgh", axes, strict=False):
+        axis.text(-0.14, 1.04, letter, transform=axis.transAxes, fontweight="bold",
+                  fontsize=10, va="bottom")
+
+
+def transition_to_chaos(
+    g: np.ndarray, lambda_max: np.ndarray, *, theory: np.ndarray | None = None,
+    title: str = "", seed: int = 0,
+) -> Figure:
+    """Strip plot of λ_max per coupling (``lambda_max[g, sample]``), medians, zero line."""
+    figure, (axis,) = _figure(4.6, 3.0)
+    rng = np.random.default_rng(seed)
+    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(g)))
+    spacing = np.min(np.diff(g)) if len(g) > 1 else 1.0
+    for g_value, values, color in zip(g, lambda_max, colors, strict=True):
+        jitter = rng.uniform(-0.18, 0.18, size=len(values)) * spacing
+        axis.scatter(g_value + jitter, values, s=10, color=color, alpha=0.55, lw=0)
+        axis.scatter([g_value], [np.median(values)], marker="D", s=28, color=color,
+                     edgecolor="black", linewidth=0.7, zorder=3)
+    axis.axhline(0.0, color="black", ls="--", lw=0.8, alpha=0.6)
+    if theory is not None and np.isfinite(theory).any():
+        fine = np.linspace(g.min(), g.max(), 200)
+        from nrmkit.dynamics.theory import mean_field_lambda_max
+
+        axis.plot(fine, mean_field_lambda_max(fine), color="tab:red", lw=1, alpha=0.8,
+                  label="mean field, N → ∞")
+    axis.scatter([], [], marker="D", color="grey", edgecolor="black", label="median")
+    axis.legend(frameon=False, loc="upper left")
+    axis.set_xlabel("coupling g")
+    axis.set_ylabel(r"$\lambda_{\max}$  [1/τ]")
+    if title:
+        axis.set_title(title)
+    return figure
+
+
+def spectrum_overview(
+    g: np.ndarray, exponents: np.ndarray, dimension: np.ndarray, entropy: np.ndarray,
+    n: int, *, sum_rule: float | None = None, title: str = "",
+) -> Figure:
+    """(a) spectra λ_i vs i/N per g (mean over samples), (b) D/N vs g, (c) H/N vs g.
+
+    ``exponents[g, sample, k]``; ``dimension``, ``entropy``: ``[g, sample]``.
+    """
+    figure, axes = _figure(9.0, 2.8, ncols=3)
+    colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.85, len(g)))
+    k = exponents.shape[-1]
+    index = np.arange(1, k + 1) / n
+    for g_value, spectra, color in zip(g, exponents, colors, strict=True):
+        axes[0].plot(index, spectra.mean(0), color=color, lw=1.1, label=f"g = {g_value:g}")
+        if spectra.shape[0] > 1:
+            axes[0].fill_between(index, spectra.min(0), spectra.max(0), color=color,
+                                 alpha=0.2, lw=0)
+    axes[0].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
+    if sum_rule is not None:
+        axes[0].axhline(sum_rule, color="grey", lw=0.7, ls=":",
+                        label=f"sum rule mean {sum_rule:.3f}")
+    axes[0].set_xlabel("i / N")
+    axes[0].set_ylabel(r"$\lambda_i$  [1/τ]")
+    axes[0].legend(frameon=False, ncol=2 if len(g) > 6 else 1)
+    for axis, values, label in ((axes[1], dimension / n, "attractor dimension D / N"),
+                                (axes[2], entropy / n, "entropy rate H / N  [nats/τ]")):
+        for g_value, samples, color in zip(g, values, colors, strict=True):
+            axis.scatter(np.full(samples.shape, g_value), samples, s=10, color=color,
+                         alpha=0.5, lw=0)
+        axis.plot(g, np.median(values, axis=1), color="black", lw=1, marker="D",
+                  markersize=3)
+        axis.set_xlabel("coupling g")
+        axis.set_ylabel(label)
+        if g.min() > 0 and g.max() / g.min() > 20:
+            axis.set_xscale("log", base=2)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    _label_panels(axes)
+    return figure
+
+
+def convergence(
+    tons: Sequence[float], times: Sequence[np.ndarray], lambda_1: Sequence[np.ndarray],
+    final: Sequence[np.ndarray], final_stderr: Sequence[np.ndarray], *, title: str = "",
+) -> Figure:
+    """(a) λ_1(t) per t_ONS (median over samples, shaded range); (b) final spectra per t_ONS.
+
+    ``lambda_1[i]``: ``(time, sample)``; ``final[i]``: ``(sample, k)``.
+    """
+    figure, axes = _figure(8.0, 3.0, ncols=2)
+    colors = plt.get_cmap("tab10")(np.arange(len(tons)) % 10)
+    for value, time, history, spectrum, stderr, color in zip(
+        tons, times, lambda_1, final, final_stderr, colors, strict=True
+    ):
+        label = f"$t_{{ONS}}$ = {value:g}"
+        axes[0].plot(time, np.median(history, axis=1), color=color, lw=1, label=label)
+        axes[0].fill_between(time, history.min(1), history.max(1), color=color, alpha=0.15,
+                             lw=0)
+        index = np.arange(1, spectrum.shape[-1] + 1)
+        axes[1].errorbar(index, spectrum.mean(0), yerr=np.sqrt((stderr**2).mean(0)),
+                         color=color, lw=1, marker="o", markersize=2.5, capsize=1.5,
+                         label=label)
+    axes[0].set_xscale("log")
+    axes[0].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
+    axes[0].set_xlabel("accumulation time t  [τ]")
+    axes[0].set_ylabel(r"running estimate $\lambda_1(t)$  [1/τ]")
+    axes[0].legend(frameon=False)
+    axes[1].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
+    axes[1].set_xlabel("exponent index i")
+    axes[1].set_ylabel(r"$\lambda_i$ at the end  [1/τ]")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    _label_panels(axes)
+    return figure

@@ -1,0 +1,1 @@
+"""One module per console script; each is a thin composition of the layers below."""

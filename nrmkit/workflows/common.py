@@ -1,0 +1,153 @@
+"""Options and configuration shared by the Lyapunov workflows (no torch import here)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from nrmkit.cli.options import option
+from nrmkit.core.errors import ConfigError
+from nrmkit.core.registry import ACTIVATIONS
+
+PARAMETER_SETS = ("weights", "shifts", "gains")
+GAIN_SHIFT_FREE = ("tanh",)  # activations whose value ignores gains and shifts
+
+
+def check(condition: bool, option_name: str, reason: str) -> None:
+    """Raise :class:`ConfigError` for ``option_name`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(option_name, reason)
+
+
+def check_finite(value: float, option_name: str) -> None:
+    check(math.isfinite(value), option_name, f"must be a finite number, got {value}")
+
+
+@dataclass(frozen=True)
+class LyapunovSettings:
+    """Network size, activation and the time grid of a Lyapunov computation.
+
+    Attributes:
+        n: neurons per network (≥ 2).
+        nle: number of exponents (1 ≤ nle ≤ n); None = all n.
+        activation: activation name (registry; FlyStability aliases accepted).
+        tsim: accumulation time in τ (> 0).
+        dt: Euler step in τ, in (0, 1].
+        tons: time between re-orthonormalisations in τ (≥ dt; rounded to whole steps).
+        ttrans: state warm-up in τ before the tangent basis starts (≥ 0).
+        tbasis: basis transient in τ (None = 10 % of tsim).
+    """
+
+    n: int = 1000
+    nle: int | None = 1
+    activation: str = "tanh"
+    tsim: float = 200.0
+    dt: float = 0.1
+    tons: float = 0.2
+    ttrans: float = 100.0
+    tbasis: float | None = None
+
+    def __post_init__(self):
+        check(self.n >= 2, "--n", f"a network needs at least 2 neurons, got {self.n}")
+        nle = self.n if self.nle is None else self.nle
+        check(nle >= 1, "--nle", f"must be at least 1, got {nle}")
+        check(nle <= self.n, "--nle", f"cannot exceed --n ({nle} > {self.n})")
+        object.__setattr__(self, "nle", nle)
+        check(self.activation in ACTIVATIONS, "--activation",
+              f"unknown activation {self.activation!r}; choose from "
+              f"{', '.join(ACTIVATIONS.choices())}")
+        object.__setattr__(self, "activation", ACTIVATIONS.canonical(self.activation))
+        for name in ("tsim", "dt", "tons", "ttrans"):
+            check_finite(getattr(self, name), f"--{name}")
+        check(0.0 < self.dt <= 1.0, "--dt", f"must lie in (0, 1], got {self.dt}")
+        check(self.tsim > 0, "--tsim", f"must be positive, got {self.tsim}")
+        check(self.tons >= self.dt * (1 - 1e-9), "--tons",
+              f"must be at least --dt ({self.tons} < {self.dt})")
+        check(self.tons <= self.tsim, "--tons",
+              f"cannot exceed --tsim ({self.tons} > {self.tsim})")
+        check(self.ttrans >= 0, "--ttrans", f"must be non-negative, got {self.ttrans}")
+        if self.tbasis is not None:
+            check(self.tbasis >= 0, "--tbasis", f"must be non-negative, got {self.tbasis}")
+
+    @property
+    def steps_per_ons(self) -> int:
+        return max(1, round(self.tons / self.dt))
+
+    @property
+    def tons_effective(self) -> float:
+        return self.steps_per_ons * self.dt
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nrmkit.dynamics.lyapunov_spectrum`."""
+        return {"tsim": self.tsim, "tons": self.tons, "ttrans": self.ttrans,
+                "tbasis": self.tbasis}
+
+
+def check_parameter_sets(parameter: tuple[str, ...], activation: str) -> tuple[str, ...]:
+    """Validate ``--parameter`` values against the activation; return them de-duplicated."""
+    check(len(parameter) > 0, "--parameter", "give at least one of weights, shifts, gains")
+    unknown = [p for p in parameter if p not in PARAMETER_SETS]
+    check(not unknown, "--parameter", f"unknown parameter set(s) {unknown}")
+    canonical = ACTIVATIONS.canonical(activation) if activation in ACTIVATIONS else activation
+    varied = tuple(dict.fromkeys(parameter))
+    ineffective = [p for p in varied if p in ("gains", "shifts")]
+    check(not (ineffective and canonical in GAIN_SHIFT_FREE), "--parameter",
+          f"{'/'.join(ineffective)} have no effect with activation {canonical!r} "
+          "(use tanh_stretch or tanh_pos)")
+    return varied
+
+
+def lyapunov_options(**defaults: Any) -> Callable:
+    """Click options for :class:`LyapunovSettings`, with per-workflow defaults."""
+    settings = {**LyapunovSettings.__dataclass_fields__}
+    value = lambda name: defaults.get(name, settings[name].default)  # noqa: E731
+    decorators = [
+        option("--n", type=int, default=value("n"), help="Neurons per network."),
+        option("--nle", type=int, default=value("nle"),
+               show_default="all" if value("nle") is None else True,
+               help="Number of Lyapunov exponents computed."),
+        option("--activation", type=click.Choice(ACTIVATIONS.choices(), case_sensitive=False),
+               default=value("activation"),
+               help="Activation φ (std = tanh, strech = tanh_stretch, pos = tanh_pos)."),
+        option("--tsim", type=float, default=value("tsim"),
+               help="Accumulation time of the exponents [τ]."),
+        option("--dt", type=float, default=value("dt"), help="Euler time step [τ]."),
+        option("--tons", type=float, default=value("tons"),
+               help="Time between QR re-orthonormalisations [τ]."),
+        option("--ttrans", type=float, default=value("ttrans"),
+               help="State warm-up before the tangent basis starts [τ]."),
+        option("--tbasis", type=float, default=value("tbasis"), show_default="10% of tsim",
+               help="Basis transient: re-orthonormalised, not accumulated [τ]."),
+    ]
+
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def parameter_option(default: tuple[str, ...] = ("weights",)) -> Callable:
+    return option(
+        "--parameter", type=click.Choice(PARAMETER_SETS), multiple=True, default=default,
+        help="Parameter set(s) drawn with the coupling g (repeatable): weights N(0, g²/N), "
+             "gains and shifts N(1, g²/N).",
+    )
+
+
+def save_option() -> Callable:
+    return option("--save", type=click.BOOL, default=True,
+                  help="Write the run directory (false: print results only).")
+
+
+def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], str]) -> str:
+    """Name the parameters of the networks that diverged."""
+    indices = getattr(error, "batch_indices", [])
+    named = "; ".join(describe(index) for index in indices[:5])
+    more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
+    return f"{error} ({named}{more}); try a smaller --dt or coupling, or --dtype float64"

@@ -1,0 +1,163 @@
+"""``transition_2_chaos``: the largest Lyapunov exponent of random networks vs coupling g.
+
+For ``m_g`` couplings evenly spaced in ``[gmin, gmax]`` and ``n_samples`` random networks
+each, compute λ_max (or the top ``nle`` exponents) of
+``h' = −h + W φ(h; a, s)`` (Euler, step dt) with W, gains and/or shifts drawn at scale g
+(see :func:`nrmkit.nn.rate_rnn.random_rate_network`). All networks run in one batched
+engine call; by default each sample reuses one random matrix across the couplings
+(``W = g·J``), which is exact in distribution and turns the sweep into matrix–matrix
+products; ``--independent-draws`` draws a fresh matrix for every (g, sample).
+
+results.json:
+    g: the m_g couplings.
+    lambda_max: for each g, the n_samples values of λ_max [1/τ].
+    lambda_max_stderr: for each g and sample, the block standard error of λ_max.
+    lambda_max_median: for each g, the median over samples.
+    exponents: for each g and sample, the nle exponents (descending) — when nle > 1.
+    mean_field_lambda_max: for each g, the N → ∞ prediction (tanh, weights only; else null).
+Arrays: ``lambda.npz`` (g, exponents[g, sample, k], stderr[g, sample, k]).
+Figures: ``figures/transition_2_chaos.{png,pdf}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from nrmkit.cli.options import Command, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.core.base import Workflow
+from nrmkit.core.errors import DivergenceError
+from nrmkit.workflows.common import (
+    LyapunovSettings,
+    check,
+    check_finite,
+    check_parameter_sets,
+    divergence_message,
+    lyapunov_options,
+    parameter_option,
+    save_option,
+)
+
+
+@dataclass(frozen=True)
+class TransitionConfig(LyapunovSettings):
+    """A coupling sweep (all options of ``transition_2_chaos``)."""
+
+    gmin: float = 0.5
+    gmax: float = 3.0
+    m_g: int = 7
+    n_samples: int = 10
+    parameter: tuple[str, ...] = ("weights",)
+    independent_draws: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_finite(self.gmin, "--gmin")
+        check_finite(self.gmax, "--gmax")
+        check(self.gmin >= 0, "--gmin", f"couplings must be non-negative, got {self.gmin}")
+        check(self.gmin <= self.gmax, "--gmin",
+              f"must not exceed --gmax ({self.gmin} > {self.gmax})")
+        check(self.m_g >= 1, "--m_g", f"must be at least 1, got {self.m_g}")
+        check(self.gmin < self.gmax or self.m_g == 1, "--m_g",
+              "gmin = gmax gives a single coupling: use --m_g 1")
+        check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
+        object.__setattr__(self, "parameter",
+                           check_parameter_sets(tuple(self.parameter), self.activation))
+
+    @property
+    def couplings(self) -> list[float]:
+        if self.m_g == 1:
+            return [float(self.gmin)]
+        step = (self.gmax - self.gmin) / (self.m_g - 1)
+        return [self.gmin + i * step for i in range(self.m_g)]
+
+
+class TransitionToChaos(Workflow):
+    name = "transition_2_chaos"
+    config_class = TransitionConfig
+
+    def run(self, config: TransitionConfig, context) -> dict:
+        import numpy as np
+
+        from nrmkit import plotting
+        from nrmkit.dynamics import lyapunov_spectrum
+        from nrmkit.dynamics.theory import mean_field_lambda_max
+        from nrmkit.nn.rate_rnn import random_rate_network
+
+        couplings = config.couplings
+        generator = context.generator()
+        model = random_rate_network(
+            config.n, couplings, config.n_samples, vary=config.parameter,
+            shared_matrix=not config.independent_draws, activation=config.activation,
+            dt=config.dt, generator=generator, dtype=context.torch_dtype, device=context.device,
+        )
+        context.log(f"transition_2_chaos: {config.m_g} couplings × {config.n_samples} samples, "
+                    f"N={config.n}, nle={config.nle}, on {context.device} ({context.dtype})")
+        try:
+            result = lyapunov_spectrum(
+                model, config.nle, generator=generator,
+                progress=context.progress("lyapunov"), **config.engine_kwargs(),
+            ).sorted()
+        except DivergenceError as error:
+            def describe(index):
+                flat = index[0] * model.batch_shape[1] + index[1]
+                sample, g_index = divmod(flat, config.m_g)
+                return f"g={couplings[g_index]:g}, sample {sample}"
+            raise DivergenceError(divergence_message(error, describe)) from None
+
+        shape = (config.n_samples, config.m_g, config.nle)
+        exponents = result.exponents.detach().cpu().numpy().reshape(shape).transpose(1, 0, 2)
+        stderr = result.standard_error.cpu().numpy().reshape(shape).transpose(1, 0, 2)
+        lambda_max = exponents[..., 0]
+        theory = None
+        if config.activation == "tanh" and config.parameter == ("weights",):
+            theory = mean_field_lambda_max(np.array(couplings))
+
+        results = {
+            "g": couplings,
+            "lambda_max": lambda_max,
+            "lambda_max_stderr": stderr[..., 0],
+            "lambda_max_median": np.median(lambda_max, axis=1),
+            "mean_field_lambda_max": theory,
+            "n": config.n,
+            "dt": config.dt,
+            "tons_effective": config.tons_effective,
+            "t_accumulated": result.t_accumulated,
+        }
+        if config.nle > 1:
+            results["exponents"] = exponents
+        context.run_dir.write_arrays("lambda.npz", g=np.array(couplings), exponents=exponents,
+                                     stderr=stderr)
+        figure = plotting.transition_to_chaos(
+            np.array(couplings), lambda_max, theory=theory,
+            title=f"{config.activation}, N={config.n}, varied: {', '.join(config.parameter)}",
+        )
+        context.run_dir.save_figure(figure, "transition_2_chaos")
+        for g, values in zip(couplings, lambda_max, strict=True):
+            context.log(f"  g={g:7.3f}  λ_max median {np.median(values):+.4f}  "
+                        f"[{values.min():+.4f}, {values.max():+.4f}]")
+        return results
+
+
+@click.command("transition_2_chaos", cls=Command)
+@option("--gmin", type=float, required=True, help="Smallest coupling g.")
+@option("--gmax", type=float, required=True, help="Largest coupling g.")
+@option("--m_g", type=int, default=7, help="Number of couplings between gmin and gmax.")
+@option("--n_samples", type=int, default=10, help="Random networks per coupling.")
+@parameter_option()
+@lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
+@option("--independent-draws", "--independent_draws", is_flag=True, default=False,
+        help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
+@save_option()
+@common_options
+def command(**kwargs):
+    """λ_max of random rate networks across couplings: the transition to chaos at g = 1.
+
+    Example: transition_2_chaos --gmin 0.5 --gmax 3
+    """
+    common = CommonOptions.pop_from(kwargs)
+    kwargs["parameter"] = tuple(kwargs["parameter"])
+    config = build_config(TransitionConfig, **kwargs)
+    execute(TransitionToChaos(), config, common)
