@@ -30,10 +30,21 @@ STYLE = {
 }
 
 
+def _styled(function):
+    """Draw under the house style without touching the caller's global rcParams."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, np.ndarray]:
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False,
-                                    layout="constrained")
+    figure, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False,
+                                layout="constrained")
     for axis in axes.flat:
         axis.spines[["top", "right"]].set_visible(False)
     return figure, axes[0]
@@ -47,6 +58,7 @@ def _label_panels(axes: Sequence) -> None:
                   fontsize=10, va="bottom")
 
 
+@_styled
 def transition_to_chaos(
     g: np.ndarray, lambda_max: np.ndarray, *, theory: np.ndarray | None = None,
     title: str = "", seed: int = 0,
@@ -77,6 +89,7 @@ def transition_to_chaos(
     return figure
 
 
+@_styled
 def spectrum_overview(
     g: np.ndarray, exponents: np.ndarray, dimension: np.ndarray, entropy: np.ndarray,
     n: int, *, sum_rule: float | None = None, title: str = "",
@@ -85,22 +98,32 @@ def spectrum_overview(
 
     ``exponents[g, sample, k]``; ``dimension``, ``entropy``: ``[g, sample]``.
     """
+    from matplotlib.colors import LogNorm, Normalize
+
     figure, axes = _figure(9.0, 2.8, ncols=3)
-    colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.85, len(g)))
+    logarithmic = g.min() > 0 and g.max() / g.min() > 20
+    norm = (LogNorm if logarithmic else Normalize)(vmin=g.min(), vmax=max(g.max(), g.min() + 1e-9))
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(plt.get_cmap("plasma")(np.linspace(0.05, 0.85, 256)))
+    colors = cmap(norm(g))
     k = exponents.shape[-1]
     index = np.arange(1, k + 1) / n
-    for g_value, spectra, color in zip(g, exponents, colors, strict=True):
-        axes[0].plot(index, spectra.mean(0), color=color, lw=1.1, label=f"g = {g_value:g}")
+    for spectra, color in zip(exponents, colors, strict=True):
+        axes[0].plot(index, spectra.mean(0), color=color, lw=1.0)
         if spectra.shape[0] > 1:
             axes[0].fill_between(index, spectra.min(0), spectra.max(0), color=color,
                                  alpha=0.2, lw=0)
     axes[0].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
     if sum_rule is not None:
         axes[0].axhline(sum_rule, color="grey", lw=0.7, ls=":",
-                        label=f"sum rule mean {sum_rule:.3f}")
+                        label=f"sum-rule mean {sum_rule:.3f}")
+        axes[0].legend(frameon=False, loc="lower left")
     axes[0].set_xlabel("i / N")
     axes[0].set_ylabel(r"$\lambda_i$  [1/τ]")
-    axes[0].legend(frameon=False, ncol=2 if len(g) > 6 else 1)
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    colorbar = figure.colorbar(mappable, ax=axes[0], pad=0.02, fraction=0.05)
+    colorbar.set_label("coupling g")
     for axis, values, label in ((axes[1], dimension / n, "attractor dimension D / N"),
                                 (axes[2], entropy / n, "entropy rate H / N  [nats/τ]")):
         for g_value, samples, color in zip(g, values, colors, strict=True):
@@ -110,7 +133,7 @@ def spectrum_overview(
                   markersize=3)
         axis.set_xlabel("coupling g")
         axis.set_ylabel(label)
-        if g.min() > 0 and g.max() / g.min() > 20:
+        if logarithmic:
             axis.set_xscale("log", base=2)
     if title:
         figure.suptitle(title, fontsize=9)
@@ -118,6 +141,7 @@ def spectrum_overview(
     return figure
 
 
+@_styled
 def convergence(
     tons: Sequence[float], times: Sequence[np.ndarray], lambda_1: Sequence[np.ndarray],
     final: Sequence[np.ndarray], final_stderr: Sequence[np.ndarray], *, title: str = "",
@@ -128,17 +152,19 @@ def convergence(
     """
     figure, axes = _figure(8.0, 3.0, ncols=2)
     colors = plt.get_cmap("tab10")(np.arange(len(tons)) % 10)
-    for value, time, history, spectrum, stderr, color in zip(
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "v")]
+    for number, (value, time, history, spectrum, stderr, color) in enumerate(zip(
         tons, times, lambda_1, final, final_stderr, colors, strict=True
-    ):
+    )):
+        linestyle, marker = styles[number % len(styles)]
         label = f"$t_{{ONS}}$ = {value:g}"
         axes[0].plot(time, np.median(history, axis=1), color=color, lw=1, label=label)
         axes[0].fill_between(time, history.min(1), history.max(1), color=color, alpha=0.15,
                              lw=0)
         index = np.arange(1, spectrum.shape[-1] + 1)
         axes[1].errorbar(index, spectrum.mean(0), yerr=np.sqrt((stderr**2).mean(0)),
-                         color=color, lw=1, marker="o", markersize=2.5, capsize=1.5,
-                         label=label)
+                         color=color, lw=1, ls=linestyle, marker=marker, markersize=3,
+                         capsize=1.5, label=label, mfc="none")
     axes[0].set_xscale("log")
     axes[0].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
     axes[0].set_xlabel("accumulation time t  [τ]")
@@ -146,7 +172,8 @@ def convergence(
     axes[0].legend(frameon=False)
     axes[1].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
     axes[1].set_xlabel("exponent index i")
-    axes[1].set_ylabel(r"$\lambda_i$ at the end  [1/τ]")
+    axes[1].set_ylabel(r"final $\lambda_i$, mean over samples  [1/τ]")
+    axes[1].legend(frameon=False)
     if title:
         figure.suptitle(title, fontsize=9)
     _label_panels(axes)

@@ -34,13 +34,32 @@ def option(*declarations: str, **kwargs: Any) -> Callable:
             alias = "--" + alias[2:]
             if alias not in names:
                 names.append(alias)
+    explicit = [d for d in declarations if not d.startswith("-")]
     long_names = [d for d in declarations if d.startswith("--") and "/" not in d]
-    param = _param_name(long_names[0]) if long_names else None
+    param = explicit[0] if explicit else (_param_name(long_names[0]) if long_names else None)
     if param is not None:
         kwargs.setdefault("envvar", f"{ENV_PREFIX}{param.upper()}")
-        names.append(param)
+        if not explicit:
+            names.append(param)
     kwargs.setdefault("show_default", True)
     return click.option(*names, **kwargs)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among a registry's canonical names that also accepts its aliases.
+
+    ``--help`` lists the canonical names; an alias (e.g. ``std``) converts to its canonical
+    name (``tanh``).
+    """
+
+    def __init__(self, registry: Any):
+        super().__init__(registry.names(), case_sensitive=False)
+        self.registry = registry
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and value in self.registry:
+            return self.registry.canonical(value)
+        return super().convert(value, param, ctx)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

@@ -180,11 +180,14 @@ def to_jsonable(value: Any) -> Any:
 
 def run_metadata() -> dict[str, Any]:
     """Versions, host, command line, git commit and SLURM identifiers of this process."""
+    from importlib import metadata
+
     versions = {"nrmkit": __version__, "python": platform.python_version()}
-    for module in ("torch", "numpy", "scipy", "click", "matplotlib"):
-        imported = sys.modules.get(module)
-        if imported is not None:
-            versions[module] = getattr(imported, "__version__", "unknown")
+    for package in ("torch", "numpy", "scipy", "click", "matplotlib", "rich"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
     slurm = {
         key: os.environ[key]
         for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nrmkit.cli.options import option
+from nrmkit.cli.options import RegistryChoice, option
 from nrmkit.core.errors import ConfigError
 from nrmkit.core.registry import ACTIVATIONS
 
@@ -101,31 +101,41 @@ def check_parameter_sets(parameter: tuple[str, ...], activation: str) -> tuple[s
     return varied
 
 
-def lyapunov_options(**defaults: Any) -> Callable:
-    """Click options for :class:`LyapunovSettings`, with per-workflow defaults."""
+def lyapunov_options(*, exclude: tuple[str, ...] = (), **defaults: Any) -> Callable:
+    """Click options for :class:`LyapunovSettings`, with per-workflow defaults.
+
+    ``exclude`` drops options a workflow declares itself (e.g. a repeatable ``--tons``).
+    """
     settings = {**LyapunovSettings.__dataclass_fields__}
     value = lambda name: defaults.get(name, settings[name].default)  # noqa: E731
-    decorators = [
-        option("--n", type=int, default=value("n"), help="Neurons per network."),
-        option("--nle", type=int, default=value("nle"),
-               show_default="all" if value("nle") is None else True,
-               help="Number of Lyapunov exponents computed."),
-        option("--activation", type=click.Choice(ACTIVATIONS.choices(), case_sensitive=False),
-               default=value("activation"),
-               help="Activation φ (std = tanh, strech = tanh_stretch, pos = tanh_pos)."),
-        option("--tsim", type=float, default=value("tsim"),
-               help="Accumulation time of the exponents [τ]."),
-        option("--dt", type=float, default=value("dt"), help="Euler time step [τ]."),
-        option("--tons", type=float, default=value("tons"),
-               help="Time between QR re-orthonormalisations [τ]."),
-        option("--ttrans", type=float, default=value("ttrans"),
-               help="State warm-up before the tangent basis starts [τ]."),
-        option("--tbasis", type=float, default=value("tbasis"), show_default="10% of tsim",
-               help="Basis transient: re-orthonormalised, not accumulated [τ]."),
-    ]
+    activation_choice = RegistryChoice(ACTIVATIONS)
+    decorators = {
+        "n": option("--n", type=int, default=value("n"), help="Neurons per network."),
+        "nle": option(
+            "--nle", type=int, default=value("nle"),
+            show_default="all" if value("nle") is None else True,
+            help="Number of Lyapunov exponents computed."),
+        "activation": option(
+            "--activation", type=activation_choice, default=value("activation"),
+            help="Activation φ (std = tanh, strech = tanh_stretch, pos = tanh_pos)."),
+        "tsim": option(
+            "--tsim", type=float, default=value("tsim"),
+            help="Accumulation time of the exponents [τ]."),
+        "dt": option("--dt", type=float, default=value("dt"), help="Euler time step [τ]."),
+        "tons": option(
+            "--tons", type=float, default=value("tons"),
+            help="Time between QR re-orthonormalisations [τ]."),
+        "ttrans": option(
+            "--ttrans", type=float, default=value("ttrans"),
+            help="State warm-up before the tangent basis starts [τ]."),
+        "tbasis": option(
+            "--tbasis", type=float, default=value("tbasis"), show_default="10% of tsim",
+            help="Basis transient: re-orthonormalised, not accumulated [τ]."),
+    }
+    chosen = [decorator for name, decorator in decorators.items() if name not in exclude]
 
     def apply(function: Callable) -> Callable:
-        for decorator in reversed(decorators):
+        for decorator in reversed(chosen):
             function = decorator(function)
         return function
 

@@ -1,0 +1,257 @@
+"""The command line as users call it: exit codes, one-line errors, run directories."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nrmkit.cli.main import cli
+from nrmkit.workflows import lyapu_convergence, spectrum, transition_2_chaos
+
+SCRIPTS = ["nrmkit", "lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark"]
+TINY = ["--n", "30", "--tsim", "4", "--ttrans", "2", "--quiet"]
+
+
+def invoke(command, args, **kwargs):
+    return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_console_script_answers_help(script):
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_umbrella_lists_and_runs_workflows(tmp_path):
+    listing = invoke(cli, ["--help"])
+    for name in SCRIPTS[1:]:
+        assert name in listing.output
+    out = tmp_path / "run"
+    result = invoke(cli, ["transition-2-chaos", "--gmin", "0.5", "--gmax", "2", "--m_g", "2",
+                          "--n_samples", "2", *TINY, "--output-dir", out])
+    assert result.exit_code == 0, result.output
+    assert (out / "results.json").exists()
+
+
+BAD_INPUTS = [
+    (["--gmin", "3", "--gmax", "1"], "--gmin"),
+    (["--gmin", "0.5", "--gmax", "1", "--m_g", "0"], "--m_g"),
+    (["--gmin", "0.5", "--gmax", "1", "--n", "1"], "--n"),
+    (["--gmin", "0.5", "--gmax", "1", "--n", "10", "--nle", "11"], "--nle"),
+    (["--gmin", "0.5", "--gmax", "1", "--dt", "0"], "--dt"),
+    (["--gmin", "0.5", "--gmax", "1", "--dt", "1.5"], "--dt"),
+    (["--gmin", "0.5", "--gmax", "1", "--tons", "0.05"], "--tons"),
+    (["--gmin", "0.5", "--gmax", "1", "--tsim", "0"], "--tsim"),
+    (["--gmin", "0.5", "--gmax", "1", "--tsim", "-3"], "--tsim"),
+    (["--gmin", "0.5", "--gmax", "1", "--activation", "sigmoid"], "--activation"),
+    (["--gmin", "0.5", "--gmax", "1", "--n_samples", "0"], "--n_samples"),
+    (["--gmin", "-1", "--gmax", "1"], "--gmin"),
+    (["--gmin", "nan", "--gmax", "1"], "--gmin"),
+    (["--gmin", "0.5", "--gmax", "1", "--parameter", "gains"], "--parameter"),
+    (["--gmin", "0.5", "--gmax", "1", "--ttrans", "-1"], "--ttrans"),
+    (["--gmin", "0.5", "--gmax", "1", "--n", "abc"], "--n"),
+    (["--gmax", "1"], "--gmin"),
+]
+
+
+@pytest.mark.parametrize(("args", "option_name"), BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line(args, option_name, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(["transition_2_chaos", *args, "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error:")
+    assert option_name in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("command", "args", "option_name"), [
+    (spectrum.command, ["--nle", "0"], "--nle"),
+    (spectrum.command, ["--g", "-2"], "--g"),
+    (spectrum.command, ["--variance_max", "0"], "--variance_max"),
+    (lyapu_convergence.command, ["--tons", "0.01"], "--tons"),
+    (lyapu_convergence.command, ["--nle", "500"], "--nle"),
+])
+def test_bad_input_other_workflows(command, args, option_name):
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 2
+    assert option_name in result.output
+    assert "Traceback" not in result.output
+
+
+def test_divergence_exits_1_naming_parameters(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        ["transition_2_chaos", "--gmin", "4", "--gmax", "5", "--m_g", "2", "--n_samples", "1",
+         "--n", "40", "--activation", "linear", "--tsim", "20", "--quiet",
+         "--output-dir", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "diverged" in lines[0]
+    assert "g=4" in lines[0] and "g=5" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not out.exists(), "a failed run must not leave a half-written directory"
+
+
+def test_transition_run_directory(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(transition_2_chaos.command, [
+        "--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "2", "--nle", "2",
+        *TINY, "--seed", "7", "--output-dir", out])
+    assert result.exit_code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["workflow"] == "transition_2_chaos"
+    assert config["options"]["seed"] == 7 and config["options"]["m_g"] == 3
+    assert config["options"]["dtype"] == "float32"
+    assert "torch" in config["versions"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["g"] == pytest.approx([0.5, 1.5, 2.5])
+    assert np.array(results["lambda_max"]).shape == (3, 2)
+    assert np.array(results["exponents"]).shape == (3, 2, 2)
+    exponents = np.array(results["exponents"])
+    assert np.all(exponents[..., 0] >= exponents[..., 1])
+    # g = 0.5 is below the transition: λ_max = ln(1 - dt + dt·ρ)/dt with spectral radius ρ ≈ g
+    assert all(value < -0.3 for value in results["lambda_max"][0])
+    arrays = np.load(out / "lambda.npz")
+    np.testing.assert_allclose(arrays["exponents"][..., 0], results["lambda_max"])
+    for suffix in ("png", "pdf"):
+        assert (out / "figures" / f"transition_2_chaos.{suffix}").stat().st_size > 1000
+
+
+def test_same_seed_same_numbers_and_refusal_to_overwrite(tmp_path):
+    args = ["--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "2", *TINY]
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert invoke(transition_2_chaos.command, [*args, "--output-dir", first]).exit_code == 0
+    assert invoke(transition_2_chaos.command, [*args, "--output-dir", second]).exit_code == 0
+    a = json.loads((first / "results.json").read_text())["lambda_max"]
+    b = json.loads((second / "results.json").read_text())["lambda_max"]
+    assert a == b
+    refused = CliRunner().invoke(transition_2_chaos.command,
+                                 [*args, "--output-dir", str(first)])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    replaced = invoke(transition_2_chaos.command,
+                      [*args, "--seed", "3", "--output-dir", first, "--overwrite"])
+    assert replaced.exit_code == 0
+    assert json.loads((first / "results.json").read_text())["lambda_max"] != a
+
+
+def test_overwrite_never_clears_a_foreign_directory(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = CliRunner().invoke(transition_2_chaos.command, [
+        "--gmin", "1", "--gmax", "2", *TINY, "--output-dir", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 2
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_independent_draws_and_float64(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(transition_2_chaos.command, [
+        "--gmin", "0.5", "--gmax", "0.6", "--m_g", "2", "--n_samples", "3",
+        "--independent-draws", "--dtype", "float64", *TINY, "--output-dir", out])
+    assert result.exit_code == 0
+    values = np.array(json.loads((out / "results.json").read_text())["lambda_max"])
+    assert values.shape == (2, 3) and np.all(values < 0)
+    assert len({round(v, 12) for v in values[0]}) == 3  # independent networks differ
+
+
+def test_config_file_and_environment(tmp_path, monkeypatch):
+    config = tmp_path / "sweep.toml"
+    config.write_text('[transition_2_chaos]\ngmin = 0.5\ngmax = 1.5\nm_g = 2\n'
+                      'n-samples = 1\nn = 30\ntsim = 4\nttrans = 2\n')
+    monkeypatch.setenv("NRMKIT_SEED", "11")
+    out = tmp_path / "run"
+    result = invoke(transition_2_chaos.command,
+                    ["--config", config, "--m_g", "3", "--quiet", "--output-dir", out])
+    assert result.exit_code == 0
+    options = json.loads((out / "config.json").read_text())["options"]
+    assert options["gmin"] == 0.5 and options["m_g"] == 3 and options["n_samples"] == 1
+    assert options["seed"] == 11
+    bad = tmp_path / "bad.toml"
+    bad.write_text("gmim = 1\n")
+    refused = CliRunner().invoke(transition_2_chaos.command, ["--config", str(bad)])
+    assert refused.exit_code == 2 and "gmim" in refused.output
+
+
+def test_save_false_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(transition_2_chaos.command, [
+        "--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "1", *TINY,
+        "--save", "false"])
+    assert result.exit_code == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_output_location(tmp_path, monkeypatch):
+    monkeypatch.setenv("NRMKIT_RUNS_DIR", str(tmp_path / "runs"))
+    result = invoke(transition_2_chaos.command, [
+        "--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "1", *TINY])
+    assert result.exit_code == 0
+    runs = list((tmp_path / "runs" / "transition_2_chaos").iterdir())
+    assert len(runs) == 1 and (runs[0] / "results.json").exists()
+
+
+def test_spectrum_run_directory(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(spectrum.command, [
+        "--n", "40", "--g", "0.5", "--g", "4", "--n_samples", "2", "--tsim", "40",
+        "--tons", "1", "--ttrans", "20", "--dtype", "float64", "--quiet", "--output-dir", out])
+    assert result.exit_code == 0
+    results = json.loads((out / "results.json").read_text())
+    exponents = np.array(results["exponents"])
+    assert exponents.shape == (2, 2, 40)
+    assert np.all(np.diff(exponents, axis=-1) <= 1e-12), "exponents must be descending"
+    # sum rule: the mean of a full spectrum is ln(1 - dt)/dt whatever g
+    assert np.array(results["mean_exponent"]) == pytest.approx(math.log(0.9) / 0.1, abs=0.02)
+    assert results["sum_rule_mean"] == pytest.approx(math.log(0.9) / 0.1)
+    assert np.all(np.array(results["kaplan_yorke_dim"])[0] == 0)  # stable fixed point
+    assert np.all(np.array(results["kaplan_yorke_dim"])[1] > 0)   # chaotic at g = 4
+    assert np.all(np.array(results["ks_entropy"])[1] > 0)
+    assert results["tons_ok"] is True
+    assert (out / "figures" / "spectrum.png").exists() and (out / "spectrum.npz").exists()
+
+
+def test_spectrum_default_grid_is_powers_of_two():
+    from nrmkit.workflows.spectrum import SpectrumConfig
+
+    assert SpectrumConfig(variance_max=4).couplings == [1.0, 2.0, 4.0, 8.0]
+    assert SpectrumConfig(n=10).nle == 10
+
+
+def test_convergence_run_directory(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(lyapu_convergence.command, [
+        "--tons", "0.2", "--tons", "1", "--g", "3", "--n", "40", "--nle", "5",
+        "--n_samples", "2", "--tsim", "30", "--ttrans", "10", "--quiet", "--output-dir", out])
+    assert result.exit_code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["tons"] == pytest.approx([0.2, 1.0])
+    finals = np.array(results["exponents"])
+    assert finals.shape == (2, 2, 5)
+    # the same networks and bases at two t_ONS: estimates agree within their errors
+    np.testing.assert_allclose(finals[0], finals[1], atol=0.02)
+    history = results["history"][0]
+    assert np.array(history["lambda"]).shape == (len(history["time"]), 5)
+    assert (out / "history_tons_0.2.npz").exists()
+    assert (out / "figures" / "lyapu_convergence.pdf").exists()
+
+
+def test_python_module_invocation_does_not_import_torch_for_help():
+    code = ("import sys; from nrmkit.cli.main import cli; "
+            "from nrmkit.workflows import transition_2_chaos, spectrum, lyapu_convergence; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False"
