@@ -161,3 +161,53 @@ def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], s
     named = "; ".join(describe(index) for index in indices[:5])
     more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
     return f"{error} ({named}{more}); try a smaller --dt or coupling, or --dtype float64"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Exponents of a coupling sweep as ``[g, sample, k]`` numpy arrays (descending in k)."""
+
+    exponents: Any
+    stderr: Any
+    tons: float
+    t_accumulated: float
+
+
+def run_coupling_sweep(
+    name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
+    n_samples: int, parameter: tuple[str, ...], independent_draws: bool,
+) -> SweepResult:
+    """Draw the sweep's random networks, run the engine once on all of them, regroup.
+
+    A divergence is re-raised naming the coupling and sample of every failed network.
+    """
+    from nrmkit.core.errors import DivergenceError
+    from nrmkit.dynamics import lyapunov_spectrum
+    from nrmkit.nn.rate_rnn import random_rate_network
+
+    m_g = len(couplings)
+    generator = context.generator()
+    model = random_rate_network(
+        settings.n, couplings, n_samples, vary=parameter, shared_matrix=not independent_draws,
+        activation=settings.activation, dt=settings.dt, generator=generator,
+        dtype=context.torch_dtype, device=context.device,
+    )
+    context.log(f"{name}: {m_g} couplings × {n_samples} samples, N={settings.n}, "
+                f"nle={settings.nle}, on {context.device} ({context.dtype})")
+    try:
+        result = lyapunov_spectrum(
+            model, settings.nle, generator=generator, progress=context.progress("lyapunov"),
+            **settings.engine_kwargs(),
+        ).sorted()
+    except DivergenceError as error:
+        def describe(index: tuple[int, ...]) -> str:
+            sample, g_index = divmod(index[0] * model.batch_shape[1] + index[1], m_g)
+            return f"g={couplings[g_index]:g}, sample {sample}"
+        raise DivergenceError(divergence_message(error, describe)) from None
+    shape = (n_samples, m_g, settings.nle)
+
+    def to_grid(values):
+        return values.detach().cpu().numpy().reshape(shape).transpose(1, 0, 2)
+
+    return SweepResult(exponents=to_grid(result.exponents), stderr=to_grid(result.standard_error),
+                       tons=result.tons, t_accumulated=result.t_accumulated)

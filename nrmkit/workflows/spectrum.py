@@ -29,15 +29,14 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import Workflow
-from nrmkit.core.errors import DivergenceError
 from nrmkit.workflows.common import (
     LyapunovSettings,
     check,
     check_finite,
     check_parameter_sets,
-    divergence_message,
     lyapunov_options,
     parameter_option,
+    run_coupling_sweep,
     save_option,
 )
 
@@ -84,41 +83,15 @@ class Spectrum(Workflow):
         import numpy as np
 
         from nrmkit import plotting
-        from nrmkit.dynamics import (
-            kaplan_yorke_dimension,
-            ks_entropy,
-            lyapunov_spectrum,
-            mean_exponent,
-        )
+        from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, mean_exponent
         from nrmkit.dynamics.theory import euler_sum_rule_mean
-        from nrmkit.nn.rate_rnn import random_rate_network
 
         couplings = config.couplings
-        m_g = len(couplings)
-        generator = context.generator()
-        model = random_rate_network(
-            config.n, couplings, config.n_samples, vary=config.parameter,
-            shared_matrix=not config.independent_draws, activation=config.activation,
-            dt=config.dt, generator=generator, dtype=context.torch_dtype, device=context.device,
+        result = run_coupling_sweep(
+            self.name, config, context, couplings=couplings, n_samples=config.n_samples,
+            parameter=config.parameter, independent_draws=config.independent_draws,
         )
-        context.log(f"spectrum: {m_g} couplings × {config.n_samples} samples, N={config.n}, "
-                    f"nle={config.nle}, on {context.device} ({context.dtype})")
-        try:
-            result = lyapunov_spectrum(
-                model, config.nle, generator=generator, progress=context.progress("lyapunov"),
-                **config.engine_kwargs(),
-            ).sorted()
-        except DivergenceError as error:
-            def describe(index):
-                flat = index[0] * model.batch_shape[1] + index[1]
-                sample, g_index = divmod(flat, m_g)
-                return f"g={couplings[g_index]:g}, sample {sample}"
-            raise DivergenceError(divergence_message(error, describe)) from None
-
-        shape = (config.n_samples, m_g, config.nle)
-        to_grid = lambda t: t.detach().cpu().numpy().reshape(shape).transpose(1, 0, 2)  # noqa: E731
-        exponents = to_grid(result.exponents)
-        stderr = to_grid(result.standard_error)
+        exponents, stderr = result.exponents, result.stderr
         dimension = kaplan_yorke_dimension(exponents)
         entropy = ks_entropy(exponents)
         mean = mean_exponent(exponents)

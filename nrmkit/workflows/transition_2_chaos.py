@@ -28,15 +28,14 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import Workflow
-from nrmkit.core.errors import DivergenceError
 from nrmkit.workflows.common import (
     LyapunovSettings,
     check,
     check_finite,
     check_parameter_sets,
-    divergence_message,
     lyapunov_options,
     parameter_option,
+    run_coupling_sweep,
     save_option,
 )
 
@@ -82,34 +81,14 @@ class TransitionToChaos(Workflow):
         import numpy as np
 
         from nrmkit import plotting
-        from nrmkit.dynamics import lyapunov_spectrum
         from nrmkit.dynamics.theory import mean_field_lambda_max
-        from nrmkit.nn.rate_rnn import random_rate_network
 
         couplings = config.couplings
-        generator = context.generator()
-        model = random_rate_network(
-            config.n, couplings, config.n_samples, vary=config.parameter,
-            shared_matrix=not config.independent_draws, activation=config.activation,
-            dt=config.dt, generator=generator, dtype=context.torch_dtype, device=context.device,
+        result = run_coupling_sweep(
+            self.name, config, context, couplings=couplings, n_samples=config.n_samples,
+            parameter=config.parameter, independent_draws=config.independent_draws,
         )
-        context.log(f"transition_2_chaos: {config.m_g} couplings × {config.n_samples} samples, "
-                    f"N={config.n}, nle={config.nle}, on {context.device} ({context.dtype})")
-        try:
-            result = lyapunov_spectrum(
-                model, config.nle, generator=generator,
-                progress=context.progress("lyapunov"), **config.engine_kwargs(),
-            ).sorted()
-        except DivergenceError as error:
-            def describe(index):
-                flat = index[0] * model.batch_shape[1] + index[1]
-                sample, g_index = divmod(flat, config.m_g)
-                return f"g={couplings[g_index]:g}, sample {sample}"
-            raise DivergenceError(divergence_message(error, describe)) from None
-
-        shape = (config.n_samples, config.m_g, config.nle)
-        exponents = result.exponents.detach().cpu().numpy().reshape(shape).transpose(1, 0, 2)
-        stderr = result.standard_error.cpu().numpy().reshape(shape).transpose(1, 0, 2)
+        exponents, stderr = result.exponents, result.stderr
         lambda_max = exponents[..., 0]
         theory = None
         if config.activation == "tanh" and config.parameter == ("weights",):
