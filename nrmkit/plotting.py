@@ -178,3 +178,77 @@ def convergence(
         figure.suptitle(title, fontsize=9)
     _label_panels(axes)
     return figure
+
+
+@_styled
+def benchmark(
+    labels: Sequence[str], ms_per_network_step: Sequence[float], *,
+    nle: np.ndarray | None = None, engine_vs_nle: Sequence[float] | None = None,
+    reference_vs_nle: Sequence[float] | None = None, n: np.ndarray | None = None,
+    engine_vs_n: Sequence[float] | None = None, reference_vs_n: Sequence[float] | None = None,
+    nle_at_n: int = 200, n_at_nle: int = 10, title: str = "",
+) -> Figure:
+    """Wall-clock cost of the Lyapunov engine vs the dense-Jacobian reference [ms].
+
+    (a) ms per network-step, one bar per method (the first bar is the reference; the others
+    are annotated with their speedup over it), log scale. When the scaling data are given:
+    (b) ms per step of one network vs the number of exponents k (at N = ``nle_at_n``) and
+    (c) vs the network size N (at k = ``n_at_nle``), engine and reference, log–log.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def plain_log_ticks(axis, data) -> None:
+        data = np.asarray(data, dtype=float)
+        decades = np.log10(data.max() / data.min()) if data.min() > 0 else 3.0
+        axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
+                                                else (1.0,)))
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.yaxis.set_minor_formatter(NullFormatter())
+
+    scaling = nle is not None and n is not None
+    figure, axes = _figure(10.0 if scaling else 4.0, 3.2, ncols=3 if scaling else 1)
+    values = np.asarray(ms_per_network_step, dtype=float)
+    colors = ["0.55", "tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    positions = np.arange(len(values))
+    axis = axes[0]
+    axis.bar(positions, values, color=colors[:len(values)], width=0.6)
+    axis.set_yscale("log")
+    top = values.max() * 5
+    axis.set_ylim(values.min() / 4, top)
+    for position, value in zip(positions, values, strict=True):
+        text = f"{value:.3g} ms"
+        if position > 0:
+            text += f"\n×{values[0] / value:.0f} faster"
+        axis.text(position, value * 1.15, text, ha="center", va="bottom", fontsize=7)
+    axis.set_xticks(positions, labels, fontsize=7)
+    plain_log_ticks(axis, [values.min() / 4, top])
+    axis.set_ylabel("ms per network-step")
+    axis.set_title("sweep: cost per network and Euler step")
+    if scaling:
+        styles = {"engine": ("tab:blue", "o", "-"), "reference": ("0.45", "s", "--")}
+        for axis, x, engine, reference, xlabel in (
+            (axes[1], np.asarray(nle), engine_vs_nle, reference_vs_nle,
+             f"number of exponents k  (N = {nle_at_n})"),
+            (axes[2], np.asarray(n), engine_vs_n, reference_vs_n,
+             f"network size N  (k = {n_at_nle})"),
+        ):
+            for name, series in (("reference (dense Jacobian)", reference),
+                                 ("engine (Jacobian-free)", engine)):
+                color, marker, linestyle = styles[name.split()[0]]
+                axis.plot(x, np.asarray(series, dtype=float), color=color, marker=marker,
+                          ls=linestyle, lw=1.2, markersize=4, label=name)
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.set_xticks(x, [str(int(v)) for v in x])
+            plain_log_ticks(axis, np.concatenate([np.asarray(engine, dtype=float),
+                                                  np.asarray(reference, dtype=float)]))
+            axis.minorticks_off()
+            axis.set_xlabel(xlabel)
+            axis.set_ylabel("ms per step (one network)")
+            axis.legend(frameon=False, loc="upper left")
+        axes[1].set_title("cost vs number of exponents")
+        axes[2].set_title("cost vs network size")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    _label_panels(axes)
+    return figure
