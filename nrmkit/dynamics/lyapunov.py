@@ -122,6 +122,9 @@ def orthonormalize(rows: Tensor) -> tuple[Tensor, Tensor]:
         ``(Q, log|diag R|)``: orthonormal rows spanning the same nested subspaces, shape
         ``(*batch, k, D)``, and the float64 logs of the stretching factors ``(*batch, k)``.
     """
+    if rows.shape[-2] == 1:  # one vector: QR is a normalisation (and far cheaper on a GPU)
+        norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
+        return rows / norm, torch.log(norm.squeeze(-1).to(torch.float64))
     q, r = torch.linalg.qr(rows.transpose(-1, -2), mode="reduced")
     log_diagonal = torch.log(torch.diagonal(r, dim1=-2, dim2=-1).abs().to(torch.float64))
     return q.transpose(-1, -2), log_diagonal

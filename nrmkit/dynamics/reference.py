@@ -39,7 +39,7 @@ def dense_jacobian_spectrum(
     n = weight.shape[0]
     eye = torch.eye(n, dtype=weight.dtype, device=weight.device)
     scaled = coupling * weight
-    log_sum = torch.zeros(n_exponents, dtype=torch.float64)
+    log_sum = torch.zeros(n_exponents, dtype=torch.float64, device=weight.device)
     q = basis
     for step in range(1, n_steps + 1):
         value, slope = phi.value_and_derivative(state, gain, shift)

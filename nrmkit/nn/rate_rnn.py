@@ -235,7 +235,7 @@ class RateRNN(DynamicalModel):
     def dense_jacobian(self, state: Tensor) -> Tensor:
         """The explicit ``(S, G, N, N)`` Jacobian — for tests and reference benchmarks only."""
         _, slope = self.activation_and_slope(state)
-        weight = self.weight.to_dense() if self.sparse else self.weight
+        weight = self.weight.to_dense().unsqueeze(0) if self.sparse else self.weight
         scaled = weight[:, None] * self.coupling[..., None, None] * slope[..., None, :]
         eye = torch.eye(self._n, dtype=state.dtype, device=state.device)
         return (1.0 - self.dt) * eye + self.dt * scaled
