@@ -186,14 +186,17 @@ def benchmark(
     nle: np.ndarray | None = None, engine_vs_nle: Sequence[float] | None = None,
     reference_vs_nle: Sequence[float] | None = None, n: np.ndarray | None = None,
     engine_vs_n: Sequence[float] | None = None, reference_vs_n: Sequence[float] | None = None,
+    broadcast_vs_nle: Sequence[float] | None = None,
+    broadcast_vs_n: Sequence[float] | None = None,
     nle_at_n: int = 200, n_at_nle: int = 10, title: str = "",
 ) -> Figure:
-    """Wall-clock cost of the Lyapunov engine vs the dense-Jacobian reference [ms].
+    """Wall-clock cost of the Lyapunov engine vs the dense-Jacobian references [ms].
 
-    (a) ms per network-step, one bar per method (the first bar is the reference; the others
-    are annotated with their speedup over it), log scale. When the scaling data are given:
-    (b) ms per step of one network vs the number of exponents k (at N = ``nle_at_n``) and
-    (c) vs the network size N (at k = ``n_at_nle``), engine and reference, log–log.
+    (a) ms per network-step, one bar per method (the first bar is the published reference;
+    the others are annotated with their speedup over it), log scale. When the scaling data
+    are given: (b) ms per step of one network vs the number of exponents k (at
+    N = ``nle_at_n``) and (c) vs the network size N (at k = ``n_at_nle``), engine and
+    references, log–log.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -208,7 +211,7 @@ def benchmark(
     scaling = nle is not None and n is not None
     figure, axes = _figure(10.0 if scaling else 4.0, 3.2, ncols=3 if scaling else 1)
     values = np.asarray(ms_per_network_step, dtype=float)
-    colors = ["0.55", "tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    colors = ["0.35", "0.65", "tab:blue", "tab:orange", "tab:green", "tab:purple"]
     positions = np.arange(len(values))
     axis = axes[0]
     axis.bar(positions, values, color=colors[:len(values)], width=0.6)
@@ -225,27 +228,32 @@ def benchmark(
     axis.set_ylabel("ms per network-step")
     axis.set_title("sweep: cost per network and Euler step")
     if scaling:
-        styles = {"engine": ("tab:blue", "o", "-"), "reference": ("0.45", "s", "--")}
-        for axis, x, engine, reference, xlabel in (
-            (axes[1], np.asarray(nle), engine_vs_nle, reference_vs_nle,
+        styles = {"FlyStability": ("0.35", "s", "--"), "broadcast": ("0.65", "^", ":"),
+                  "engine": ("tab:blue", "o", "-")}
+        for axis, x, engine, reference, broadcast, xlabel in (
+            (axes[1], np.asarray(nle), engine_vs_nle, reference_vs_nle, broadcast_vs_nle,
              f"number of exponents k  (N = {nle_at_n})"),
-            (axes[2], np.asarray(n), engine_vs_n, reference_vs_n,
+            (axes[2], np.asarray(n), engine_vs_n, reference_vs_n, broadcast_vs_n,
              f"network size N  (k = {n_at_nle})"),
         ):
-            for name, series in (("reference (dense Jacobian)", reference),
-                                 ("engine (Jacobian-free)", engine)):
+            series_list = [("FlyStability (dense Jacobian, N³)", reference),
+                           ("broadcast (dense Jacobian, N²)", broadcast),
+                           ("engine (Jacobian-free)", engine)]
+            for name, series in series_list:
+                if series is None:
+                    continue
                 color, marker, linestyle = styles[name.split()[0]]
                 axis.plot(x, np.asarray(series, dtype=float), color=color, marker=marker,
                           ls=linestyle, lw=1.2, markersize=4, label=name)
             axis.set_xscale("log")
             axis.set_yscale("log")
             axis.set_xticks(x, [str(int(v)) for v in x])
-            plain_log_ticks(axis, np.concatenate([np.asarray(engine, dtype=float),
-                                                  np.asarray(reference, dtype=float)]))
+            plain_log_ticks(axis, np.concatenate([np.asarray(v, dtype=float)
+                                                  for _, v in series_list if v is not None]))
             axis.minorticks_off()
             axis.set_xlabel(xlabel)
             axis.set_ylabel("ms per step (one network)")
-            axis.legend(frameon=False, loc="upper left")
+            axis.legend(frameon=False, loc="upper left", fontsize=6.5)
         axes[1].set_title("cost vs number of exponents")
         axes[2].set_title("cost vs network size")
     if title:

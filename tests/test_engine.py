@@ -136,7 +136,8 @@ def test_sparse_and_dense_networks_agree(generator):
 
 
 # -- the QR engine -------------------------------------------------------------------------
-def test_engine_equals_the_dense_jacobian_reference(generator):
+@pytest.mark.parametrize("construction", ["product", "broadcast"])
+def test_engine_equals_the_dense_jacobian_reference(construction, generator):
     """Same network, state and basis: the batched engine and the one-network reference."""
     model = random_rate_network(30, [2.0, 4.0], 2, vary=("weights", "gains", "shifts"),
                                 activation="tanh_pos", generator=generator, dtype=F64)
@@ -150,7 +151,7 @@ def test_engine_equals_the_dense_jacobian_reference(generator):
                 model.weight[s], n_exponents=6, n_steps=round(10.0 / 0.3) * 3,
                 steps_per_ons=3, coupling=float(model.coupling[s, g]),
                 gain=model.gain[s, g], shift=model.shift[s, g], activation="tanh_pos",
-                state=state[s, g], basis=basis[s, g].T,
+                state=state[s, g], basis=basis[s, g].T, jacobian=construction,
             )
             torch.testing.assert_close(result.exponents[s, g], reference, rtol=1e-10,
                                        atol=1e-10)

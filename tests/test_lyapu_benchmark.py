@@ -28,7 +28,8 @@ def test_tiny_benchmark_writes_timings_and_figures(tmp_path):
     assert sweep["networks"] == 4
     assert sweep["steps"] == 10 + (1 + 10) * 2  # warm-up + (basis + accumulation) intervals
     for key in ("engine_seconds", "engine_ms_per_step", "engine_ms_per_network_step",
-                "reference_ms_per_network_step", "reference_sweep_seconds_estimate"):
+                "reference_ms_per_network_step", "reference_sweep_seconds_estimate",
+                "broadcast_reference_ms_per_network_step", "speedup_vs_broadcast_reference"):
         assert sweep[key] > 0, key
     assert math.isfinite(results["speedup"]) and results["speedup"] > 0
     assert results["speedup"] == sweep["speedup"]
@@ -37,7 +38,7 @@ def test_tiny_benchmark_writes_timings_and_figures(tmp_path):
     full = results["full_spectrum"]
     assert full["n"] == 40
     for key in ("ms_per_step", "gflops", "matmul_limit_gflops", "fraction_of_limit",
-                "reference_ms_per_step"):
+                "reference_ms_per_step", "broadcast_reference_ms_per_step"):
         assert full[key] > 0, key
     assert results["torch_threads"] >= 1
     assert (out / "benchmark.npz").exists()

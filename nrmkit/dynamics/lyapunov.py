@@ -134,9 +134,13 @@ def random_basis(
     batch_shape: torch.Size, k: int, dim: int, *, generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
 ) -> Tensor:
-    """Random orthonormal rows ``(*batch, k, dim)``, drawn on the CPU from ``generator``."""
+    """Random orthonormal rows ``(*batch, k, dim)``.
+
+    Drawn on the CPU from ``generator`` (the same seed gives the same basis on any device),
+    then orthonormalised where they will be used.
+    """
     draw = torch.randn((*batch_shape, k, dim), generator=generator, dtype=torch.float64)
-    return orthonormalize(draw)[0].to(dtype=dtype, device=device)
+    return orthonormalize(draw.to(dtype=dtype, device=device))[0]
 
 
 def lyapunov_spectrum(

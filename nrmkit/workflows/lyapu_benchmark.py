@@ -1,7 +1,14 @@
-"""``lyapu_benchmark``: the Lyapunov engine against the dense-Jacobian reference, in one run.
+"""``lyapu_benchmark``: the Lyapunov engine against dense-Jacobian references, in one run.
 
 Everything is measured on this machine, in this run, with ``time.perf_counter`` after a
 warm-up call (CUDA is synchronised around every timed call). Times are wall-clock.
+
+Two dense-Jacobian references are timed on the same networks, one network at a time
+(:func:`nrmkit.dynamics.reference.dense_jacobian_spectrum`): **FlyStability**, the
+published algorithm, which forms the Jacobian with a dense ``N×N×N`` product every step
+(``reference_*`` keys; ``speedup`` is against it), and **broadcast**, an economical dense
+construction with ``O(N²)`` work per step (``broadcast_reference_*`` keys,
+``speedup_vs_broadcast_reference``).
 
 1. **sweep** — the default ``transition_2_chaos`` sweep (``m_g`` couplings in
    ``[gmin, gmax]`` × ``n_samples`` networks of ``N`` neurons, one random matrix per sample
@@ -9,10 +16,9 @@ warm-up call (CUDA is synchronised around every timed call). Times are wall-cloc
    (:func:`nrmkit.dynamics.lyapunov_spectrum`) runs the whole sweep once, state warm-up +
    basis transient + accumulation: ``engine_seconds`` [s], ``engine_ms_per_step`` [ms per
    Euler step of all networks together] and ``engine_ms_per_network_step`` [ms per Euler
-   step of one network]. The reference (:func:`nrmkit.dynamics.reference.dense_jacobian_spectrum`,
-   the FlyStability algorithm, one network at a time) runs ``--reference-steps`` tangent
-   steps on ``--reference-networks`` of the *same* networks (same weights, coupling, gains,
-   shifts, dtype, starting from the engine's final state and basis):
+   step of one network]. The references run ``--reference-steps`` tangent steps on
+   ``--reference-networks`` of the *same* networks (same weights, coupling, gains, shifts,
+   dtype, starting from the engine's final state and basis):
    ``reference_ms_per_network_step`` [ms]. ``speedup`` = reference ms per network-step /
    engine ms per network-step; ``reference_sweep_seconds_estimate`` [s] = reference ms per
    network-step × networks × the engine run's step count. Because the engine's warm-up
@@ -20,17 +26,18 @@ warm-up call (CUDA is synchronised around every timed call). Times are wall-cloc
    (``speedup_tangent_steps``, from the engine's progress timestamps).
    **independent_draws** — the same engine on ``m_g × n_samples`` networks that each draw
    their own matrix, for ``--independent-steps`` tangent steps (no transients):
-   ``ms_per_network_step`` [ms] and ``speedup`` against the same reference figure.
+   ``ms_per_network_step`` [ms] and ``speedup`` against the same reference figures.
 2. **full_spectrum** — one network of ``--full-spectrum-n`` neurons, all ``N`` exponents,
    ``--full-spectrum-steps`` engine steps: ``ms_per_step`` [ms], ``gflops`` [GFLOP/s,
    counting ``2·N·N·(N+1)`` flops per step for the shared state + tangent product, the QR
    not counted], ``matmul_limit_gflops`` (the best of a few ``(N+1)×N @ N×N`` products
-   timed in this run), ``fraction_of_limit``, and ``reference_ms_per_step`` [ms] (the
-   reference with ``k = N``).
+   timed in this run), ``fraction_of_limit``, and ``reference_ms_per_step`` /
+   ``broadcast_reference_ms_per_step`` [ms] (the references with ``k = N``).
 3. **scaling** (``--no-scaling`` skips it) — one network, ``--scaling-steps`` tangent steps
-   each, engine and reference [ms per step]: versus the number of exponents ``k`` at
+   each, engine and both references [ms per step]: versus the number of exponents ``k`` at
    ``N = 200`` and versus ``N`` at ``k = 10``.
 
+Initial states and bases are drawn outside the timed calls of 2 and 3 (only steps count).
 The single-network measurements (2, 3) use the coupling ``gmax``.
 
 results.json: ``sweep``, ``speedup`` (copy of ``sweep.speedup``), ``independent_draws``,
@@ -148,6 +155,7 @@ class LyapunovBenchmark(Workflow):
 
         from nrmkit import plotting
         from nrmkit.dynamics import lyapunov_spectrum
+        from nrmkit.dynamics.lyapunov import random_basis
         from nrmkit.dynamics.reference import dense_jacobian_spectrum
         from nrmkit.nn.rate_rnn import random_rate_network
 
@@ -183,21 +191,25 @@ class LyapunovBenchmark(Workflow):
 
         def engine(model, k: int, steps: int, *, offset: int, clock: _Clock | None = None):
             """``steps`` tangent steps (no transients); returns (seconds, steps run, result)."""
-            kwargs = {"tsim": steps * dt, "tons": config.tons, "ttrans": 0.0, "tbasis": 0.0}
-            warm = {**kwargs, "tsim": per_ons * dt}
-            lyapunov_spectrum(model, k, generator=context.generator(offset), **warm)
+            # the initial state and basis are drawn outside the timed call: only steps count
+            generator = context.generator(offset)
+            state = model.initial_state(generator)
+            basis = random_basis(model.batch_shape, k, model.state_dim, generator=generator,
+                                 dtype=state.dtype, device=state.device)
+            kwargs = {"tsim": steps * dt, "tons": config.tons, "ttrans": 0.0, "tbasis": 0.0,
+                      "state": state, "basis": basis}
+            lyapunov_spectrum(model, k, **{**kwargs, "tsim": per_ons * dt})  # warm-up
             clock = clock or _Clock()
 
             def call():
                 clock.restart()
-                return lyapunov_spectrum(model, k, generator=context.generator(offset),
-                                         progress=clock, **kwargs)
+                return lyapunov_spectrum(model, k, progress=clock, **kwargs)
 
             seconds, result = best_of(call)
             return seconds, clock.total, result
 
         def reference(model, index: tuple[int, int], k: int, steps: int, state, basis,
-                      *, repeat: bool = True) -> float:
+                      *, repeat: bool = True, jacobian: str = "product") -> float:
             """Seconds of ``steps`` reference steps on batch entry ``index`` of ``model``."""
             s, g = index
             weight = model.weight.detach()[s]
@@ -207,6 +219,7 @@ class LyapunovBenchmark(Workflow):
                 "gain": model.neuron_gain().detach()[s, g],
                 "shift": model.neuron_shift().detach()[s, g],
                 "activation": config.activation, "state": state, "basis": basis,
+                "jacobian": jacobian,
             }
             dense_jacobian_spectrum(weight, n_steps=per_ons, **kwargs)  # warm-up
             function = lambda: dense_jacobian_spectrum(weight, n_steps=steps, **kwargs)  # noqa: E731
@@ -249,13 +262,17 @@ class LyapunovBenchmark(Workflow):
                           .astype(int))
         picks = list(dict.fromkeys([*picks.tolist(), *range(networks)]))[
             :config.reference_networks]
-        reference_seconds = 0.0
+        reference_seconds = {"product": 0.0, "broadcast": 0.0}
         for flat in picks:
             index = divmod(flat, n_couplings)
             state, basis = entry(sweep_result, index)
-            reference_seconds += reference(model, index, config.nle, config.reference_steps,
-                                           state, basis, repeat=False)
-        reference_ms = 1e3 * reference_seconds / (len(picks) * config.reference_steps)
+            for construction in reference_seconds:
+                reference_seconds[construction] += reference(
+                    model, index, config.nle, config.reference_steps, state, basis,
+                    repeat=False, jacobian=construction)
+        reference_ms, broadcast_ms = (
+            1e3 * reference_seconds[c] / (len(picks) * config.reference_steps)
+            for c in ("product", "broadcast"))
         speedup = reference_ms / engine_ms_per_network_step
         tangent_ms = None if tangent_rate is None else 1e3 * tangent_rate / networks
         warm_ms = None if warm_rate is None else 1e3 * warm_rate / networks
@@ -277,13 +294,16 @@ class LyapunovBenchmark(Workflow):
             "reference_sweep_seconds_estimate": reference_ms * networks * steps / 1e3,
             "speedup": speedup,
             "speedup_tangent_steps": None if tangent_ms is None else reference_ms / tangent_ms,
+            "broadcast_reference_ms_per_network_step": broadcast_ms,
+            "speedup_vs_broadcast_reference": broadcast_ms / engine_ms_per_network_step,
         }
         del sweep_result
         context.log(f"  sweep: engine {engine_seconds:.1f} s for {steps} steps "
                     f"({engine_ms_per_step:.2f} ms/step, {engine_ms_per_network_step:.4f} ms "
                     f"per network-step); reference {reference_ms:.3f} ms per network-step "
                     f"→ ≈{sweep['reference_sweep_seconds_estimate'] / 60:.1f} min; "
-                    f"speedup ×{speedup:.0f}")
+                    f"speedup ×{speedup:.0f} (×{sweep['speedup_vs_broadcast_reference']:.0f} "
+                    f"against the broadcast dense Jacobian, {broadcast_ms:.3f} ms)")
 
         # independent draws: a fresh matrix per (g, sample) ---------------------------------
         del model
@@ -299,6 +319,7 @@ class LyapunovBenchmark(Workflow):
             "ms_per_step": 1e3 * seconds / independent_steps,
             "ms_per_network_step": independent_ms,
             "speedup": reference_ms / independent_ms,
+            "speedup_vs_broadcast_reference": broadcast_ms / independent_ms,
         }
         context.log(f"  independent draws: {independent_ms:.4f} ms per network-step, "
                     f"speedup ×{independent_draws['speedup']:.0f}")
@@ -319,8 +340,10 @@ class LyapunovBenchmark(Workflow):
         limit = flops / matmul_seconds / 1e9
         state, basis = entry(result, (0, 0))
         del result
-        reference_full = reference(model, (0, 0), n_full, config.full_spectrum_steps, state,
-                                   basis, repeat=False)
+        reference_full, broadcast_full = (
+            reference(model, (0, 0), n_full, config.full_spectrum_steps, state, basis,
+                      repeat=False, jacobian=construction)
+            for construction in ("product", "broadcast"))
         full_spectrum = {
             "n": n_full,
             "nle": n_full,
@@ -330,6 +353,7 @@ class LyapunovBenchmark(Workflow):
             "matmul_limit_gflops": limit,
             "fraction_of_limit": gflops / limit,
             "reference_ms_per_step": 1e3 * reference_full / config.full_spectrum_steps,
+            "broadcast_reference_ms_per_step": 1e3 * broadcast_full / config.full_spectrum_steps,
         }
         del model
         context.log(f"  full spectrum N={n_full}: engine {full_ms:.1f} ms/step "
@@ -343,15 +367,18 @@ class LyapunovBenchmark(Workflow):
             progress = context.progress("scaling")
             points = [(SCALING_NLE_AT_N, k) for k in SCALING_NLE] + [
                 (n, SCALING_N_AT_NLE) for n in SCALING_N]
-            engine_costs, reference_costs = [], []
+            engine_costs, reference_costs, broadcast_costs = [], [], []
             for number, (n, k) in enumerate(points):
                 model = network(n, [config.gmax], 1, offset=10 + number)
                 seconds, n_steps, result = engine(model, k, config.scaling_steps,
                                                   offset=30 + number)
                 engine_costs.append(1e3 * seconds / n_steps)
                 state, basis = entry(result, (0, 0))
-                seconds = reference(model, (0, 0), k, config.scaling_steps, state, basis)
-                reference_costs.append(1e3 * seconds / config.scaling_steps)
+                for costs, construction in ((reference_costs, "product"),
+                                            (broadcast_costs, "broadcast")):
+                    seconds = reference(model, (0, 0), k, config.scaling_steps, state, basis,
+                                        jacobian=construction)
+                    costs.append(1e3 * seconds / config.scaling_steps)
                 progress(number + 1, len(points))
             split = len(SCALING_NLE)
             scaling = {
@@ -359,26 +386,32 @@ class LyapunovBenchmark(Workflow):
                 "nle": list(SCALING_NLE),
                 "engine_ms_per_step_vs_nle": engine_costs[:split],
                 "reference_ms_per_step_vs_nle": reference_costs[:split],
+                "broadcast_reference_ms_per_step_vs_nle": broadcast_costs[:split],
                 "nle_for_n": SCALING_N_AT_NLE,
                 "n": list(SCALING_N),
                 "engine_ms_per_step_vs_n": engine_costs[split:],
                 "reference_ms_per_step_vs_n": reference_costs[split:],
+                "broadcast_reference_ms_per_step_vs_n": broadcast_costs[split:],
                 "steps": config.scaling_steps,
             }
             for label, values, key in (("k", SCALING_NLE, "nle"), ("N", SCALING_N, "n")):
                 pairs = ", ".join(
-                    f"{label}={v}: {e:.3f}/{r:.3f}" for v, e, r in zip(
+                    f"{label}={v}: {e:.3f}/{r:.3f}/{b:.3f}" for v, e, r, b in zip(
                         values, scaling[f"engine_ms_per_step_vs_{key}"],
-                        scaling[f"reference_ms_per_step_vs_{key}"], strict=True))
-                context.log(f"  scaling vs {label} (engine/reference ms per step): {pairs}")
+                        scaling[f"reference_ms_per_step_vs_{key}"],
+                        scaling[f"broadcast_reference_ms_per_step_vs_{key}"], strict=True))
+                context.log(f"  scaling vs {label} (engine/FlyStability/broadcast ms per "
+                            f"step): {pairs}")
 
         # outputs -----------------------------------------------------------------------
-        labels = ["reference\ndense Jacobian", "engine\nshared J", "engine\nindependent J"]
-        bars = [reference_ms, engine_ms_per_network_step, independent_ms]
+        labels = ["reference\nFlyStability", "reference\nbroadcast", "engine\nshared J",
+                  "engine\nindependent J"]
+        bars = [reference_ms, broadcast_ms, engine_ms_per_network_step, independent_ms]
         arrays = {
             "labels": np.array([label.replace("\n", " ") for label in labels]),
             "ms_per_network_step": np.array(bars),
             "full_spectrum": np.array([full_ms, full_spectrum["reference_ms_per_step"],
+                                       full_spectrum["broadcast_reference_ms_per_step"],
                                        gflops, limit]),
         }
         if scaling is not None:
@@ -388,6 +421,10 @@ class LyapunovBenchmark(Workflow):
                 reference_ms_per_step_vs_nle=np.array(scaling["reference_ms_per_step_vs_nle"]),
                 engine_ms_per_step_vs_n=np.array(scaling["engine_ms_per_step_vs_n"]),
                 reference_ms_per_step_vs_n=np.array(scaling["reference_ms_per_step_vs_n"]),
+                broadcast_reference_ms_per_step_vs_nle=np.array(
+                    scaling["broadcast_reference_ms_per_step_vs_nle"]),
+                broadcast_reference_ms_per_step_vs_n=np.array(
+                    scaling["broadcast_reference_ms_per_step_vs_n"]),
             )
         context.run_dir.write_arrays("benchmark.npz", **arrays)
         figure = plotting.benchmark(
@@ -399,6 +436,10 @@ class LyapunovBenchmark(Workflow):
             n=None if scaling is None else np.array(SCALING_N),
             engine_vs_n=None if scaling is None else scaling["engine_ms_per_step_vs_n"],
             reference_vs_n=None if scaling is None else scaling["reference_ms_per_step_vs_n"],
+            broadcast_vs_nle=None if scaling is None
+            else scaling["broadcast_reference_ms_per_step_vs_nle"],
+            broadcast_vs_n=None if scaling is None
+            else scaling["broadcast_reference_ms_per_step_vs_n"],
             nle_at_n=SCALING_NLE_AT_N, n_at_nle=SCALING_N_AT_NLE,
             title=f"{config.activation}, N={config.n}, {networks} networks, nle={config.nle}, "
                   f"{device} {context.dtype}, {threads} threads",
@@ -442,7 +483,7 @@ def _phase_rates(records: list[tuple[int, float]], seconds: float, total: int,
 @option("--n_samples", type=int, default=10, help="Random networks per coupling.")
 @lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
 @option("--reference-networks", "--reference_networks", type=int, default=2,
-        help="Networks of the sweep timed with the dense-Jacobian reference.")
+        help="Networks of the sweep timed with the dense-Jacobian references.")
 @option("--reference-steps", "--reference_steps", type=int, default=100,
         help="Euler steps of each reference timing.")
 @option("--independent-steps", "--independent_steps", type=int, default=200,
@@ -458,7 +499,7 @@ def _phase_rates(records: list[tuple[int, float]], seconds: float, total: int,
 @save_option()
 @common_options
 def command(**kwargs):
-    """Time the batched Lyapunov engine against the dense-Jacobian reference (FlyStability).
+    """Time the batched Lyapunov engine against dense-Jacobian references (FlyStability).
 
     Example: lyapu_benchmark --output-dir runs/benchmark
     """
