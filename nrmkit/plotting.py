@@ -61,9 +61,13 @@ def _label_panels(axes: Sequence) -> None:
 @_styled
 def transition_to_chaos(
     g: np.ndarray, lambda_max: np.ndarray, *, theory: np.ndarray | None = None,
-    title: str = "", seed: int = 0,
+    title: str = "", seed: int = 0, dt: float | None = None,
 ) -> Figure:
-    """Strip plot of λ_max per coupling (``lambda_max[g, sample]``), medians, zero line."""
+    """Strip plot of λ_max per coupling (``lambda_max[g, sample]``), medians, zero line.
+
+    With ``theory`` the mean-field curve is drawn (below g = 1 for the Euler map of step
+    ``dt`` when given).
+    """
     figure, (axis,) = _figure(4.6, 3.0)
     rng = np.random.default_rng(seed)
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(g)))
@@ -78,8 +82,9 @@ def transition_to_chaos(
         fine = np.linspace(g.min(), g.max(), 200)
         from nrmkit.dynamics.theory import mean_field_lambda_max
 
-        axis.plot(fine, mean_field_lambda_max(fine), color="tab:red", lw=1, alpha=0.8,
+        axis.plot(fine, mean_field_lambda_max(fine, dt=dt), color="tab:red", lw=1, alpha=0.8,
                   label="mean field, N → ∞")
+    axis.scatter([], [], s=10, color="grey", alpha=0.55, lw=0, label="one network")
     axis.scatter([], [], marker="D", color="grey", edgecolor="black", label="median")
     axis.legend(frameon=False, loc="upper left")
     axis.set_xlabel("coupling g")

@@ -203,6 +203,7 @@ def test_metrics_are_batched_and_keep_the_array_type():
 def test_theory_tables():
     assert mean_field_lambda_max(2.0) == pytest.approx(0.1125)
     assert mean_field_lambda_max(0.5) == pytest.approx(-0.5)
+    assert mean_field_lambda_max(0.5, dt=0.1) == pytest.approx(math.log(0.95) / 0.1)
     assert np.isnan(mean_field_lambda_max(12.0))
     values = mean_field_lambda_max(np.array(list(MEAN_FIELD_LAMBDA_MAX)))
     assert np.all(np.diff(values) > 0)

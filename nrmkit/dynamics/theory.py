@@ -15,17 +15,23 @@ MEAN_FIELD_LAMBDA_MAX: dict[float, float] = {
 }
 
 
-def mean_field_lambda_max(g: float | np.ndarray) -> np.ndarray:
-    """Mean-field λ_max (continuous time, per τ) at coupling ``g``.
+def mean_field_lambda_max(g: float | np.ndarray, dt: float | None = None) -> np.ndarray:
+    """Mean-field λ_max (per τ) at coupling ``g``, N → ∞.
 
-    Below the transition the fixed point h = 0 is stable and λ_max = g − 1 (the edge of the
-    circular law of J); above it the tabulated mean-field values, interpolated linearly.
+    Below the transition the fixed point h = 0 is stable and λ_max is set by the edge of
+    the circular law of J (eigenvalues with real part up to g): ``g − 1`` in continuous
+    time, ``ln(1 − dt + dt·g)/dt`` for the Euler map with step ``dt`` when ``dt`` is given.
+    Above it the tabulated continuous-time mean-field values, interpolated linearly.
     NaN above the tabulated range (g > 10).
     """
     table_g = np.array([1.0, *MEAN_FIELD_LAMBDA_MAX])
     table_l = np.array([0.0, *MEAN_FIELD_LAMBDA_MAX.values()])
     g = np.asarray(g, dtype=float)
-    values = np.where(g <= 1.0, g - 1.0, np.interp(g, table_g, table_l))
+    if dt is None:
+        below = g - 1.0
+    else:
+        below = np.log(np.clip(1.0 - dt + dt * np.minimum(g, 1.0), 1e-300, None)) / dt
+    values = np.where(g <= 1.0, below, np.interp(g, table_g, table_l))
     return np.where(g > table_g[-1], np.nan, values)
 
 

@@ -14,7 +14,8 @@ results.json:
     lambda_max_stderr: for each g and sample, the block standard error of λ_max.
     lambda_max_median: for each g, the median over samples.
     exponents: for each g and sample, the nle exponents (descending) — when nle > 1.
-    mean_field_lambda_max: for each g, the N → ∞ prediction (tanh, weights only; else null).
+    mean_field_lambda_max: for each g, the N → ∞ prediction (tanh, weights only; else null);
+        below g = 1 the exact value for the Euler map, ln(1 − dt + dt·g)/dt.
 Arrays: ``lambda.npz`` (g, exponents[g, sample, k], stderr[g, sample, k]).
 Figures: ``figures/transition_2_chaos.{png,pdf}``.
 """
@@ -92,7 +93,7 @@ class TransitionToChaos(Workflow):
         lambda_max = exponents[..., 0]
         theory = None
         if config.activation == "tanh" and config.parameter == ("weights",):
-            theory = mean_field_lambda_max(np.array(couplings))
+            theory = mean_field_lambda_max(np.array(couplings), dt=config.dt)
 
         results = {
             "g": couplings,
@@ -110,7 +111,7 @@ class TransitionToChaos(Workflow):
         context.run_dir.write_arrays("lambda.npz", g=np.array(couplings), exponents=exponents,
                                      stderr=stderr)
         figure = plotting.transition_to_chaos(
-            np.array(couplings), lambda_max, theory=theory,
+            np.array(couplings), lambda_max, theory=theory, dt=config.dt,
             title=f"{config.activation}, N={config.n}, varied: {', '.join(config.parameter)}",
         )
         context.run_dir.save_figure(figure, "transition_2_chaos")
