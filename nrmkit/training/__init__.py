@@ -1,0 +1,1 @@
+"""Training: losses on Lyapunov spectra, the spectrum trainer, checkpoints and resume."""
