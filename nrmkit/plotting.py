@@ -265,3 +265,77 @@ def benchmark(
         figure.suptitle(title, fontsize=9)
     _label_panels(axes)
     return figure
+
+
+@_styled
+def training_curves(
+    loss: np.ndarray, lambda_max: np.ndarray, spectrum_initial: np.ndarray,
+    spectrum_final: np.ndarray, *, target: float | None = None, title: str = "",
+) -> Figure:
+    """Training on the spectrum: (a) loss per epoch, (b) λ_max per epoch, (c) spectra.
+
+    ``loss``, ``lambda_max``: ``[epoch, network]``; spectra ``[network, k]`` (1/τ).
+    """
+    figure, axes = _figure(9.0, 2.8, ncols=3)
+    epochs = np.arange(1, loss.shape[0] + 1)
+    colors = plt.get_cmap("tab10")(np.arange(loss.shape[1]) % 10)
+    for i, color in enumerate(colors):
+        axes[0].plot(epochs, loss[:, i], color=color, lw=1)
+        axes[1].plot(epochs, lambda_max[:, i], color=color, lw=1)
+    if np.all(loss > 0):
+        axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    if target is not None:
+        axes[1].axhline(target, color="black", ls="--", lw=0.8, label=f"target {target:g}")
+        axes[1].legend(frameon=False)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel(r"$\lambda_{\max}$  [1/τ]")
+    index = np.arange(1, spectrum_initial.shape[-1] + 1)
+    for i, color in enumerate(colors):
+        axes[2].plot(index, spectrum_initial[i], color=color, ls=":", lw=1)
+        axes[2].plot(index, spectrum_final[i], color=color, lw=1.2)
+    axes[2].plot([], [], color="grey", ls=":", label="before")
+    axes[2].plot([], [], color="grey", label="after")
+    axes[2].axhline(0, color="black", lw=0.6, alpha=0.5)
+    axes[2].legend(frameon=False)
+    axes[2].set_xlabel("exponent index i")
+    axes[2].set_ylabel(r"$\lambda_i$  [1/τ]")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
+def trained_parameters(
+    gains: np.ndarray, shifts: np.ndarray, *, populations: Sequence[str] | None = None,
+    title: str = "",
+) -> Figure:
+    """Trained gains and shifts ``[network, P]``: per population (named, one dot per network)
+    or, per neuron, as histograms over neurons and networks."""
+    if populations is not None:
+        width = min(16.0, 3.0 + 0.18 * len(populations))
+        figure, axes = plt.subplots(2, 1, figsize=(width, 4.6), layout="constrained",
+                                    sharex=True)
+        positions = np.arange(len(populations))
+        for axis, values, label in ((axes[0], gains, "gain a"), (axes[1], shifts, "shift s")):
+            for row in values:
+                axis.scatter(positions, row, s=12, alpha=0.7, lw=0)
+            axis.set_ylabel(label)
+            axis.spines[["top", "right"]].set_visible(False)
+        axes[0].axhline(1.0, color="grey", lw=0.6, ls=":")
+        axes[1].axhline(0.0, color="grey", lw=0.6, ls=":")
+        axes[1].set_xticks(positions, list(populations), rotation=90,
+                           fontsize=7 if len(populations) < 40 else 5)
+        axes[1].set_xlabel("population")
+    else:
+        figure, axes = _figure(6.0, 2.6, ncols=2)
+        for axis, values, label in ((axes[0], gains, "gain a"), (axes[1], shifts, "shift s")):
+            axis.hist(values.ravel(), bins=40, color="tab:blue", alpha=0.8)
+            axis.set_xlabel(label)
+            axis.set_ylabel("neurons")
+        _label_panels(axes)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return figure

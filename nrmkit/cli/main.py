@@ -36,6 +36,10 @@ _SUMMARIES = {
     "transition_2_chaos": "λ_max of random networks across couplings (transition to chaos).",
     "spectrum": "Full spectra, Kaplan–Yorke dimension and entropy vs coupling.",
     "lyapu_benchmark": "Speed of the engine against the dense-Jacobian reference.",
+    "train_rd_model": "Train random networks on their Lyapunov spectrum.",
+    "train_rd_model_fixed_param": "Train a fixed number of parameters on the spectrum.",
+    "train_flybrain_full": "Train per-neuron gains/shifts of a connectome network.",
+    "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
 }
 
 

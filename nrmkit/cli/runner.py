@@ -34,6 +34,7 @@ class CommonOptions:
     quiet: bool = False
     debug: bool = False
     save: bool = True
+    resume: bool = False
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> CommonOptions:
@@ -112,10 +113,14 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions) -> dict[str,
     from nrmkit.core.rundir import RunDir, run_metadata
 
     log = (lambda message: None) if common.quiet else (lambda m: click.echo(m, err=True))
+    resumable = getattr(workflow, "resumable", False)
     try:
         device = resolve_device(common.device)
+        if common.resume:
+            _check_resume(workflow, config, common)
         run_dir = (
-            RunDir.create(common.output_dir, workflow=workflow.name, overwrite=common.overwrite)
+            RunDir.create(common.output_dir, workflow=workflow.name, overwrite=common.overwrite,
+                          resume=common.resume)
             if common.save else NullRunDir()
         )
     except ConfigError as error:
@@ -142,19 +147,59 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions) -> dict[str,
         results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}
         run_dir.write_json("results.json", results)
     except NrmkitRuntimeError as error:
-        run_dir.discard()
+        kept = _keep_or_discard(run_dir, resumable)
         if common.debug:
             raise
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(f"{error}{kept}") from None
     except KeyboardInterrupt:
-        run_dir.discard()
+        kept = _keep_or_discard(run_dir, resumable)
+        if kept:
+            click.echo(f"Interrupted{kept}", err=True)
         raise click.Abort() from None
     except BaseException:
-        run_dir.discard()
+        _keep_or_discard(run_dir, resumable)
         raise
     if run_dir.path is not None:
         log(f"{workflow.name}: results in {Path(run_dir.path)}")
     return results
+
+
+#: options that may differ between a run and its resumption.
+RESUME_FREE_OPTIONS = ("n_epochs", "resume", "overwrite", "quiet", "debug", "output_dir",
+                       "device")
+
+
+def _check_resume(workflow: Workflow, config: Any, common: CommonOptions) -> None:
+    """``--resume`` needs a resumable workflow and a run in ``--output-dir`` with the same
+    options (the epoch budget may grow)."""
+    import json
+
+    if not getattr(workflow, "resumable", False):
+        raise ConfigError("--resume", f"{workflow.name} has nothing to resume")
+    if common.output_dir is None:
+        raise ConfigError("--resume", "give the run to continue with --output-dir")
+    record = Path(common.output_dir) / "config.json"
+    if not record.exists():
+        raise ConfigError("--resume", f"no {workflow.name} run in {common.output_dir}")
+    stored = json.loads(record.read_text()).get("options", {})
+    current = {**dataclasses.asdict(config), **dataclasses.asdict(common)}
+    current = json.loads(json.dumps(current, default=list))
+    changed = sorted(key for key, value in current.items()
+                     if key not in RESUME_FREE_OPTIONS and key in stored
+                     and stored[key] != value)
+    if changed:
+        raise ConfigError("--resume", "the run in --output-dir was made with other values of "
+                          + ", ".join(f"--{key}" for key in changed))
+
+
+def _keep_or_discard(run_dir: Any, resumable: bool) -> str:
+    """A resumable run keeps its checkpoint after a failure; others leave nothing behind."""
+    checkpoints = getattr(run_dir, "path", None)
+    if resumable and checkpoints is not None and (Path(checkpoints) / "checkpoints").is_dir():
+        return (f"; the last checkpoint is kept in {checkpoints}: continue with --resume "
+                f"--output-dir {checkpoints}")
+    run_dir.discard()
+    return ""
 
 
 def _progress_factory(name: str, quiet: bool):

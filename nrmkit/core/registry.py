@@ -119,5 +119,7 @@ for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
                          ("MSE_Custom", "mse_custom_loss"), ("Sinai", "sinai_loss")):
     LOSSES.register_lazy(_name, f"nrmkit.training.losses:{_function}")
 
-for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark"):
+for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
+              "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
+              "train_flybrain_pop"):
     WORKFLOWS.register_lazy(_name, f"nrmkit.workflows.{_name}:command")

@@ -38,3 +38,48 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (CPU tensors)."""
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def save_model(path: str | Path, model: Any) -> Path:
+    """Save a trained :class:`~nrmkit.nn.rate_rnn.RateRNN` (weights, couplings, gains,
+    shifts, populations, activation, dt) atomically; read back with :func:`load_trained_model`.
+    """
+    weight = model.weight.detach().cpu()
+    if model.sparse:
+        coo = weight.to_sparse_coo().coalesce()
+        weight_record = {"indices": coo.indices(), "values": coo.values(),
+                         "shape": list(coo.shape)}
+    else:
+        weight_record = {"dense": weight}
+    state = {
+        "weight": weight_record,
+        "coupling": model.coupling.detach().cpu(),
+        "gain": model.gain.detach().cpu(),
+        "shift": model.shift.detach().cpu(),
+        "population": None if model.population is None else model.population.cpu(),
+        "activation": model.activation.name,
+        "dt": model.dt,
+        "self_connections": model.self_connections,
+    }
+    return save_checkpoint(path, state)
+
+
+def load_trained_model(path: str | Path, *, device: str = "cpu"):
+    """The :class:`~nrmkit.nn.rate_rnn.RateRNN` saved in ``path`` (a ``model.pt`` file or the
+    run directory holding it), ready for :func:`nrmkit.dynamics.lyapunov_spectrum`."""
+    from nrmkit.nn.rate_rnn import RateRNN
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    state = load_checkpoint(path)
+    record = state["weight"]
+    if "dense" in record:
+        weight = record["dense"]
+    else:
+        weight = torch.sparse_coo_tensor(record["indices"], record["values"],
+                                         tuple(record["shape"]), check_invariants=True)
+    return RateRNN(weight.to(device), coupling=state["coupling"].to(device),
+                   gain=state["gain"].to(device), shift=state["shift"].to(device),
+                   population=state["population"], activation=state["activation"],
+                   dt=state["dt"], self_connections=state["self_connections"])

@@ -1,0 +1,153 @@
+"""``train_flybrain_full``: train per-neuron gains and shifts of a connectome-constrained network.
+
+The network's weights and signs are the connectome's (default: the shipped FlyWire right
+mushroom body; ``--roi`` also takes a FlyStability ROI folder) and stay fixed; the matrix is
+sparse. ``--cell_classes KC,MBON,APL`` keeps a sub-network. ``--normalization``:
+
+* ``rows`` (default): every neuron's inputs scaled to unit absolute sum, Σ_j |W_ij| = 1
+  (neurons without inputs keep none);
+* ``sinkhorn``: Sinkhorn–Knopp on the excitatory and inhibitory parts separately (rows and
+  columns of each to ½, as in the original). On the mushroom body no such scaling exists
+  (inhibition comes from a few neurons) and the iteration degenerates: see
+  :meth:`nrmkit.datasets.connectome.Connectome.normalized`;
+* ``none``: synapse counts as they are.
+
+The normalised matrix is multiplied by ``--g``. ``n_samples`` networks share the weights and
+differ by their initial conditions (and so by the parameters they learn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from nrmkit.cli.options import Command, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.workflows.common import check, check_finite
+from nrmkit.workflows.training import (
+    NetworkBatch,
+    TrainingSettings,
+    TrainOnSpectrum,
+    training_options,
+)
+
+NORMALIZATIONS = ("rows", "sinkhorn", "none")
+
+
+@dataclass(frozen=True)
+class FlybrainConfig(TrainingSettings):
+    """Options of the connectome training workflows (``n`` is taken from the data)."""
+
+    roi: str = "flywire_mb_right"
+    cell_classes: str | None = None
+    normalization: str = "rows"
+    g: float = 1.0
+
+    def __post_init__(self):
+        from nrmkit.core.errors import ConfigError, DataError
+
+        check(self.normalization in NORMALIZATIONS, "--normalization",
+              f"choose from {', '.join(NORMALIZATIONS)}")
+        check_finite(self.g, "--g")
+        check(self.g > 0, "--g", f"must be positive, got {self.g}")
+        try:
+            connectome = load_selected(self.roi, self.cell_classes)
+        except DataError as error:
+            option_name = "--cell_classes" if "class" in str(error) else "--roi"
+            raise ConfigError(option_name, str(error)) from None
+        object.__setattr__(self, "n", connectome.n)
+        super().__post_init__()
+
+
+def load_selected(roi: str, cell_classes: str | None):
+    from nrmkit.datasets.connectome import load_connectome
+
+    connectome = load_connectome(roi)
+    if cell_classes:
+        names = [name.strip() for name in cell_classes.split(",") if name.strip()]
+        connectome = connectome.select(names)
+    return connectome
+
+
+def normalized_weight(connectome, normalization: str):
+    """The signed scipy CSR matrix after ``normalization`` (see the module docstring)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if normalization == "sinkhorn":
+        return connectome.normalized().weight
+    weight = connectome.weight.tocsr().astype(np.float64)
+    if normalization == "rows":
+        sums = np.asarray(abs(weight).sum(axis=1)).ravel()
+        scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+        weight = sp.diags(scale) @ weight
+    return weight.tocsr()
+
+
+def connectome_batch(config, context, *, populations_by: str | None) -> NetworkBatch:
+    import numpy as np
+    import torch
+
+    from nrmkit.nn.rate_rnn import RateRNN
+
+    dtype, device = context.torch_dtype, context.device
+    connectome = load_selected(config.roi, config.cell_classes)
+    weight = normalized_weight(connectome, config.normalization).tocoo()
+    indices = torch.as_tensor(np.vstack([weight.row, weight.col]), dtype=torch.long)
+    sparse = torch.sparse_coo_tensor(indices, torch.as_tensor(weight.data), weight.shape,
+                                     check_invariants=True).to(dtype=dtype, device=device)
+    names, population = None, None
+    width = connectome.n
+    if populations_by is not None:
+        index, names = connectome.populations(populations_by)
+        population = torch.as_tensor(index, dtype=torch.long)
+        width = len(names)
+    shape = (1, config.n_samples, width)
+    model = RateRNN(sparse, coupling=torch.full((1, config.n_samples), config.g, dtype=dtype),
+                    gain=torch.ones(shape, dtype=dtype), shift=torch.zeros(shape, dtype=dtype),
+                    population=population, activation=config.activation, dt=config.dt)
+    selection = f" ({config.cell_classes})" if config.cell_classes else ""
+    description = (f"{connectome.name}{selection}, N={connectome.n}, "
+                   f"{weight.nnz} connections, {config.normalization}-normalised ×{config.g:g}, "
+                   f"{config.n_samples} sample(s)")
+    if names is not None:
+        description += f", {len(names)} populations by {populations_by}"
+    return NetworkBatch(model=model.to(device), populations=names, description=description)
+
+
+class TrainFlybrainFull(TrainOnSpectrum):
+    name = "train_flybrain_full"
+    config_class = FlybrainConfig
+
+    def build(self, config, context) -> NetworkBatch:
+        return connectome_batch(config, context, populations_by=None)
+
+
+def connectome_options(function):
+    decorators = [
+        option("--roi", default="flywire_mb_right",
+               help="A shipped connectome name or the path to a ROI folder / FlyWire .npz."),
+        option("--cell_classes", default=None,
+               help="Comma-separated cell classes to keep, e.g. KC,MBON,APL."),
+        option("--normalization", type=click.Choice(NORMALIZATIONS), default="rows",
+               help="Weight normalisation (rows: unit absolute input per neuron)."),
+        option("--g", type=float, default=1.0, help="Scale of the normalised weights."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@click.command("train_flybrain_full", cls=Command)
+@connectome_options
+@training_options(with_n=False)
+@common_options
+def command(**kwargs):
+    """Train per-neuron gains and shifts of a connectome network on its Lyapunov spectrum.
+
+    Example: train_flybrain_full --cell_classes KC,MBON,APL --nle 5 --n_epochs 20
+    """
+    common = CommonOptions.pop_from(kwargs)
+    config = build_config(FlybrainConfig, **kwargs)
+    execute(TrainFlybrainFull(), config, common)

@@ -1,0 +1,86 @@
+"""``train_rd_model_fixed_param``: like ``train_rd_model``, but only ``--number_param W G S``
+entries of each set (weights, gains, shifts) are trainable in every network.
+
+The trainable entries are drawn once from the seed (weights among the off-diagonal
+entries), saved with the run (``masks.npz``) and kept for the whole run; all other entries
+keep their initial values exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from nrmkit.cli.options import Command, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.workflows.common import check
+from nrmkit.workflows.train_rd_model import RandomTrainingConfig, random_batch
+from nrmkit.workflows.training import NetworkBatch, TrainOnSpectrum, training_options
+
+
+@dataclass(frozen=True)
+class FixedParamConfig(RandomTrainingConfig):
+    """Options of ``train_rd_model_fixed_param``."""
+
+    number_param: tuple[int, int, int] = (100, 10, 10)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(len(self.number_param) == 3, "--number_param", "give three counts: W G S")
+        weights, gains, shifts = (int(v) for v in self.number_param)
+        object.__setattr__(self, "number_param", (weights, gains, shifts))
+        n = self.n
+        check(0 <= weights <= n * (n - 1), "--number_param",
+              f"W must lie in [0, N(N−1) = {n * (n - 1)}], got {weights}")
+        for label, value in (("G", gains), ("S", shifts)):
+            check(0 <= value <= n, "--number_param", f"{label} must lie in [0, N = {n}], got "
+                  f"{value}")
+
+
+class TrainFixedParam(TrainOnSpectrum):
+    name = "train_rd_model_fixed_param"
+    config_class = FixedParamConfig
+
+    def build(self, config, context) -> NetworkBatch:
+        import torch
+
+        batch = random_batch(config, context, f"{config.n_samples} random networks, "
+                             f"N={config.n}, g={config.g:g}, trainable W/G/S "
+                             f"{'/'.join(map(str, config.number_param))}")
+        generator = context.generator(2)
+        n, samples = config.n, config.n_samples
+        off_diagonal = (~torch.eye(n, dtype=torch.bool)).flatten().nonzero().flatten()
+
+        def mask(count: int, pool: torch.Tensor, size: int) -> torch.Tensor:
+            chosen = torch.zeros(samples, size, dtype=torch.bool)
+            for row in chosen:  # one draw per network, a few at most
+                row[pool[torch.randperm(len(pool), generator=generator)[:count]]] = True
+            return chosen
+
+        weights, gains, shifts = config.number_param
+        masks = {
+            "weights": mask(weights, off_diagonal, n * n).reshape(samples, n, n),
+            "gains": mask(gains, torch.arange(n), n).reshape(samples, 1, n),
+            "shifts": mask(shifts, torch.arange(n), n).reshape(samples, 1, n),
+        }
+        context.run_dir.write_arrays("masks.npz", **{k: v.numpy() for k, v in masks.items()})
+        batch.masks = {k: v.to(context.device) for k, v in masks.items()}
+        return batch
+
+
+@click.command("train_rd_model_fixed_param", cls=Command)
+@option("--g", type=float, default=3.0, help="Coupling g: W_ij ~ N(0, g²/N).")
+@option("--number_param", type=int, nargs=3, default=(100, 10, 10),
+        help="Trainable entries per network: W G S.")
+@training_options()
+@common_options
+def command(**kwargs):
+    """Train a fixed number of randomly chosen weights, gains and shifts on the spectrum.
+
+    Example: train_rd_model_fixed_param --n 100 --number_param 200 20 20 --train_weights true
+    """
+    common = CommonOptions.pop_from(kwargs)
+    kwargs["number_param"] = tuple(kwargs["number_param"])
+    config = build_config(FixedParamConfig, **kwargs)
+    execute(TrainFixedParam(), config, common)
