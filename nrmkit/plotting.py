@@ -315,7 +315,7 @@ def trained_parameters(
     """Trained gains and shifts ``[network, P]``: per population (named, one dot per network)
     or, per neuron, as histograms over neurons and networks."""
     if populations is not None:
-        width = min(16.0, 3.0 + 0.18 * len(populations))
+        width = min(16.0, max(7.0, 3.0 + 0.18 * len(populations)))
         figure, axes = plt.subplots(2, 1, figsize=(width, 4.6), layout="constrained",
                                     sharex=True)
         positions = np.arange(len(populations))
