@@ -87,6 +87,25 @@ class LyapunovSettings:
                 "tbasis": self.tbasis}
 
 
+def check_coupling_grid(gmin: float, gmax: float, m_g: int, n_samples: int) -> None:
+    """Validate ``--gmin``, ``--gmax``, ``--m_g`` and ``--n_samples`` of a coupling sweep."""
+    check_finite(gmin, "--gmin")
+    check_finite(gmax, "--gmax")
+    check(gmin >= 0, "--gmin", f"couplings must be non-negative, got {gmin}")
+    check(gmin <= gmax, "--gmin", f"must not exceed --gmax ({gmin} > {gmax})")
+    check(m_g >= 1, "--m_g", f"must be at least 1, got {m_g}")
+    check(gmin < gmax or m_g == 1, "--m_g", "gmin = gmax gives a single coupling: use --m_g 1")
+    check(n_samples >= 1, "--n_samples", f"must be at least 1, got {n_samples}")
+
+
+def coupling_grid(gmin: float, gmax: float, m_g: int) -> list[float]:
+    """``m_g`` couplings evenly spaced in ``[gmin, gmax]`` (``[gmin]`` when ``m_g = 1``)."""
+    if m_g == 1:
+        return [float(gmin)]
+    step = (gmax - gmin) / (m_g - 1)
+    return [gmin + i * step for i in range(m_g)]
+
+
 def check_parameter_sets(parameter: tuple[str, ...], activation: str) -> tuple[str, ...]:
     """Validate ``--parameter`` values against the activation; return them de-duplicated."""
     check(len(parameter) > 0, "--parameter", "give at least one of weights, shifts, gains")

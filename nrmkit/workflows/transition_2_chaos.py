@@ -31,9 +31,9 @@ from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import Workflow
 from nrmkit.workflows.common import (
     LyapunovSettings,
-    check,
-    check_finite,
+    check_coupling_grid,
     check_parameter_sets,
+    coupling_grid,
     lyapunov_options,
     parameter_option,
     run_coupling_sweep,
@@ -54,24 +54,13 @@ class TransitionConfig(LyapunovSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        check_finite(self.gmin, "--gmin")
-        check_finite(self.gmax, "--gmax")
-        check(self.gmin >= 0, "--gmin", f"couplings must be non-negative, got {self.gmin}")
-        check(self.gmin <= self.gmax, "--gmin",
-              f"must not exceed --gmax ({self.gmin} > {self.gmax})")
-        check(self.m_g >= 1, "--m_g", f"must be at least 1, got {self.m_g}")
-        check(self.gmin < self.gmax or self.m_g == 1, "--m_g",
-              "gmin = gmax gives a single coupling: use --m_g 1")
-        check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
+        check_coupling_grid(self.gmin, self.gmax, self.m_g, self.n_samples)
         object.__setattr__(self, "parameter",
                            check_parameter_sets(tuple(self.parameter), self.activation))
 
     @property
     def couplings(self) -> list[float]:
-        if self.m_g == 1:
-            return [float(self.gmin)]
-        step = (self.gmax - self.gmin) / (self.m_g - 1)
-        return [self.gmin + i * step for i in range(self.m_g)]
+        return coupling_grid(self.gmin, self.gmax, self.m_g)
 
 
 class TransitionToChaos(Workflow):
