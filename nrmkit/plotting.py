@@ -339,3 +339,121 @@ def trained_parameters(
     if title:
         figure.suptitle(title, fontsize=9)
     return figure
+
+
+@_styled
+def learning_curves(history: Sequence[dict], *, title: str = "") -> Figure:
+    """Cross-entropy and accuracy per epoch, training and validation (``history`` entries
+    hold ``train_loss``, ``validation_loss``, ``train_accuracy``, ``validation_accuracy``)."""
+    figure, axes = _figure(7.0, 2.7, ncols=2)
+    epochs = np.arange(1, len(history) + 1)
+    for axis, key, label in ((axes[0], "loss", "cross-entropy"),
+                             (axes[1], "accuracy", "accuracy (%)")):
+        scale = 100.0 if key == "accuracy" else 1.0
+        for split, color in (("train", "#1f77b4"), ("validation", "#d62728")):
+            values = np.array([entry[f"{split}_{key}"] for entry in history]) * scale
+            axis.plot(epochs, values, color=color, lw=1.3, marker="o" if len(epochs) < 30
+                      else None, ms=2.5, label=split)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+    axes[0].set_yscale("log")
+    axes[1].legend(frameon=False, loc="lower right")
+    if title:
+        figure.suptitle(title)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
+def shape_parameters(n: np.ndarray, s: np.ndarray, *, title: str = "",
+                     initial_n: np.ndarray | None = None, label: str = "learned") -> Figure:
+    """Histograms across neurons of the gamma gain ``n`` and saturation ``s``."""
+    figure, axes = _figure(7.0, 2.6, ncols=2)
+    for axis, values, initial, name in ((axes[0], n, initial_n, "gain n"),
+                                        (axes[1], s, None, "saturation s")):
+        values = np.atleast_1d(values)
+        if values.size == 1:
+            axis.axvline(float(values[0]), color="#1f77b4", lw=2, label=label)
+        else:
+            axis.hist(values, bins=min(40, max(8, values.size // 5)), color="#1f77b4",
+                      alpha=0.8, label=label)
+        if initial is not None:
+            initial = np.atleast_1d(initial)
+            axis.hist(initial, bins=min(40, max(8, initial.size // 5)), color="grey",
+                      alpha=0.45, label="initial")
+        axis.set_xlabel(name)
+        axis.set_ylabel("neurons")
+    axes[1].set_xlim(-0.05, 1.05)
+    axes[0].legend(frameon=False)
+    if title:
+        figure.suptitle(title)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
+def adaptation_traces(inputs: np.ndarray, n: np.ndarray, s: np.ndarray,
+                      neurons: Sequence[int], *, title: str = "") -> Figure:
+    """ANRU shape signals over one sequence: input ``(T, I)``, ``n_t`` and ``s_t`` ``(T, k)``
+    for the neurons listed."""
+    figure, axes = plt.subplots(3, 1, figsize=(6.0, 5.0), sharex=True, layout="constrained")
+    steps = np.arange(inputs.shape[0])
+    axes[0].plot(steps, inputs, color="black", lw=0.8)
+    axes[0].set_ylabel("input")
+    colors = plt.get_cmap("tab10")(np.arange(len(neurons)) % 10)
+    for column, (neuron, color) in enumerate(zip(neurons, colors, strict=True)):
+        axes[1].plot(steps, n[:, column], color=color, lw=1.1, label=f"neuron {neuron}")
+        axes[2].plot(steps, s[:, column], color=color, lw=1.1)
+    axes[1].set_ylabel("gain $n_t$")
+    axes[2].set_ylabel("saturation $s_t$")
+    axes[2].set_xlabel("time step")
+    axes[1].legend(frameon=False, ncol=min(4, len(neurons)), fontsize=7)
+    for axis in axes:
+        axis.spines[["top", "right"]].set_visible(False)
+    if title:
+        figure.suptitle(title)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
+def sequence_lyapunov(curves: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                      title: str = "") -> Figure:
+    """Top exponents (mean ± s.d. over trajectories) per condition, nats per step."""
+    figure, (axis,) = _figure(4.4, 3.0)
+    for (name, (mean, std)), marker in zip(curves.items(), "os^", strict=False):
+        index = np.arange(1, len(mean) + 1)
+        axis.errorbar(index, mean, yerr=std, marker=marker, ms=4, lw=1.2, capsize=2,
+                      label=name)
+    axis.axhline(0.0, color="black", ls="--", lw=0.8, alpha=0.6)
+    axis.set_xlabel("exponent index $i$")
+    axis.set_ylabel(r"$\lambda_i$ (nats / step)")
+    axis.legend(frameon=False)
+    if title:
+        axis.set_title(title)
+    return figure
+
+
+@_styled
+def fractional_orders(alpha_hat: np.ndarray, alphas: np.ndarray, error: np.ndarray, *,
+                      title: str = "") -> Figure:
+    """Histogram of the estimated order α̂ per neuron and the mismatch ``1 − R²`` vs α."""
+    figure, axes = _figure(7.0, 2.6, ncols=2)
+    edges = np.linspace(alphas.min(), alphas.max(), 21)
+    axes[0].hist(alpha_hat, bins=edges, color="#2ca02c", alpha=0.85)
+    axes[0].axvline(float(np.median(alpha_hat)), color="black", ls="--", lw=0.9,
+                    label=f"median {np.median(alpha_hat):.2f}")
+    axes[0].set_xlabel(r"fractional order $\hat\alpha$")
+    axes[0].set_ylabel("neurons")
+    axes[0].legend(frameon=False)
+    for row in error[:: max(1, len(error) // 40)]:
+        axes[1].plot(alphas, row, color="grey", lw=0.5, alpha=0.4)
+    axes[1].plot(alphas, error.mean(0), color="black", lw=1.6, label="mean over neurons")
+    axes[1].set_xlabel(r"order $\alpha$")
+    axes[1].set_ylabel(r"$1 - R^2$ of $D^\alpha$(response) vs drive")
+    axes[1].set_yscale("log")
+    axes[1].legend(frameon=False)
+    if title:
+        figure.suptitle(title)
+    _label_panels(axes)
+    return figure

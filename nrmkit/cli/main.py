@@ -40,6 +40,7 @@ _SUMMARIES = {
     "train_rd_model_fixed_param": "Train a fixed number of parameters on the spectrum.",
     "train_flybrain_full": "Train per-neuron gains/shifts of a connectome network.",
     "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
+    "smnist": "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits.",
 }
 
 

@@ -146,6 +146,9 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions) -> dict[str,
         results = workflow.run(config, context)
         results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}
         run_dir.write_json("results.json", results)
+    except ConfigError as error:  # found only once the data or a saved model is read
+        _keep_or_discard(run_dir, resumable=False)
+        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
     except NrmkitRuntimeError as error:
         kept = _keep_or_discard(run_dir, resumable)
         if common.debug:
@@ -184,8 +187,9 @@ def _check_resume(workflow: Workflow, config: Any, common: CommonOptions) -> Non
     stored = json.loads(record.read_text()).get("options", {})
     current = {**dataclasses.asdict(config), **dataclasses.asdict(common)}
     current = json.loads(json.dumps(current, default=list))
+    free = RESUME_FREE_OPTIONS + tuple(getattr(workflow, "resume_free_options", ()))
     changed = sorted(key for key, value in current.items()
-                     if key not in RESUME_FREE_OPTIONS and key in stored
+                     if key not in free and key in stored
                      and stored[key] != value)
     if changed:
         raise ConfigError("--resume", "the run in --output-dir was made with other values of "

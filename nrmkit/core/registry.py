@@ -102,6 +102,8 @@ ACTIVATIONS = Registry("activation")
 MODELS = Registry("model")
 LOSSES = Registry("loss")
 TASKS = Registry("task")
+INITIALIZERS = Registry("initializer")
+NONLINEARITIES = Registry("nonlinearity")
 WORKFLOWS = Registry("workflow")
 
 # Built-in entries. Names only: nothing heavy is imported until an entry is used.
@@ -114,6 +116,18 @@ ACTIVATIONS.register_lazy("tanh_pos", "nrmkit.nn.activations:TANH_POS", aliases=
 ACTIVATIONS.register_lazy("linear", "nrmkit.nn.activations:LINEAR")
 
 MODELS.register_lazy("rate_rnn", "nrmkit.nn.rate_rnn:RateRNN")
+# Recurrent cells of the sequence tasks (``--net-type``), canonical names as on the CLI.
+for _name, _cell in (("RNN", "RNNCell"), ("ANRU", "ANRUCell"), ("LSTM", "LSTMCell"),
+                     ("GRU", "GRUCell")):
+    MODELS.register_lazy(_name, f"nrmkit.nn.recurrent:{_cell}")
+
+for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming"):
+    INITIALIZERS.register_lazy(_name, f"nrmkit.nn.init:{_name}",
+                               aliases=("random",) if _name == "orthogonal" else ())
+
+# Nonlinearities of the RNN cell (``--nonlin``): factories ``(n_hidden, **shape) -> module``.
+for _name in ("gamma", "gamma2", "ReLU", "tanh"):
+    NONLINEARITIES.register_lazy(_name, f"nrmkit.nn.recurrent:{_name.lower()}_nonlinearity")
 
 for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
                          ("MSE_Custom", "mse_custom_loss"), ("Sinai", "sinai_loss")):
@@ -121,5 +135,5 @@ for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
 
 for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
               "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
-              "train_flybrain_pop"):
+              "train_flybrain_pop", "smnist"):
     WORKFLOWS.register_lazy(_name, f"nrmkit.workflows.{_name}:command")

