@@ -372,15 +372,17 @@ def shape_parameters(n: np.ndarray, s: np.ndarray, *, title: str = "",
     for axis, values, initial, name in ((axes[0], n, initial_n, "gain n"),
                                         (axes[1], s, None, "saturation s")):
         values = np.atleast_1d(values)
+        pooled = values if initial is None else np.concatenate([values, np.ravel(initial)])
+        low, high = (0.0, 1.0) if initial is None and name.startswith("sat") else (
+            float(pooled.min()), float(pooled.max()))
+        edges = np.linspace(low, high if high > low else low + 1e-3,
+                            min(41, max(9, values.size // 4)))
         if values.size == 1:
             axis.axvline(float(values[0]), color="#1f77b4", lw=2, label=label)
         else:
-            axis.hist(values, bins=min(40, max(8, values.size // 5)), color="#1f77b4",
-                      alpha=0.8, label=label)
-        if initial is not None:
-            initial = np.atleast_1d(initial)
-            axis.hist(initial, bins=min(40, max(8, initial.size // 5)), color="grey",
-                      alpha=0.45, label="initial")
+            axis.hist(values, bins=edges, color="#1f77b4", alpha=0.8, label=label)
+        if initial is not None and np.size(initial) > 1:
+            axis.hist(np.ravel(initial), bins=edges, color="grey", alpha=0.45, label="initial")
         axis.set_xlabel(name)
         axis.set_ylabel("neurons")
     axes[1].set_xlim(-0.05, 1.05)
@@ -398,8 +400,14 @@ def adaptation_traces(inputs: np.ndarray, n: np.ndarray, s: np.ndarray,
     for the neurons listed."""
     figure, axes = plt.subplots(3, 1, figsize=(6.0, 5.0), sharex=True, layout="constrained")
     steps = np.arange(inputs.shape[0])
-    axes[0].plot(steps, inputs, color="black", lw=0.8)
-    axes[0].set_ylabel("input")
+    inputs = inputs.reshape(len(steps), -1)
+    if inputs.shape[1] == 1:
+        axes[0].plot(steps, inputs[:, 0], color="black", lw=0.8)
+        axes[0].set_ylabel("input")
+    else:
+        axes[0].imshow(inputs.T, aspect="auto", cmap="gray_r", interpolation="nearest",
+                       extent=(-0.5, len(steps) - 0.5, inputs.shape[1] - 0.5, -0.5))
+        axes[0].set_ylabel("input channel")
     colors = plt.get_cmap("tab10")(np.arange(len(neurons)) % 10)
     for column, (neuron, color) in enumerate(zip(neurons, colors, strict=True)):
         axes[1].plot(steps, n[:, column], color=color, lw=1.1, label=f"neuron {neuron}")
@@ -407,7 +415,7 @@ def adaptation_traces(inputs: np.ndarray, n: np.ndarray, s: np.ndarray,
     axes[1].set_ylabel("gain $n_t$")
     axes[2].set_ylabel("saturation $s_t$")
     axes[2].set_xlabel("time step")
-    axes[1].legend(frameon=False, ncol=min(4, len(neurons)), fontsize=7)
+    axes[1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for axis in axes:
         axis.spines[["top", "right"]].set_visible(False)
     if title:

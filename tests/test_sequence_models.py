@@ -309,3 +309,15 @@ def test_trainer_resume_equals_uninterrupted():
         assert torch.equal(a, b)
     assert [h["train_loss"] for h in straight.history] == \
         [h["train_loss"] for h in second.history]
+
+
+def test_isolated_cells_keep_only_self_connections():
+    for net_type in NET_TYPES:
+        model = build_sequence_model(SequenceModelSpec(net_type=net_type, input_size=2,
+                                                       hidden_size=5))
+        isolated = model.cell.isolated()
+        for block, original in zip(isolated.recurrent_blocks(), model.cell.recurrent_blocks(),
+                                   strict=True):
+            assert torch.equal(block, torch.diag(torch.diagonal(original)))
+        assert not torch.equal(model.cell.recurrent_blocks()[0],
+                               isolated.recurrent_blocks()[0])

@@ -151,6 +151,7 @@ BAD = [
     (["--gain", "0"], "--gain"),
     (["--nhid", "0"], "--nhid"),
     (["--lr", "nan"], "--lr"),
+    (["--clip", "0"], "--clip"),
     (["--net-type", "CNN"], "--net-type"),
     (["--nonlin", "sigmoid"], "--nonlin"),
     (["--input", "columns"], "--input"),

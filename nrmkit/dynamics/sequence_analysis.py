@@ -14,8 +14,11 @@ r"""Analyses of trained sequence models: Lyapunov exponents and fractional order
   units (divide by ln 2 for bits).
 
 * :func:`step_responses` and :func:`response_fractional_order` — the fractional order of
-  neural responses: the network receives a constant input ``x ~ N(0.8, 0.1²)`` (one draw per
-  repeat and channel) and a step drive of amplitude ``ξ`` added to every neuron's
+  neural responses. As in the published analysis the neurons are *isolated* by default
+  (each keeps its self-connection only, :meth:`RecurrentCell.isolated`), so that α̂ measures
+  each neuron's own adaptation rather than network reverberation. They receive a constant
+  input ``x ~ N(0.8, 0.1²)`` (one draw per repeat and channel, through the trained input
+  weights) and a step drive of amplitude ``ξ ∈ {1, 2.5, 5, 10}`` added to every neuron's
   pre-activation during ``T/3 < t < 2T/3``; each neuron's mean response over repeats is
   compared with the drive through :func:`nrmkit.dynamics.fractional.fractional_order`
   (``α̂ = 0``: the neuron follows the drive; ``α̂ = 1``: it reports its derivative, i.e.
@@ -32,7 +35,7 @@ from torch import Tensor
 
 from nrmkit.dynamics.fractional import FractionalOrder, fractional_order
 from nrmkit.dynamics.lyapunov import lyapunov_spectrum
-from nrmkit.nn.recurrent import RecurrentDynamics
+from nrmkit.nn.recurrent import RecurrentDynamics, run_cell
 
 #: step amplitudes ξ of the fractional-order protocol.
 STEP_AMPLITUDES = (1.0, 2.5, 5.0, 10.0)
@@ -118,12 +121,14 @@ def trained_lyapunov(cell, k: int, *, inputs: Tensor | None = None, n_trajectori
 def step_responses(model, *, input_size: int, n_steps: int = 150,
                    amplitudes: tuple[float, ...] = STEP_AMPLITUDES, repeats: int = 10,
                    generator: torch.Generator | None = None, dtype=torch.float32,
-                   device="cpu") -> tuple[np.ndarray, np.ndarray]:
+                   device="cpu", isolated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Hidden responses to step drives: ``(responses (C, T, H), drive (C, T))``, C = len(ξ).
 
     ``model`` is a :class:`~nrmkit.nn.recurrent.SequenceClassifier`; responses are averaged
-    over ``repeats`` constant baseline inputs ``x ~ N(0.8, 0.1²)``.
+    over ``repeats`` constant baseline inputs ``x ~ N(0.8, 0.1²)``; ``isolated`` keeps only
+    the self-connections.
     """
+    cell = model.cell.isolated() if isolated else model.cell
     baseline = 0.8 + 0.1 * torch.randn((repeats, input_size), generator=generator,
                                        dtype=torch.float64)
     baseline = baseline.to(dtype=dtype, device=device)
@@ -133,7 +138,7 @@ def step_responses(model, *, input_size: int, n_steps: int = 150,
     window[n_steps // 3 + 1:(2 * n_steps) // 3] = 1.0
     scale = torch.tensor(amplitudes, dtype=dtype, device=device).repeat_interleave(repeats)
     drive = window[:, None, None] * scale[None, :, None]                  # (T, C·R, 1)
-    _, trace = model.run(inputs, drive, record=True)
+    _, trace = run_cell(cell, inputs, drive, record=True)
     hidden = trace["h"].reshape(n_steps, n_amplitudes, repeats, -1).mean(2)
     responses = hidden.permute(1, 0, 2).cpu().double().numpy()
     drives = (window[None, :].cpu().double().numpy()
@@ -143,9 +148,10 @@ def step_responses(model, *, input_size: int, n_steps: int = 150,
 
 def response_fractional_order(model, *, input_size: int, n_steps: int = 150,
                               repeats: int = 10, generator: torch.Generator | None = None,
-                              dtype=torch.float32, device="cpu") -> FractionalOrder:
+                              dtype=torch.float32, device="cpu",
+                              isolated: bool = True) -> FractionalOrder:
     """α̂ per hidden neuron from :func:`step_responses` (comparison window ``[T/4, 3T/4)``)."""
     responses, drive = step_responses(model, input_size=input_size, n_steps=n_steps,
                                       repeats=repeats, generator=generator, dtype=dtype,
-                                      device=device)
+                                      device=device, isolated=isolated)
     return fractional_order(responses, drive, window=(n_steps // 4, (3 * n_steps) // 4))

@@ -142,6 +142,21 @@ class RecurrentCell(nn.Module):
         """Analytic tangent map, or None to let :class:`RecurrentDynamics` use jvp."""
         return None
 
+    def recurrent_blocks(self) -> list[Tensor]:
+        """The ``H × H`` hidden-to-hidden weight blocks (views into the parameters)."""
+        return [self.recurrent.weight]
+
+    def isolated(self) -> RecurrentCell:
+        """A copy whose neurons keep only their self-connections (every hidden-to-hidden
+        block made diagonal): each neuron's own dynamics, without the network."""
+        import copy
+
+        clone = copy.deepcopy(self)
+        with torch.no_grad():
+            for block in clone.recurrent_blocks():
+                block.mul_(torch.eye(block.shape[0], dtype=block.dtype, device=block.device))
+        return clone
+
 
 def _linear(rows: int, cols: int, scheme: str, generator, *, bias: bool) -> nn.Linear:
     layer = nn.Linear(cols, rows, bias=bias)
@@ -257,6 +272,9 @@ class LSTMCell(RecurrentCell):
     def state_shapes(self):
         return ((self.hidden_size,), (self.hidden_size,))
 
+    def recurrent_blocks(self) -> list[Tensor]:
+        return list(self.gates.weight[:, self.input_size:].split(self.hidden_size))
+
     def forward(self, x: Tensor, state: State, drive=None) -> State:
         h, c = state
         forget, inp, out, candidate = self.gates(torch.cat((x, h), -1)).chunk(4, -1)
@@ -281,6 +299,9 @@ class GRUCell(RecurrentCell):
                 for block in layer.weight.split(hidden_size):
                     block.copy_(initialize("xavier", hidden_size, cols, generator=generator))
                 layer.bias.zero_()
+
+    def recurrent_blocks(self) -> list[Tensor]:
+        return list(self.hidden_gates.weight.split(self.hidden_size))
 
     def forward(self, x: Tensor, state: State, drive=None) -> State:
         h = state[0]
@@ -336,17 +357,8 @@ class SequenceClassifier(nn.Module):
 
     def run(self, inputs: Tensor, drive: Tensor | None = None, *, record: bool = False,
             state: State | None = None) -> tuple[State, dict[str, Tensor]]:
-        """The final state and, with ``record``, the trace ``{"h": (T, B, H), …signals}``."""
-        n_steps, batch = inputs.shape[:2]
-        if state is None:
-            state = self.cell.initial_state(batch, dtype=inputs.dtype, device=inputs.device)
-        trace: dict[str, list[Tensor]] = {}
-        for t in range(n_steps):
-            state = self.cell(inputs[t], state, None if drive is None else drive[t])
-            if record:
-                for name, value in {"h": state[0], **self.cell.signals(state)}.items():
-                    trace.setdefault(name, []).append(value)
-        return state, {name: torch.stack(values) for name, values in trace.items()}
+        """:func:`run_cell` with this model's cell."""
+        return run_cell(self.cell, inputs, drive, record=record, state=state)
 
     def forward(self, inputs: Tensor, drive: Tensor | None = None) -> Tensor:
         state, _ = self.run(inputs, drive)
@@ -357,6 +369,26 @@ class SequenceClassifier(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *,
+             record: bool = False, state: State | None = None
+             ) -> tuple[State, dict[str, Tensor]]:
+    """The one time loop: ``cell`` over ``inputs (T, B, I)`` from ``state`` (default zero).
+
+    Returns the final state and, with ``record``, the trace ``{"h": (T, B, H), …signals}``.
+    ``drive`` (broadcastable to ``(T, B, H)``) is added to the hidden pre-activation.
+    """
+    n_steps, batch = inputs.shape[:2]
+    if state is None:
+        state = cell.initial_state(batch, dtype=inputs.dtype, device=inputs.device)
+    trace: dict[str, list[Tensor]] = {}
+    for t in range(n_steps):
+        state = cell(inputs[t], state, None if drive is None else drive[t])
+        if record:
+            for name, value in {"h": state[0], **cell.signals(state)}.items():
+                trace.setdefault(name, []).append(value)
+    return state, {name: torch.stack(values) for name, values in trace.items()}
 
 
 def build_sequence_model(spec: SequenceModelSpec | dict, *,

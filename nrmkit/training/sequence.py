@@ -62,6 +62,8 @@ class SequenceTrainer(Trainer):
         augment, augment_ratio: optional training transform and the fraction of batches
             it is applied to.
         eval_batch_size: sequences per evaluation pass.
+        clip: clip the global gradient norm to this value before each step (None: off,
+            as in the published training).
     """
 
     monitor = "validation_loss"
@@ -69,7 +71,8 @@ class SequenceTrainer(Trainer):
     def __init__(self, model, train: tuple[Tensor, Tensor], validation: tuple[Tensor, Tensor],
                  *, lr: float = 1e-4, batch_size: int = 100,
                  generator: torch.Generator | None = None, augment: Augment | None = None,
-                 augment_ratio: float = 0.0, eval_batch_size: int = 500):
+                 augment_ratio: float = 0.0, eval_batch_size: int = 500,
+                 clip: float | None = None):
         super().__init__()
         self.model = model
         self.train_inputs, self.train_labels = train
@@ -79,6 +82,7 @@ class SequenceTrainer(Trainer):
         self.generator = generator or torch.Generator().manual_seed(0)
         self.augment = augment
         self.augment_ratio = augment_ratio
+        self.clip = clip
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, "min")
 
@@ -104,6 +108,8 @@ class SequenceTrainer(Trainer):
                     f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
                     f"{index + 1}: lower --lr")
             loss.backward()
+            if self.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
             self.optimizer.step()
             self.model.project_()
             total_loss += loss.item() * labels.shape[0]

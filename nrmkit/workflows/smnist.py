@@ -78,6 +78,7 @@ class SmnistConfig:
     learn_params: bool = True
     transform: str = "sin"
     transform_ratio: float = 0.0
+    clip: float | None = None
     test: bool = False
     model: str | None = None
     note: str = ""
@@ -99,6 +100,9 @@ class SmnistConfig:
         for name in ("lr", "gain", "saturation", "transform_ratio"):
             check_finite(getattr(self, name), f"--{name}")
         check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
+        if self.clip is not None:
+            check_finite(self.clip, "--clip")
+            check(self.clip > 0, "--clip", f"must be positive, got {self.clip}")
         check(self.gain > 0, "--gain", f"the gain n must be positive, got {self.gain}")
         check(0 <= self.saturation <= 1, "--saturation",
               f"the saturation s must lie in [0, 1], got {self.saturation}")
@@ -234,7 +238,7 @@ class Smnist(Workflow):
                 model, train, validation, lr=config.lr, batch_size=config.batch,
                 generator=context.generator(1),
                 augment=_augmentation(config.transform, data, n_steps),
-                augment_ratio=config.transform_ratio)
+                augment_ratio=config.transform_ratio, clip=config.clip)
             checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
             if checkpoint is not None and checkpoint.exists():
                 trainer.load_state_dict(load_checkpoint(checkpoint))
@@ -456,6 +460,8 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
         help="Training augmentation: sine gain (A=0.2, f~U(0,2)) or the step drive.")
 @option("--transform-ratio", "--transform_ratio", "transform_ratio", type=float, default=0.0,
         help="Fraction of training batches augmented with --transform.")
+@option("--clip", type=float, default=None, show_default="off",
+        help="Clip the gradient norm to this value before each update.")
 @option("--test", is_flag=True, default=False,
         help="No training: evaluate the saved model given by --model.")
 @option("--model", type=click.Path(), default=None,
