@@ -41,6 +41,7 @@ _SUMMARIES = {
     "train_flybrain_full": "Train per-neuron gains/shifts of a connectome network.",
     "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
     "smnist": "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits.",
+    "train_glifr": "GLIFR networks (and matched RNN/LSTM) on sine generation and digits.",
 }
 
 

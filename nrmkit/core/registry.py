@@ -120,6 +120,7 @@ MODELS.register_lazy("rate_rnn", "nrmkit.nn.rate_rnn:RateRNN")
 for _name, _cell in (("RNN", "RNNCell"), ("ANRU", "ANRUCell"), ("LSTM", "LSTMCell"),
                      ("GRU", "GRUCell")):
     MODELS.register_lazy(_name, f"nrmkit.nn.recurrent:{_cell}")
+MODELS.register_lazy("GLIFR", "nrmkit.nn.glifr:GLIFRCell")
 
 for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming"):
     INITIALIZERS.register_lazy(_name, f"nrmkit.nn.init:{_name}",
@@ -135,5 +136,5 @@ for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
 
 for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
               "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
-              "train_flybrain_pop", "smnist"):
+              "train_flybrain_pop", "smnist", "train_glifr"):
     WORKFLOWS.register_lazy(_name, f"nrmkit.workflows.{_name}:command")

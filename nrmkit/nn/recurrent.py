@@ -146,6 +146,11 @@ class RecurrentCell(nn.Module):
         """The ``H × H`` hidden-to-hidden weight blocks (views into the parameters)."""
         return [self.recurrent.weight]
 
+    def silenced(self, state: State, keep: Tensor) -> State:
+        """``state`` with the output of silenced neurons set to 0 (``keep``: ``(H,)`` or
+        ``(B, H)`` of 0/1): they neither drive the network nor the read-out."""
+        return (state[0] * keep, *state[1:])
+
     def isolated(self) -> RecurrentCell:
         """A copy whose neurons keep only their self-connections (every hidden-to-hidden
         block made diagonal): each neuron's own dynamics, without the network."""
@@ -332,6 +337,10 @@ class SequenceModelSpec:
     saturation: float = 1.0
     random: bool = True
     learn_params: bool = True
+    #: read out every step ``(T, B, n_classes)`` (sequence generation) instead of the last.
+    per_step: bool = False
+    #: extra keyword arguments of the cell (e.g. GLIFR's dt, delay, n_ascs, sigma_v).
+    cell_options: dict = dataclasses.field(default_factory=dict)
 
 
 class SequenceClassifier(nn.Module):
@@ -348,7 +357,7 @@ class SequenceClassifier(nn.Module):
         self.cell = MODELS.get(spec.net_type)(
             spec.input_size, spec.hidden_size, nonlin=spec.nonlin, rinit=spec.rinit,
             iinit=spec.iinit, gain=spec.gain, saturation=spec.saturation, random=spec.random,
-            learn_params=spec.learn_params, generator=generator)
+            learn_params=spec.learn_params, generator=generator, **spec.cell_options)
         self.readout = nn.Linear(spec.hidden_size, spec.n_classes)
         with torch.no_grad():
             self.readout.weight.copy_(initialize("xavier", spec.n_classes, spec.hidden_size,
@@ -356,12 +365,17 @@ class SequenceClassifier(nn.Module):
             self.readout.bias.zero_()
 
     def run(self, inputs: Tensor, drive: Tensor | None = None, *, record: bool = False,
-            state: State | None = None) -> tuple[State, dict[str, Tensor]]:
+            state: State | None = None, keep: Tensor | None = None
+            ) -> tuple[State, dict[str, Tensor]]:
         """:func:`run_cell` with this model's cell."""
-        return run_cell(self.cell, inputs, drive, record=record, state=state)
+        return run_cell(self.cell, inputs, drive, record=record, state=state, keep=keep)
 
-    def forward(self, inputs: Tensor, drive: Tensor | None = None) -> Tensor:
-        state, _ = self.run(inputs, drive)
+    def forward(self, inputs: Tensor, drive: Tensor | None = None, *,
+                keep: Tensor | None = None) -> Tensor:
+        if self.spec.per_step:
+            _, trace = self.run(inputs, drive, record=True, keep=keep)
+            return self.readout(trace["h"])
+        state, _ = self.run(inputs, drive, keep=keep)
         return self.readout(state[0])
 
     def project_(self) -> None:
@@ -372,12 +386,13 @@ class SequenceClassifier(nn.Module):
 
 
 def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *,
-             record: bool = False, state: State | None = None
+             record: bool = False, state: State | None = None, keep: Tensor | None = None
              ) -> tuple[State, dict[str, Tensor]]:
     """The one time loop: ``cell`` over ``inputs (T, B, I)`` from ``state`` (default zero).
 
     Returns the final state and, with ``record``, the trace ``{"h": (T, B, H), …signals}``.
-    ``drive`` (broadcastable to ``(T, B, H)``) is added to the hidden pre-activation.
+    ``drive`` (broadcastable to ``(T, B, H)``) is added to the hidden pre-activation;
+    ``keep`` (0/1, ``(H,)`` or ``(B, H)``) silences the neurons marked 0 at every step.
     """
     n_steps, batch = inputs.shape[:2]
     if state is None:
@@ -385,6 +400,8 @@ def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *
     trace: dict[str, list[Tensor]] = {}
     for t in range(n_steps):
         state = cell(inputs[t], state, None if drive is None else drive[t])
+        if keep is not None:
+            state = cell.silenced(state, keep)
         if record:
             for name, value in {"h": state[0], **cell.signals(state)}.items():
                 trace.setdefault(name, []).append(value)

@@ -30,25 +30,72 @@ from nrmkit.core.errors import DivergenceError
 Augment = Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor | None]]
 
 
-@torch.no_grad()
-def evaluate(model, inputs: Tensor, labels: Tensor, *, batch_size: int = 500,
-             drive: Tensor | None = None) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``inputs (T, N, I)``, ``labels (N,)``.
+class Classification:
+    """Class labels ``(N,)`` from the last step's logits: cross-entropy; metric accuracy."""
 
+    metric = "accuracy"
+
+    def loss(self, outputs: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+        return functional.cross_entropy(outputs, targets, reduction=reduction)
+
+    def score(self, outputs: Tensor, targets: Tensor) -> float:
+        """Sum over the batch of the metric (correct predictions)."""
+        return float((outputs.argmax(-1) == targets).sum())
+
+    def take(self, targets: Tensor, index) -> Tensor:
+        return targets[index]
+
+    def count(self, targets: Tensor) -> int:
+        return targets.shape[0]
+
+
+class Regression:
+    """Target sequences ``(T, N, O)`` from per-step outputs: mean squared error (the metric
+    ``mse`` is the per-sequence MSE averaged over sequences, equal to the loss)."""
+
+    metric = "mse"
+
+    def loss(self, outputs: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+        per_sequence = ((outputs - targets) ** 2).mean((0, 2))
+        return per_sequence.sum() if reduction == "sum" else per_sequence.mean()
+
+    def score(self, outputs: Tensor, targets: Tensor) -> float:
+        return float(self.loss(outputs, targets, reduction="sum"))
+
+    def take(self, targets: Tensor, index) -> Tensor:
+        return targets[:, index]
+
+    def count(self, targets: Tensor) -> int:
+        return targets.shape[1]
+
+
+CLASSIFICATION = Classification()
+REGRESSION = Regression()
+
+
+@torch.no_grad()
+def evaluate(model, inputs: Tensor, targets: Tensor, *, batch_size: int = 500,
+             drive: Tensor | None = None, objective=CLASSIFICATION,
+             **model_kwargs: Any) -> dict[str, float]:
+    """Mean loss and metric of ``model`` on ``inputs (T, N, I)`` and ``targets``.
+
+    Classification (default): ``targets (N,)``, returns ``loss`` (cross-entropy) and
+    ``accuracy``; :data:`REGRESSION`: ``targets (T, N, O)``, returns ``loss`` and ``mse``.
     ``drive`` (broadcastable to ``(T, B, H)``, e.g. ``(T, 1, 1)``) is added to the hidden
-    pre-activation of every sequence.
+    pre-activation of every sequence; ``model_kwargs`` go to the model (e.g. ``keep``).
     """
     was_training = model.training
     model.eval()
-    total_loss, correct = 0.0, 0
-    n = labels.shape[0]
+    total_loss, total_score = 0.0, 0.0
+    n = objective.count(targets)
     for start in range(0, n, batch_size):
-        logits = model(inputs[:, start:start + batch_size], drive)
-        target = labels[start:start + batch_size]
-        total_loss += float(functional.cross_entropy(logits, target, reduction="sum"))
-        correct += int((logits.argmax(-1) == target).sum())
+        window = slice(start, start + batch_size)
+        outputs = model(inputs[:, window], drive, **model_kwargs)
+        target = objective.take(targets, window)
+        total_loss += float(objective.loss(outputs, target, reduction="sum"))
+        total_score += objective.score(outputs, target)
     model.train(was_training)
-    return {"loss": total_loss / n, "accuracy": correct / n}
+    return {"loss": total_loss / n, objective.metric: total_score / n}
 
 
 class SequenceTrainer(Trainer):
@@ -64,6 +111,10 @@ class SequenceTrainer(Trainer):
         eval_batch_size: sequences per evaluation pass.
         clip: clip the global gradient norm to this value before each step (None: off,
             as in the published training).
+        objective: :data:`CLASSIFICATION` (labels ``(N,)``) or :data:`REGRESSION` (target
+            sequences ``(T, N, O)``); history keys are ``train_<metric>`` and
+            ``validation_<metric>`` (``accuracy`` or ``mse``).
+        plateau: reduce the learning rate on validation plateaus (False: constant rate).
     """
 
     monitor = "validation_loss"
@@ -72,7 +123,7 @@ class SequenceTrainer(Trainer):
                  *, lr: float = 1e-4, batch_size: int = 100,
                  generator: torch.Generator | None = None, augment: Augment | None = None,
                  augment_ratio: float = 0.0, eval_batch_size: int = 500,
-                 clip: float | None = None):
+                 clip: float | None = None, objective=CLASSIFICATION, plateau: bool = True):
         super().__init__()
         self.model = model
         self.train_inputs, self.train_labels = train
@@ -83,26 +134,34 @@ class SequenceTrainer(Trainer):
         self.augment = augment
         self.augment_ratio = augment_ratio
         self.clip = clip
+        self.objective = objective
+        self.before_epoch: Callable[[int], None] | None = None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, "min")
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, "min", patience=10 if plateau else 2**62)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
+        if self.before_epoch is not None:
+            self.before_epoch(epoch)
         self.model.train()
-        n = self.train_labels.shape[0]
-        order = torch.randperm(n, generator=self.generator).to(self.train_labels.device)
+        objective = self.objective
+        n = objective.count(self.train_labels)
+        device = self.train_inputs.device
+        order = torch.randperm(n, generator=self.generator).to(device)
         n_batches = math.ceil(n / self.batch_size)
         augmented = torch.rand(n_batches, generator=self.generator) < self.augment_ratio
-        total_loss, correct = 0.0, 0
+        total_loss, total_score = 0.0, 0.0
         for index in range(n_batches):
             chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
-            inputs, labels = self.train_inputs[:, chosen], self.train_labels[chosen]
+            inputs = self.train_inputs[:, chosen]
+            targets = objective.take(self.train_labels, chosen)
             drive = None
             if self.augment is not None and bool(augmented[index]):
                 inputs, drive = self.augment(inputs, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(inputs, drive)
-            loss = functional.cross_entropy(logits, labels)
+            outputs = self.model(inputs, drive)
+            loss = objective.loss(outputs, targets)
             if not torch.isfinite(loss):
                 raise DivergenceError(
                     f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
@@ -112,16 +171,18 @@ class SequenceTrainer(Trainer):
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
             self.optimizer.step()
             self.model.project_()
-            total_loss += loss.item() * labels.shape[0]
-            correct += int((logits.detach().argmax(-1) == labels).sum())
+            size = objective.count(targets)
+            total_loss += loss.item() * size
+            total_score += objective.score(outputs.detach(), targets)
         validation = evaluate(self.model, self.validation_inputs, self.validation_labels,
-                              batch_size=self.eval_batch_size)
+                              batch_size=self.eval_batch_size, objective=objective)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step(validation["loss"])
+        metric = objective.metric
         return {
-            "train_loss": total_loss / n, "train_accuracy": correct / n,
+            "train_loss": total_loss / n, f"train_{metric}": total_score / n,
             "validation_loss": validation["loss"],
-            "validation_accuracy": validation["accuracy"],
+            f"validation_{metric}": validation[metric],
             "lr": lr, "seconds": time.perf_counter() - started,
         }
 

@@ -54,7 +54,7 @@ ANRU_CONTROLLER_SIZE = 50
 CHECKPOINT = "checkpoints/last.pt"
 MODEL_FILE = "model.pt"
 #: display names of the cells (the registry keys are lower case).
-NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU"}
+NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU", "glifr": "GLIFR"}
 NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
 
 
@@ -117,7 +117,8 @@ class SmnistConfig:
             check(self.model is not None, "--model",
                   "--test evaluates a saved model: give its run directory with --model")
         if not self.test and self.lyapunov:
-            per_unit = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE}
+            per_unit = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE,
+                        "GLIFR": 5}   # rate, voltage, two after-spike currents, delay buffer
             state_dim = per_unit[self.net_type] * self.nhid
             check(self.lyapunov <= state_dim, "--lyapunov",
                   f"the {self.net_type} state has {state_dim} dimensions, fewer than "
@@ -436,7 +437,7 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
         help="Permute the pixel order (seeded by --seed): psMNIST.")
 @option("--net-type", "--net_type", "net_type",
         type=click.Choice(list(NET_NAMES.values()), case_sensitive=False), default="RNN",
-        help="Recurrent network: RNN, ANRU, LSTM or GRU.")
+        help="Recurrent network: RNN, ANRU, LSTM, GRU or GLIFR (lhet with ASCs).")
 @option("--nonlin", type=RegistryChoice(NONLINEARITIES), default="gamma2",
         help="RNN nonlinearity: gamma (one n, s), gamma2 (per neuron), ReLU, tanh.")
 @option("--nhid", type=int, default=400, help="Hidden units.")

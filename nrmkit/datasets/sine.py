@@ -1,0 +1,35 @@
+r"""The sine-generation task of the GLIFR paper.
+
+``n_frequencies`` sequences (default 6, frequencies evenly spaced over 0.08–0.6 kHz); the
+network receives a constant input that identifies the frequency, ``c_i = i/n + 0.25``
+(``i = 0..n−1``), and must output
+
+.. math::  y_i(t) = \sin(2π f_i t) + c_i, \qquad t = k\,dt,\ k = 0..T−1 \text{ (ms)},
+
+for ``T = 100`` steps of ``dt = 0.05`` ms (5 ms: 0.4 to 3 periods). Arrays are time-first:
+``inputs (T, n, 1)``, ``targets (T, n, 1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: published task: 6 frequencies from 0.08 to 0.6 kHz, 100 steps.
+FREQUENCIES_KHZ = (0.08, 0.6)
+N_FREQUENCIES = 6
+N_STEPS = 100
+
+
+def sine_task(*, n_steps: int = N_STEPS, dt: float = 0.05, n_frequencies: int = N_FREQUENCIES,
+              frequency_range: tuple[float, float] = FREQUENCIES_KHZ
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inputs (T, n, 1), targets (T, n, 1), frequencies (n,) kHz)``, float32."""
+    if n_steps < 1 or n_frequencies < 1 or dt <= 0:
+        raise ValueError("n_steps and n_frequencies must be positive and dt > 0")
+    frequencies = np.linspace(*frequency_range, n_frequencies)
+    offsets = np.arange(n_frequencies) / n_frequencies + 0.25
+    time = np.arange(n_steps)[:, None] * dt                               # (T, 1) ms
+    targets = np.sin(2 * np.pi * frequencies[None, :] * time) + offsets[None, :]
+    inputs = np.broadcast_to(offsets[None, :], (n_steps, n_frequencies))
+    return (inputs[..., None].astype(np.float32), targets[..., None].astype(np.float32),
+            frequencies)

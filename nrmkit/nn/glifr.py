@@ -1,0 +1,220 @@
+r"""GLIFR: generalized leaky integrate-and-fire *rate* neurons with after-spike currents.
+
+One step of ``dt`` (ms), per neuron, in this order (Winston, Mastrovito, Shea-Brown & Mihalas,
+Neural Computation 2023):
+
+.. math::
+
+    I_{syn}[t] &= x[t] W_{in} + r[t-d] W_{lat} \quad(+\ \text{drive}) \\
+    I_j[t] &= (1 - dt\,k_j) I_j[t-1] + \tfrac{dt}{τ} r[t-1] (r_j I_j[t-1] + a_j),
+        \qquad j = 1..n_{asc} \\
+    V[t] &= (1 - dt\,k_m) V[t-1] + I_{syn}[t] + dt\,k_m R \big(\textstyle\sum_j I_j[t] + I_0\big)
+            - \tfrac{dt}{τ} r[t-1] (V[t-1] - V_{reset}) \\
+    r[t] &= σ\big((V[t] - V_{th}) / σ_V\big)
+
+``d`` is the synaptic delay in steps (``d ≥ 1``; the state keeps the last ``d`` rates in a
+buffer, oldest first). Defaults: ``n_asc = 2``, ``σ_V = 1``, ``R = 0.1``, ``I_0 = 0``,
+``V_reset = 0``, ``τ = dt``, all states start at 0; no bias on the synaptic current.
+
+Per-neuron parameters and their transforms (raw parameters are free; whatever their value,
+``dt·k_m`` and ``dt·k_j`` lie in (0, 1) and ``r_j`` in (−1, 1)):
+``V_th`` (free); ``k_m = σ(κ_m)/dt``; ``k_j = σ(κ_j)/dt``; ``r_j = 1 − 2σ(ρ_j)``; ``a_j``
+(free). Homogeneous initialisation: ``V_th = 1``, ``k_m = 0.05/ms``, ``k_j = 2/ms``,
+``r_j, a_j ~ U(−0.01, 0.01)``; weights ``U(±1/√H)``.
+
+Heterogeneous initialisation (:func:`heterogeneous_values`) without a trained run draws per
+neuron ``V_th ~ U(0.5, 1.5)``, ``dt·k_m ~ logU(0.001, 0.05)``, ``dt·k_j ~ logU(0.01, 0.5)``,
+``r_j ~ U(−0.9, 0.9)``, ``a_j ~ U(−0.5, 0.5)``; with a trained ``lhet`` run it resamples (with
+replacement, per neuron) the learned values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nrmkit.nn.recurrent import RecurrentCell, State
+
+#: the per-neuron parameters (after their transforms) and their homogeneous values.
+NEURON_PARAMETERS = ("v_th", "k_m", "k_j", "r_j", "a_j")
+
+
+def _logit(p: Tensor) -> Tensor:
+    return torch.log(p) - torch.log1p(-p)
+
+
+class GLIFRCell(RecurrentCell):
+    """A layer of GLIFR neurons (see the module docstring); state ``(r, V, I_asc, buffer)``.
+
+    Args:
+        input_size, hidden_size: ``I`` and ``H``.
+        dt: time step in ms. tau: the τ of the reset and after-spike terms (default ``dt``).
+        delay: synaptic delay in steps (≥ 1).
+        n_ascs: number of after-spike currents (0 or 2 in the paper).
+        sigma_v: σ_V of the rate sigmoid (a buffer: annealing may change it).
+        resistance, i0, v_reset: ``R``, ``I_0``, ``V_reset``.
+        learn_neuron: train ``V_th, k_m, k_j, r_j, a_j`` (lhet, rhet) or keep them (hom, fhet).
+        neuron_values: per-neuron initial values (``(H,)``; ``(n_ascs, H)`` for the ASC ones)
+            replacing the homogeneous initialisation, for the heterogeneous variants.
+        generator: initial weights and the small random ``r_j, a_j``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, dt: float = 0.05,
+                 tau: float | None = None, delay: int = 1, n_ascs: int = 2,
+                 sigma_v: float = 1.0, resistance: float = 0.1, i0: float = 0.0,
+                 v_reset: float = 0.0, learn_neuron: bool = True,
+                 neuron_values: dict[str, Tensor] | None = None,
+                 generator: torch.Generator | None = None, **_: Any):
+        super().__init__()
+        if delay < 1:
+            raise ValueError(f"the synaptic delay must be at least one step, got {delay}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.dt, self.tau = float(dt), float(tau if tau is not None else dt)
+        self.delay, self.n_ascs = int(delay), int(n_ascs)
+        self.resistance, self.i0, self.v_reset = float(resistance), float(i0), float(v_reset)
+        self.register_buffer("sigma_v", torch.tensor(float(sigma_v)))
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.weight_in = nn.Parameter(
+            (2 * torch.rand(input_size, hidden_size, generator=generator) - 1) * bound)
+        self.weight_lat = nn.Parameter(
+            (2 * torch.rand(hidden_size, hidden_size, generator=generator) - 1) * bound)
+        values = homogeneous_values(hidden_size, n_ascs, dt=self.dt, generator=generator)
+        values.update(neuron_values or {})
+        for name, value in self._raw(values).items():
+            if learn_neuron:
+                setattr(self, f"raw_{name}", nn.Parameter(value))
+            else:
+                self.register_buffer(f"raw_{name}", value)
+
+    def _raw(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Raw parameters giving the per-neuron ``values`` through the transforms."""
+        def logit(p):
+            return _logit(torch.as_tensor(p, dtype=torch.float64).clamp(1e-7, 1 - 1e-7))
+        raw = {"v_th": torch.as_tensor(values["v_th"], dtype=torch.float64),
+               "k_m": logit(self.dt * torch.as_tensor(values["k_m"], dtype=torch.float64)),
+               "k_j": logit(self.dt * torch.as_tensor(values["k_j"], dtype=torch.float64)),
+               "r_j": logit((1 - torch.as_tensor(values["r_j"], dtype=torch.float64)) / 2),
+               "a_j": torch.as_tensor(values["a_j"], dtype=torch.float64)}
+        return {name: value.float().clone() for name, value in raw.items()}
+
+    @torch.no_grad()
+    def load_neuron_values(self, values: dict[str, Tensor]) -> None:
+        """Set the per-neuron parameters to ``values`` (after-transform values)."""
+        for name, value in self._raw({**self.neuron_parameters(), **values}).items():
+            getattr(self, f"raw_{name}").copy_(value)
+
+    # per-neuron parameters after their transforms --------------------------------------
+    @property
+    def v_th(self) -> Tensor:
+        return self.raw_v_th
+
+    @property
+    def k_m(self) -> Tensor:
+        """Membrane decay rate (1/ms), ``σ(κ_m)/dt``."""
+        return torch.sigmoid(self.raw_k_m) / self.dt
+
+    @property
+    def k_j(self) -> Tensor:
+        """After-spike current decay rates ``(n_ascs, H)`` (1/ms)."""
+        return torch.sigmoid(self.raw_k_j) / self.dt
+
+    @property
+    def r_j(self) -> Tensor:
+        """Multiplicative after-spike terms ``(n_ascs, H)`` in (−1, 1)."""
+        return 1.0 - 2.0 * torch.sigmoid(self.raw_r_j)
+
+    @property
+    def a_j(self) -> Tensor:
+        """Additive after-spike terms ``(n_ascs, H)``."""
+        return self.raw_a_j
+
+    def neuron_parameters(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name) for name in NEURON_PARAMETERS}
+
+    def state_shapes(self):
+        h = self.hidden_size
+        return ((h,), (h,), (self.n_ascs, h), (self.delay, h))
+
+    @property
+    def readout_dtype(self) -> torch.dtype:
+        return self.weight_in.dtype
+
+    def forward(self, x: Tensor, state: State, drive=None) -> State:
+        rate, voltage, ascs, buffer = state
+        synaptic = x @ self.weight_in + buffer[:, 0] @ self.weight_lat
+        if drive is not None:
+            synaptic = synaptic + drive
+        spike_term = (self.dt / self.tau) * rate
+        if self.n_ascs:
+            ascs = ((1.0 - self.dt * self.k_j) * ascs
+                    + spike_term.unsqueeze(1) * (self.r_j * ascs + self.a_j))
+            asc_total = ascs.sum(1)
+        else:
+            asc_total = torch.zeros_like(voltage)
+        dt_km = self.dt * self.k_m
+        voltage = ((1.0 - dt_km) * voltage + synaptic
+                   + dt_km * self.resistance * (asc_total + self.i0)
+                   - spike_term * (voltage - self.v_reset))
+        rate = torch.sigmoid((voltage - self.v_th) / self.sigma_v)
+        buffer = torch.cat((buffer[:, 1:], rate.unsqueeze(1)), 1)
+        return rate, voltage, ascs, buffer
+
+    def recurrent_blocks(self) -> list[Tensor]:
+        return [self.weight_lat]
+
+    def silenced(self, state: State, keep: Tensor) -> State:
+        rate, voltage, ascs, buffer = state
+        buffer = torch.cat((buffer[:, :-1], (buffer[:, -1] * keep).unsqueeze(1)), 1)
+        return rate * keep, voltage, ascs, buffer
+
+    def signals(self, state: State) -> dict[str, Tensor]:
+        return {"voltage": state[1]}
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, dt={self.dt}, delay={self.delay}, "
+                f"n_ascs={self.n_ascs}")
+
+
+def homogeneous_values(hidden_size: int, n_ascs: int, *, dt: float,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """The published homogeneous initial values (``r_j, a_j ~ U(−0.01, 0.01)``)."""
+    def small():
+        return 0.02 * torch.rand(n_ascs, hidden_size, generator=generator) - 0.01
+    return {"v_th": torch.ones(hidden_size), "k_m": torch.full((hidden_size,), 0.05),
+            "k_j": torch.full((n_ascs, hidden_size), 2.0), "r_j": small(), "a_j": small()}
+
+
+def heterogeneous_values(hidden_size: int, n_ascs: int, *, dt: float,
+                         trained: dict[str, Tensor] | None = None,
+                         generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Heterogeneous initial values: resampled from ``trained`` (a learned lhet network's
+    :meth:`GLIFRCell.neuron_parameters`) or drawn from the documented random ranges."""
+    if trained is not None:
+        out = {}
+        for name, value in trained.items():
+            value = value.detach().cpu().float()
+            pool = value.reshape(-1, value.shape[-1]) if value.dim() > 1 else value[None]
+            index = torch.randint(pool.shape[-1], (hidden_size,), generator=generator)
+            picked = pool[:, index]
+            if name in ("k_j", "r_j", "a_j"):
+                picked = picked[:n_ascs] if picked.shape[0] >= n_ascs else picked.expand(
+                    n_ascs, -1)
+                out[name] = picked.clone()
+            else:
+                out[name] = picked[0].clone()
+        return out
+
+    def uniform(low, high, shape):
+        return low + (high - low) * torch.rand(shape, generator=generator)
+
+    def log_uniform(low, high, shape):
+        return torch.exp(uniform(math.log(low), math.log(high), shape))
+
+    per_asc = (n_ascs, hidden_size)
+    return {"v_th": uniform(0.5, 1.5, (hidden_size,)),
+            "k_m": log_uniform(0.001, 0.05, (hidden_size,)) / dt,
+            "k_j": log_uniform(0.01, 0.5, per_asc) / dt,
+            "r_j": uniform(-0.9, 0.9, per_asc), "a_j": uniform(-0.5, 0.5, per_asc)}

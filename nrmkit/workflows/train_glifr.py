@@ -1,0 +1,412 @@
+"""``train_glifr``: GLIFR networks (and parameter-matched RNN / LSTM) on sine generation and
+sequential digits, with neuronal heterogeneity learned or fixed, and silencing tests.
+
+Tasks (``--task``): ``sine`` — generate ``sin(2πft) + c`` for 6 frequencies from a constant
+input ``c`` (100 steps of ``--dt``; MSE; per-step read-out); ``lmnist`` — digits row by row;
+``pmnist`` — pixel by pixel (``--dataset digits``, the bundled 8×8 digits, or ``mnist``, as in
+``smnist``). Models (``--model``): ``glifr`` (variant ``hom`` fixed homogeneous neurons,
+``lhet`` learned from the homogeneous init, ``fhet`` fixed heterogeneous, ``rhet`` learned from
+the heterogeneous init — resampled from a trained lhet run given by ``--lhet_run``, or drawn
+from the documented ranges; ``--ascs/--no-ascs``), ``rnn`` (tanh) and ``lstm``. Hidden sizes
+are matched by parameter count: an RNN of ``--hidden`` units sets the budget and every model
+gets the largest size within it (``parameter_counts`` in the results).
+
+``--ntrials`` independent trials (seeds ``--seed + trial``); per trial a checkpoint
+``checkpoints/trial<k>.pt`` (atomic, every 5 % of the epochs and at the end; ``--resume``
+continues). ``--silence 0,0.2,0.4`` scores every trained network with those fractions of
+hidden neurons silenced (random subsets, ``--silence_draws`` each; a silenced neuron's rate is
+0 for the recurrent input and the read-out).
+
+results.json: ``trials`` (per trial ``seed``, ``learning_curve`` {``train_loss``,
+``validation_loss``, ``train_<metric>``, ``validation_<metric>``}, ``test_mse`` or
+``test_accuracy``, ``silencing`` {fraction: metric}, ``neuron_parameters`` summaries),
+``silencing`` (fraction → mean metric over trials), ``test_metric`` (mean), ``parameter_counts``
+({model: {hidden, parameters}}), ``hidden_size``, ``metric``, ``task``, ``model``, ``variant``.
+Arrays: ``neuron_parameters.npz`` (GLIFR, per trial), ``sine_outputs.npz``. Figures:
+``learning_curves``, ``sine_outputs``, ``neuron_parameters`` (V_th, k_m, a_j, r_j, k_j
+histograms), ``silencing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from nrmkit.cli.options import Command, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.core.base import Workflow
+from nrmkit.core.errors import DataError
+from nrmkit.workflows.common import check, check_finite
+
+TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
+                 "lmnist": {"epochs": 30, "lr": 1e-3, "batch": 256},
+                 "pmnist": {"epochs": 30, "lr": 1e-3, "batch": 256}}
+VARIANTS = {"hom": (False, False), "lhet": (True, False), "fhet": (False, True),
+            "rhet": (True, True)}   # (learn neuronal parameters, heterogeneous init)
+CELLS = {"glifr": "GLIFR", "rnn": "RNN", "lstm": "LSTM"}
+
+
+@dataclass(frozen=True)
+class GlifrConfig:
+    """Options of ``train_glifr`` (times in ms)."""
+
+    task: str = "sine"
+    model: str = "glifr"
+    variant: str = "lhet"
+    ascs: bool = True
+    lhet_run: str | None = None
+    delay: float = 1.0
+    dt: float = 0.05
+    sigma_v: float = 1.0
+    anneal_sigma_v: bool = False
+    hidden: int = 256
+    epochs: int | None = None
+    lr: float | None = None
+    batch: int | None = None
+    ntrials: int = 1
+    silence: str | None = None
+    silence_draws: int = 5
+    dataset: str = "digits"
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        for name in ("epochs", "batch", "ntrials", "hidden", "silence_draws"):
+            value = getattr(self, name)
+            check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
+        for name in ("lr", "dt", "sigma_v", "delay"):
+            check_finite(getattr(self, name), f"--{name}")
+        check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
+        check(self.dt > 0, "--dt", f"must be positive, got {self.dt}")
+        check(self.sigma_v > 0, "--sigma_v", f"must be positive, got {self.sigma_v}")
+        check(self.delay_steps >= 1, "--delay",
+              f"must be at least one step (--dt {self.dt:g} ms), got {self.delay:g} ms")
+        if self.lhet_run is not None:
+            check((Path(self.lhet_run) / "neuron_parameters.npz").is_file(), "--lhet_run",
+                  f"no trained GLIFR run in {self.lhet_run} (neuron_parameters.npz missing)")
+        fractions = self.silence_fractions
+        check(all(0.0 <= f < 1.0 for f in fractions), "--silence",
+              f"fractions must lie in [0, 1), got {self.silence}")
+
+    @property
+    def delay_steps(self) -> int:
+        return round(self.delay / self.dt)
+
+    @property
+    def silence_fractions(self) -> tuple[float, ...]:
+        if not self.silence:
+            return ()
+        try:
+            return tuple(float(part) for part in self.silence.split(","))
+        except ValueError:
+            check(False, "--silence", f"give comma-separated fractions, got {self.silence!r}")
+            raise
+
+    @property
+    def metric(self) -> str:
+        return "mse" if self.task == "sine" else "accuracy"
+
+
+def parameter_count(model: str, hidden: int, *, inputs: int, outputs: int,
+                    n_ascs: int = 2) -> int:
+    """Trainable parameters of a model with ``hidden`` units and its read-out (with bias).
+
+    rnn: ``I·H + H + H²``; lstm: ``4H(I + H) + 4H``; glifr: ``I·H + H² + (2 + 3·n_ascs)·H``
+    (``V_th, k_m`` and ``k_j, r_j, a_j`` per after-spike current); read-out ``H·O + O``.
+    """
+    cell = {"rnn": inputs * hidden + hidden + hidden ** 2,
+            "lstm": 4 * hidden * (inputs + hidden) + 4 * hidden,
+            "glifr": inputs * hidden + hidden ** 2 + (2 + 3 * n_ascs) * hidden}[model]
+    return cell + hidden * outputs + outputs
+
+
+def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
+                        n_ascs: int = 2) -> int:
+    """The largest hidden size whose :func:`parameter_count` does not exceed ``budget``."""
+    hidden = 1
+    while parameter_count(model, hidden + 1, inputs=inputs, outputs=outputs,
+                          n_ascs=n_ascs) <= budget:
+        hidden += 1
+    return hidden
+
+
+class TrainGlifr(Workflow):
+    name = "train_glifr"
+    config_class = GlifrConfig
+    resumable = True
+    resume_free_options = ("epochs", "silence", "silence_draws")
+
+    def run(self, config: GlifrConfig, context) -> dict:
+        import numpy as np
+        import torch
+
+        from nrmkit import plotting
+        from nrmkit.training.sequence import CLASSIFICATION, REGRESSION
+
+        data = _task_data(config, context)
+        n_ascs = 2 if config.ascs else 0
+        budget = parameter_count("rnn", config.hidden, inputs=data["inputs"],
+                                 outputs=data["outputs"])
+        counts = {}
+        for kind in CELLS:
+            hidden = matched_hidden_size(kind, budget, inputs=data["inputs"],
+                                         outputs=data["outputs"], n_ascs=n_ascs)
+            counts[kind] = {"hidden": hidden, "parameters": parameter_count(
+                kind, hidden, inputs=data["inputs"], outputs=data["outputs"], n_ascs=n_ascs)}
+        hidden = counts[config.model]["hidden"]
+        label = _label(config)
+        context.log(f"train_glifr: {label} on {config.task}, {hidden} units "
+                    f"({counts[config.model]['parameters']} parameters; budget of an RNN "
+                    f"with {config.hidden}: {budget}), {config.ntrials} trial(s) × "
+                    f"{config.epochs} epochs")
+        objective = REGRESSION if config.task == "sine" else CLASSIFICATION
+        trained_lhet = _lhet_values(config.lhet_run) if config.lhet_run else None
+        trials, parameters, outputs_of_first = [], [], None
+        for trial in range(config.ntrials):
+            model, trainer = _build(config, context, data, hidden, n_ascs, trial, objective,
+                                    trained_lhet)
+            _train(config, context, trainer, trial)
+            test = _evaluate(model, data, objective)
+            silencing = _silencing(config, model, data, objective,
+                                   context.generator(1000 + trial))
+            record = {"seed": context.seed + trial, "epochs": trainer.epoch,
+                      "learning_curve": _curves(trainer.history),
+                      f"test_{config.metric}": test, "silencing": silencing}
+            if config.model == "glifr":
+                values = {k: v.detach().cpu().numpy()
+                          for k, v in model.cell.neuron_parameters().items()}
+                parameters.append(values)
+                record["neuron_parameters"] = {k: _summary(v) for k, v in values.items()}
+            trials.append(record)
+            context.log(f"  trial {trial + 1}: test {config.metric} {test:.4g}")
+            if trial == 0:
+                outputs_of_first = _sine_outputs(model, data) if config.task == "sine" else None
+                if context.run_dir.path is not None:
+                    from nrmkit.workflows.smnist import save_sequence_model
+
+                    save_sequence_model(context.run_dir.path / "model.pt", model,
+                                        {"task": config.task, "permutation": None,
+                                         "dataset": config.dataset, "input": data["mode"]})
+
+        run_dir = context.run_dir
+        fractions = [str(f) for f in config.silence_fractions]
+        silencing = {f: float(np.mean([t["silencing"][f] for t in trials])) for f in fractions}
+        run_dir.save_figure(plotting.glifr_learning_curves(
+            [t["learning_curve"] for t in trials], metric=config.metric, title=label),
+            "learning_curves")
+        if parameters:
+            run_dir.write_arrays("neuron_parameters.npz", **{
+                name: np.stack([p[name] for p in parameters]) for name in parameters[0]})
+            run_dir.save_figure(plotting.glifr_parameters(parameters[0], title=label,
+                                                          dt=config.dt), "neuron_parameters")
+        if outputs_of_first is not None:
+            run_dir.write_arrays("sine_outputs.npz", **outputs_of_first)
+            run_dir.save_figure(plotting.sine_outputs(**outputs_of_first, title=label),
+                                "sine_outputs")
+        if fractions:
+            run_dir.save_figure(plotting.silencing_curve(
+                {label: [[t["silencing"][f] for f in fractions] for t in trials]},
+                [float(f) for f in fractions], metric=config.metric), "silencing")
+        return {
+            "task": config.task, "model": config.model, "variant": config.variant,
+            "ascs": config.ascs, "metric": config.metric, "hidden_size": hidden,
+            "parameter_counts": counts, "budget": budget, "trials": trials,
+            "test_metric": float(np.mean([t[f"test_{config.metric}"] for t in trials])),
+            "silencing": silencing,
+            "delay_steps": config.delay_steps if config.model == "glifr" else None,
+        }
+
+
+def _label(config) -> str:
+    if config.model != "glifr":
+        return config.model.upper()
+    return f"GLIFR-{config.variant}{'a' if config.ascs else ''}"
+
+
+def _task_data(config, context) -> dict:
+    import torch
+
+    dtype, device = context.torch_dtype, context.device
+    if config.task == "sine":
+        from nrmkit.datasets.sine import sine_task
+
+        inputs, targets, frequencies = sine_task(dt=config.dt)
+        pair = (torch.as_tensor(inputs, dtype=dtype, device=device),
+                torch.as_tensor(targets, dtype=dtype, device=device))
+        return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
+                "mode": "sine", "frequencies": frequencies}
+    from nrmkit.datasets import digits
+
+    splits = digits.load_digit_splits(config.dataset, data_dir=config.data_dir)
+    mode = "rows" if config.task == "lmnist" else "pixels"
+
+    def tensors(images, labels):
+        sequences = digits.as_sequences(images, image_shape=splits.image_shape,
+                                        input_mode=mode)
+        return (torch.as_tensor(sequences, dtype=dtype, device=device),
+                torch.as_tensor(labels, device=device))
+
+    train = tensors(splits.train_images, splits.train_labels)
+    return {"train": train,
+            "validation": tensors(splits.validation_images, splits.validation_labels),
+            "test": tensors(splits.test_images, splits.test_labels),
+            "inputs": int(train[0].shape[-1]), "outputs": 10, "mode": mode}
+
+
+def _lhet_values(run: str) -> dict:
+    import numpy as np
+    import torch
+
+    try:
+        with np.load(Path(run) / "neuron_parameters.npz") as arrays:
+            return {name: torch.as_tensor(arrays[name][0]) for name in arrays.files}
+    except (OSError, KeyError, ValueError) as error:
+        raise DataError(f"cannot read the trained lhet run in {run}: {error}") from None
+
+
+def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet):
+    from nrmkit.nn.glifr import heterogeneous_values
+    from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
+    from nrmkit.training.sequence import SequenceTrainer
+
+    learn, heterogeneous = VARIANTS[config.variant]
+    generator = context.generator(100 * trial)
+    cell_options = {}
+    if config.model == "glifr":
+        cell_options = {"dt": config.dt, "delay": config.delay_steps, "n_ascs": n_ascs,
+                        "sigma_v": config.sigma_v, "learn_neuron": learn}
+    spec = SequenceModelSpec(net_type=CELLS[config.model], nonlin="tanh",
+                             input_size=data["inputs"], hidden_size=hidden,
+                             n_classes=data["outputs"], rinit="xavier", iinit="xavier",
+                             per_step=config.task == "sine", cell_options=cell_options)
+    model = build_sequence_model(spec, generator=generator)
+    if config.model == "glifr" and heterogeneous:
+        model.cell.load_neuron_values(heterogeneous_values(
+            hidden, n_ascs, dt=config.dt, trained=trained_lhet, generator=generator))
+    model = model.to(device=context.device, dtype=context.torch_dtype)
+    trainer = SequenceTrainer(model, data["train"], data["validation"], lr=config.lr,
+                              batch_size=config.batch, generator=context.generator(
+                                  100 * trial + 1), objective=objective, plateau=False)
+    if config.anneal_sigma_v and config.model == "glifr":
+        def anneal(epoch: int) -> None:
+            fraction = epoch / max(1, config.epochs - 1)
+            model.cell.sigma_v.fill_(config.sigma_v * 0.1 ** fraction)
+        trainer.before_epoch = anneal
+    return model, trainer
+
+
+def _train(config, context, trainer, trial) -> None:
+    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+    run_dir = context.run_dir
+    checkpoint = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
+    if checkpoint is not None and checkpoint.exists():
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+    every = max(1, config.epochs // 20)
+    progress = context.progress(f"trial {trial + 1}/{config.ntrials}")
+
+    def end_of_epoch(epoch: int, metrics: dict) -> None:
+        if checkpoint is not None and ((epoch + 1) % every == 0 or epoch + 1 == config.epochs):
+            save_checkpoint(checkpoint, trainer.state_dict())
+        progress(epoch + 1, config.epochs)
+
+    trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, trainer.state_dict())
+
+
+def _evaluate(model, data, objective, **kwargs) -> float:
+    from nrmkit.training.sequence import evaluate
+
+    return float(evaluate(model, *data["test"], objective=objective, **kwargs)[objective.metric])
+
+
+def _silencing(config, model, data, objective, generator) -> dict[str, float]:
+    """Metric with a fraction of hidden neurons silenced, averaged over random subsets."""
+    import numpy as np
+    import torch
+
+    hidden = model.spec.hidden_size
+    out = {}
+    for fraction in config.silence_fractions:
+        n_off = round(fraction * hidden)
+        scores = []
+        for _ in range(config.silence_draws if n_off else 1):
+            keep = torch.ones(hidden, dtype=data["test"][0].dtype)
+            keep[torch.randperm(hidden, generator=generator)[:n_off]] = 0.0
+            scores.append(_evaluate(model, data, objective,
+                                    keep=keep.to(data["test"][0].device)))
+        out[str(fraction)] = float(np.mean(scores))
+    return out
+
+
+def _sine_outputs(model, data) -> dict:
+    import torch
+
+    with torch.no_grad():
+        outputs = model(data["test"][0])
+    return {"outputs": outputs[..., 0].cpu().numpy(), "targets": data["test"][1][..., 0]
+            .cpu().numpy(), "frequencies": data["frequencies"]}
+
+
+def _curves(history: list[dict]) -> dict:
+    if not history:
+        return {}
+    return {key: [entry[key] for entry in history] for key in history[0]
+            if key not in ("epoch", "lr", "seconds")}
+
+
+def _summary(values) -> dict:
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+@click.command("train_glifr", cls=Command)
+@option("--task", type=click.Choice(list(TASK_DEFAULTS)), default="sine",
+        help="sine generation, lmnist (rows) or pmnist (pixel by pixel).")
+@option("--model", type=click.Choice(list(CELLS)), default="glifr",
+        help="GLIFR network, or the parameter-matched RNN / LSTM.")
+@option("--variant", type=click.Choice(list(VARIANTS)), default="lhet",
+        help="hom (fixed), lhet (learned), fhet (fixed het.), rhet (learned from het.).")
+@option("--ascs/--no-ascs", default=True, help="Two after-spike currents per neuron.")
+@option("--lhet_run", type=click.Path(file_okay=False), default=None,
+        help="Trained lhet run whose parameters seed the heterogeneous init (fhet, rhet).")
+@option("--delay", type=float, default=1.0, help="Synaptic delay (ms).")
+@option("--dt", type=float, default=0.05, help="Time step (ms).")
+@option("--sigma_v", type=float, default=1.0, help="σ_V of the rate sigmoid.")
+@option("--anneal_sigma_v", is_flag=True, default=False,
+        help="Anneal σ_V geometrically to a tenth over training.")
+@option("--hidden", type=int, default=256,
+        help="RNN hidden size setting the parameter budget of every model.")
+@option("--epochs", type=int, default=None, show_default="sine 5000, MNIST 30",
+        help="Training epochs.")
+@option("--lr", type=float, default=None, show_default="sine 1e-4, MNIST 1e-3",
+        help="Adam learning rate.")
+@option("--batch", type=int, default=None, show_default="sine 6, MNIST 256",
+        help="Sequences per update.")
+@option("--ntrials", type=int, default=1, help="Independent trials (seeds seed + k).")
+@option("--silence", type=str, default=None,
+        help="Comma-separated fractions of hidden neurons to silence after training.")
+@option("--silence_draws", type=int, default=5, help="Random subsets per fraction.")
+@option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
+        help="Digits for lmnist / pmnist (see smnist).")
+@option("--data-dir", "--data_dir", "data_dir", type=click.Path(), default=None,
+        help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
+@option("--resume", is_flag=True, default=False,
+        help="Continue the run in --output-dir from its checkpoints.")
+@common_options
+def command(**kwargs):
+    """Train GLIFR (or matched RNN / LSTM) networks on sine generation or digits.
+
+    Example: train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --ntrials 3
+    """
+    common = CommonOptions.pop_from(kwargs)
+    config = build_config(GlifrConfig, **kwargs)
+    execute(TrainGlifr(), config, common)
