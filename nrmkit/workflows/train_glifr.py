@@ -142,7 +142,6 @@ class TrainGlifr(Workflow):
 
     def run(self, config: GlifrConfig, context) -> dict:
         import numpy as np
-        import torch
 
         from nrmkit import plotting
         from nrmkit.training.sequence import CLASSIFICATION, REGRESSION
