@@ -16,7 +16,7 @@ from nrmkit.workflows import lyapu_convergence, spectrum, transition_2_chaos
 
 SCRIPTS = ["nrmkit", "lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
            "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
-           "train_flybrain_pop", "smnist", "train_glifr"]
+           "train_flybrain_pop", "smnist", "train_glifr", "rate_to_lif"]
 TINY = ["--n", "30", "--tsim", "4", "--ttrans", "2", "--quiet"]
 
 

@@ -42,6 +42,7 @@ _SUMMARIES = {
     "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
     "smnist": "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits.",
     "train_glifr": "GLIFR networks (and matched RNN/LSTM) on sine generation and digits.",
+    "rate_to_lif": "Dale rate RNNs on cognitive tasks, converted to spiking LIF networks.",
 }
 
 

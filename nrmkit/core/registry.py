@@ -102,6 +102,7 @@ ACTIVATIONS = Registry("activation")
 MODELS = Registry("model")
 LOSSES = Registry("loss")
 TASKS = Registry("task")
+TRANSFER_FUNCTIONS = Registry("transfer function")
 INITIALIZERS = Registry("initializer")
 NONLINEARITIES = Registry("nonlinearity")
 WORKFLOWS = Registry("workflow")
@@ -121,6 +122,13 @@ for _name, _cell in (("RNN", "RNNCell"), ("ANRU", "ANRUCell"), ("LSTM", "LSTMCel
                      ("GRU", "GRUCell")):
     MODELS.register_lazy(_name, f"nrmkit.nn.recurrent:{_cell}")
 MODELS.register_lazy("GLIFR", "nrmkit.nn.glifr:GLIFRCell")
+MODELS.register_lazy("dale_rate_rnn", "nrmkit.nn.dale:DaleRateRNN")
+
+# Cognitive tasks of rate_to_lif and the transfer functions of its Dale rate networks.
+for _name, _task in (("go-nogo", "GO_NOGO"), ("xor", "XOR_TASK"), ("mante", "MANTE")):
+    TASKS.register_lazy(_name, f"nrmkit.datasets.cognitive:{_task}")
+for _name in ("sigmoid", "clipped_relu", "softplus"):
+    TRANSFER_FUNCTIONS.register_lazy(_name, f"nrmkit.nn.dale:{_name.upper()}")
 
 for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming"):
     INITIALIZERS.register_lazy(_name, f"nrmkit.nn.init:{_name}",
@@ -136,5 +144,5 @@ for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
 
 for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
               "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
-              "train_flybrain_pop", "smnist", "train_glifr"):
+              "train_flybrain_pop", "smnist", "train_glifr", "rate_to_lif"):
     WORKFLOWS.register_lazy(_name, f"nrmkit.workflows.{_name}:command")

@@ -72,3 +72,31 @@ def load_trained_model(path: str | Path, *, device: str = "cpu"):
                    gain=state["gain"].to(device), shift=state["shift"].to(device),
                    population=state["population"], activation=state["activation"],
                    dt=state["dt"], self_connections=state["self_connections"])
+
+
+def save_dale_network(path: str | Path, network: Any, extras: dict[str, Any] | None = None):
+    """Save a :class:`~nrmkit.nn.dale.DaleRateRNN` atomically as
+    ``{"kind": "dale_rate_rnn", "spec": …, "state": state_dict, **extras}``."""
+    import dataclasses
+
+    return save_checkpoint(path, {"kind": "dale_rate_rnn",
+                                  "spec": dataclasses.asdict(network.spec),
+                                  "state": network.state_dict(), **(extras or {})})
+
+
+def load_dale_network(path: str | Path):
+    """Read :func:`save_dale_network`'s file; returns ``(network, the whole record)``.
+
+    Raises ``ValueError`` when the file holds something else.
+    """
+    from nrmkit.nn.dale import DaleRateRNN, DaleSpec
+
+    record = load_checkpoint(path)
+    if not isinstance(record, dict) or record.get("kind") != "dale_rate_rnn":
+        raise ValueError("not a Dale rate network checkpoint")
+    spec_values = dict(record["spec"])
+    spec_values["taus"] = tuple(spec_values["taus"])
+    network = DaleRateRNN(DaleSpec(**spec_values))
+    network.load_state_dict(record["state"])
+    return network, record
+

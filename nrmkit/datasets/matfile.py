@@ -1,0 +1,193 @@
+r"""MATLAB ``.mat`` model files of the published rate-to-spiking code (Kim, Li & Sejnowski 2019).
+
+A trained rate network is stored with the published field names and layout, so that models
+trained by the original TensorFlow code convert here and models trained here run in the
+original MATLAB scripts. :func:`read_rate_model_mat` returns the squeezed form:
+
+========================  ==============  ====================================================
+field                     written         meaning (read back as)
+========================  ==============  ====================================================
+``w``                     ``(N, N)``      trained recurrent weights after the ReLU, unsigned,
+                                          ``W[post, pre]`` (``(N, N)`` float)
+``w0``                    ``(N, N)``      the same before training (optional)
+``w_in``                  ``(N, I)``      input weights (``(N, I)`` float, stays 2-D)
+``w_out``                 ``(1, N)``      read-out weights (``(N,)``)
+``b_out``                 ``(1, 1)``      read-out bias (float; 0 when absent)
+``taus``                  ``(1, 2)`` or   ``[τ_min, τ_max]`` in 5-ms steps, or ``[τ]`` when τ
+                          ``(1, 1)``      is fixed (``(2,)`` or ``(1,)`` float)
+``taus_gaus``             ``(N, 1)``      the raw parameter τ̃; the decay of unit ``i`` is
+                                          ``τ_min + (τ_max − τ_min)·sigmoid(τ̃_i)`` steps
+``taus_gaus0``            ``(N, 1)``      τ̃ before training (optional)
+``m``                     ``(N, N)``      Dale sign matrix ``diag(s)``, ``s_j = +1`` for an
+                                          excitatory and ``−1`` for an inhibitory unit ``j``
+``som_m``                 ``(N, N)``      0/1 connectivity mask (all ones without SOM cells)
+``exc``, ``inh``          ``(N, 1)``      excitatory / inhibitory units (``(N,)`` bool)
+``N``, ``som_N``          ``(1, 1)``      number of units, of SOM units (int)
+``activation``            string          e.g. ``"sigmoid"`` (str; ``sigmoid`` when absent)
+``eval_perf_mean``,       ``(1, 1)``      last evaluation's accuracy / loss (float)
+``eval_loss_mean``
+``losses``                ``(1, n)``      training loss of every update (``(n,)``)
+``tr``                    ``(1, 1)``      index of the last training trial (int)
+``task``                  string          task name (str)
+========================  ==============  ====================================================
+
+The Dale-signed weights the networks use are ``W_eff = (w @ m) ⊙ som_m``
+(:func:`effective_weights`): ``m`` multiplies column ``j`` by the sign of presynaptic unit
+``j``, as in the published ``relu(w) · m ⊙ som_m``.
+
+Required fields (reading fails with :class:`~nrmkit.core.errors.DataError` naming the missing
+ones): ``w, w_in, w_out, taus, taus_gaus, m, som_m, exc, inh, N`` — what the published LIF
+code loads. Every other field present is returned as well.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+
+from nrmkit.core.errors import DataError
+
+REQUIRED_FIELDS = ("w", "w_in", "w_out", "taus", "taus_gaus", "m", "som_m", "exc", "inh", "N")
+_MATRICES = ("w", "w0", "w_in", "m", "som_m")
+_ROWS = ("w_out", "taus", "losses")                         # written (1, n), read (n,)
+_COLUMNS = ("taus_gaus", "taus_gaus0")                      # written (n, 1), read (n,)
+_BOOLEANS = ("exc", "inh")                                  # written (n, 1), read (n,) bool
+_INTEGERS = ("N", "som_N", "tr")
+_FLOATS = ("b_out", "eval_perf_mean", "eval_loss_mean")
+_STRINGS = ("activation", "task")
+
+
+def _to_mat(name: str, value: Any) -> Any:
+    if name in _STRINGS:
+        return str(value)
+    if name in _INTEGERS:
+        return np.array([[int(value)]], dtype=np.float64)
+    if name in _FLOATS:
+        return np.array([[float(value)]], dtype=np.float64)
+    arr = np.asarray(value)
+    if name in _BOOLEANS:
+        return arr.astype(bool).reshape(-1, 1)
+    if name in _ROWS:
+        return arr.astype(np.float64).reshape(1, -1)
+    if name in _COLUMNS:
+        return arr.astype(np.float64).reshape(-1, 1)
+    if name in _MATRICES:
+        arr = arr.astype(np.float64)
+        return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+    return arr
+
+
+def write_rate_model_mat(path: str | os.PathLike, fields: Mapping[str, Any]) -> Path:
+    """Write a rate model as a MATLAB ``.mat`` file, atomically; returns the path.
+
+    ``fields`` must hold every required field (see the module docstring); optional and extra
+    fields are written too. The file is written to a temporary file in the same folder and
+    moved into place with :func:`os.replace`, so a reader never sees a partial file.
+    """
+    missing = [f for f in REQUIRED_FIELDS if f not in fields]
+    if missing:
+        raise ValueError(f"missing required field(s): {', '.join(missing)}")
+    path = Path(path)
+    data = {name: _to_mat(name, value) for name, value in fields.items()}
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            scipy.io.savemat(fh, data, do_compression=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _from_mat(name: str, value: Any) -> Any:
+    if name in _STRINGS:
+        arr = np.asarray(value)
+        if arr.dtype.kind in "US":
+            return "".join(str(x) for x in arr.ravel())
+        return str(arr.squeeze())
+    arr = np.asarray(value)
+    if name in _INTEGERS:
+        return int(arr.squeeze())
+    if name in _FLOATS:
+        return float(arr.squeeze())
+    if name in _BOOLEANS:
+        return arr.reshape(-1).astype(bool)
+    if name in _ROWS or name in _COLUMNS:
+        return arr.reshape(-1).astype(np.float64)
+    if name in _MATRICES:
+        return np.atleast_2d(arr).astype(np.float64)
+    return arr
+
+
+def read_rate_model_mat(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``.mat`` rate model, squeezing MATLAB's 2-D shapes (see the module docstring).
+
+    Raises:
+        DataError: the file is missing or unreadable, or required fields are absent.
+    """
+    path = Path(path)
+    try:
+        raw = scipy.io.loadmat(str(path), squeeze_me=False, chars_as_strings=True)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    except Exception as exc:    # scipy raises several types (ValueError, MatReadError, …)
+        raise DataError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
+    missing = [f for f in REQUIRED_FIELDS if f not in raw]
+    if missing:
+        raise DataError(f"{path}: missing required field(s): {', '.join(missing)}")
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name.startswith("__"):
+            continue
+        try:
+            out[name] = _from_mat(name, value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: field {name!r} is malformed ({exc})") from exc
+    out.setdefault("b_out", 0.0)
+    out.setdefault("activation", "sigmoid")
+    n = out["N"]
+    for name in ("w", "m", "som_m"):
+        if out[name].shape != (n, n):
+            raise DataError(f"{path}: field {name!r} has shape {out[name].shape}, "
+                            f"expected ({n}, {n})")
+    if out["taus"].size not in (1, 2):
+        raise DataError(f"{path}: field 'taus' must hold [tau_min, tau_max] or [tau], got "
+                        f"{out['taus'].size} values")
+    for name in ("w_out", "taus_gaus", "exc", "inh"):
+        if out[name].shape != (n,):
+            raise DataError(f"{path}: field {name!r} has {out[name].size} values, expected {n}")
+    if out["w_in"].shape[0] != n:
+        raise DataError(f"{path}: field 'w_in' has shape {out['w_in'].shape}, expected ({n}, I)")
+    return out
+
+
+def effective_weights(fields: Mapping[str, Any]) -> np.ndarray:
+    """Dale-signed ``(N, N)`` weights ``W_eff = (w @ m) ⊙ som_m``."""
+    w_eff = np.asarray(fields["w"], dtype=np.float64) @ np.asarray(fields["m"], dtype=np.float64)
+    return w_eff * np.asarray(fields["som_m"], dtype=np.float64)
+
+
+def mat_file_name(task: str, n: int, taus_min: float, taus_max: float, activation: str,
+                  timestamp: str | _dt.datetime) -> str:
+    """``Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat``, as the original.
+
+    ``τ_min``/``τ_max`` (in steps) are written as Python ``str(float(x))`` (``4`` → ``4.0``,
+    as the published code, whose τ option was a float; a fixed τ gives ``Taus_<τ>_<τ>``);
+    a :class:`datetime.datetime` timestamp is written ``%Y_%m_%d_%H%M%S``; a string as given.
+    """
+    if isinstance(timestamp, _dt.datetime):
+        timestamp = timestamp.strftime("%Y_%m_%d_%H%M%S")
+    return (f"Task_{task}_N_{int(n)}_Taus_{float(taus_min)}_{float(taus_max)}"
+            f"_Act_{activation}_{timestamp}.mat")

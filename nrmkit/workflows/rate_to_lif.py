@@ -1,0 +1,527 @@
+"""``rate_to_lif``: Dale's-law rate RNNs trained on cognitive tasks, mapped to LIF networks.
+
+Modes (``--mode``):
+
+* ``train`` — train a rate network (:mod:`nrmkit.nn.dale`) on ``--task`` with the published
+  stopping rule (:mod:`nrmkit.training.rate_task`); writes ``model.pt`` and the published
+  ``.mat`` (``Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat``).
+* ``convert`` — the λ grid search: the LIF network (:mod:`nrmkit.nn.lif`) with the weights of
+  ``--model`` divided by each λ in ``--lambdas`` (default the published grid of the
+  activation) runs ``--lif_trials`` trials; the best accuracy picks ``best_lambda``.
+* ``eval`` — the LIF network at one λ (``--lambda``; default the model's stored best λ) on
+  ``--lif_trials`` fresh trials: accuracy, firing rates, raster, read-outs.
+* ``all`` (default) — train, convert, then evaluate at the best λ on fresh trials.
+
+``--model`` (convert, eval) is a ``.mat`` of the published code, a ``model.pt``, or a run
+directory of this workflow; the rate options then come from the model.
+
+results.json: ``task``, ``mode``, ``n``; training: ``rate_accuracy``, ``rate_loss`` (100
+fresh trials after training), ``trials_used``, ``updates``, ``stopping_rule_met``,
+``training_seconds``; convert: ``lif_accuracy`` ({λ: accuracy}), ``best_lambda``,
+``best_lif_accuracy``, ``firing_rate_hz`` ({λ: mean rate}), ``rate_accuracy_same_trials``
+(the rate network on the grid's trials), ``grid_seconds``; eval: ``lif_eval`` {``lambda``,
+``accuracy``, ``rate_accuracy_same_trials``, ``mean_firing_rate_hz``,
+``excitatory_rate_hz``, ``inhibitory_rate_hz``}, ``mean_firing_rate_hz`` (at the evaluated
+λ, else at the best λ); ``--lyapunov K``: ``lyapunov_exponents`` (top K of the noise-free
+autonomous rate network, 1/s, mean and s.d. over 10 initial states). Arrays:
+``training.npz``, ``rate_outputs.npz``, ``lif_grid.npz``, ``lif_eval.npz``. Figures:
+``training``, ``rate_outputs``, ``lambda_grid``, ``lif_outputs``, ``lif_raster``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from nrmkit.cli.options import Command, RegistryChoice, common_options, option
+from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.core.base import Workflow
+from nrmkit.core.errors import ConfigError, DataError
+from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
+from nrmkit.workflows.common import check, check_finite
+
+MODES = ("all", "train", "convert", "eval")
+TRAINING_CHECKPOINT = "checkpoints/training.pt"
+LYAPUNOV_TRAJECTORIES = 10
+
+
+def parse_decay_taus(values) -> tuple[float, ...]:
+    """``("4 20",)``, ``("4,20",)`` or ``("4", "20")`` → ``(4.0, 20.0)``."""
+    numbers = []
+    for value in values:
+        for part in str(value).replace(",", " ").split():
+            try:
+                numbers.append(float(part))
+            except ValueError:
+                raise ConfigError("--decay_taus", f"not a number: {part!r}") from None
+    return tuple(numbers)
+
+
+@dataclass(frozen=True)
+class RateToLifConfig:
+    """Options of ``rate_to_lif`` (times: τ in 5-ms steps, LIF in ms)."""
+
+    mode: str = "all"
+    task: str = "go-nogo"
+    n: int = 200
+    decay_taus: tuple[float, ...] = (4.0, 20.0)
+    p_inh: float = 0.2
+    p_rec: float = 0.2
+    som_n: int = 0
+    gain: float = 1.5
+    apply_dale: bool = True
+    act: str = "sigmoid"
+    loss_fn: str = "l2"
+    n_trials: int = 6000
+    batch: int = 10
+    lr: float = 0.01
+    model: str | None = None
+    lambdas: tuple[float, ...] = ()
+    scaling: float | None = None
+    lif_trials: int = 100
+    lif_noise: float = 0.1
+    lif_dt: float = 0.05
+    tau_rise: float = 2.0
+    t_ref: float = 2.0
+    lyapunov: int = 0
+
+    def __post_init__(self):
+        check(self.mode in MODES, "--mode", f"choose from {', '.join(MODES)}")
+        check(self.task in TASKS, "--task",
+              f"unknown task {self.task!r}; choose from {', '.join(TASKS.names())}")
+        check(self.n >= 2, "--n", f"a network needs at least 2 units, got {self.n}")
+        taus = tuple(float(t) for t in self.decay_taus)
+        object.__setattr__(self, "decay_taus", taus)
+        check(len(taus) in (1, 2), "--decay_taus",
+              f"give MIN MAX (trainable) or one fixed value, got {len(taus)} values")
+        check(all(t == t and t >= 1.0 and t != float("inf") for t in taus), "--decay_taus",
+              f"time constants are in 5-ms steps and must be finite and ≥ 1, got {taus}")
+        check(taus[0] <= taus[-1], "--decay_taus", f"MIN must not exceed MAX, got {taus}")
+        for name in ("p_inh", "p_rec"):
+            value = getattr(self, name)
+            check(value == value and 0.0 <= value <= 1.0, f"--{name}",
+                  f"a probability must lie in [0, 1], got {value}")
+        check(self.p_rec > 0, "--p_rec", "must be positive")
+        check(0 <= self.som_n <= self.n, "--som_n", f"must lie in [0, --n], got {self.som_n}")
+        check_finite(self.gain, "--gain")
+        check(self.gain > 0, "--gain", f"must be positive, got {self.gain}")
+        check(self.act in TRANSFER_FUNCTIONS, "--act",
+              f"choose from {', '.join(TRANSFER_FUNCTIONS.names())}")
+        check(self.loss_fn in ("l1", "l2"), "--loss_fn", "choose l1 or l2")
+        for name in ("n_trials", "batch", "lif_trials"):
+            value = getattr(self, name)
+            check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
+        check_finite(self.lr, "--lr")
+        check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
+        lambdas = tuple(float(v) for v in self.lambdas)
+        object.__setattr__(self, "lambdas", lambdas)
+        check(all(v > 0 and v != float("inf") for v in lambdas), "--lambdas",
+              f"scaling factors must be positive and finite, got {lambdas}")
+        if self.scaling is not None:
+            check(0 < self.scaling < float("inf"), "--lambda",
+                  f"must be positive and finite, got {self.scaling}")
+        check(self.lif_noise >= 0 and self.lif_noise != float("inf"), "--lif_noise",
+              f"must be a finite number ≥ 0 (mV), got {self.lif_noise}")
+        check(self.lif_dt > 0, "--lif_dt", f"must be positive, got {self.lif_dt}")
+        ratio = 5.0 / self.lif_dt
+        check(abs(ratio - round(ratio)) < 1e-6 * ratio, "--lif_dt",
+              f"must divide the 5-ms rate step, got {self.lif_dt}")
+        check(self.tau_rise >= 0, "--tau_rise", f"must be ≥ 0 ms, got {self.tau_rise}")
+        check(self.t_ref >= 0, "--t_ref", f"must be ≥ 0 ms, got {self.t_ref}")
+        check(self.lyapunov >= 0, "--lyapunov", f"must be ≥ 0, got {self.lyapunov}")
+        if self.mode in ("convert", "eval"):
+            check(self.model is not None, "--model",
+                  f"--mode {self.mode} needs a trained model (.mat, model.pt or a run folder)")
+        if self.model is not None:
+            check(Path(self.model).exists(), "--model", f"{self.model} does not exist")
+            check(self.mode in ("convert", "eval"), "--model",
+                  f"is used by --mode convert or eval, not {self.mode}")
+        check(self.lyapunov <= self.n or self.model is not None, "--lyapunov",
+              f"cannot exceed --n ({self.lyapunov} > {self.n})")
+
+
+class RateToLif(Workflow):
+    name = "rate_to_lif"
+    config_class = RateToLifConfig
+    resumable = True
+    resume_free_options = ("n_trials",)
+
+    def run(self, config: RateToLifConfig, context) -> dict:
+        from nrmkit.datasets.cognitive import get_task
+
+        task = get_task(config.task)
+        results: dict = {"task": task.name, "mode": config.mode}
+        losses, stored_lambda = None, None
+        if config.mode in ("train", "all"):
+            network, losses = _train(config, context, task, results)
+        else:
+            network, stored_lambda = _load(config, task)
+            results["model"] = str(Path(config.model).resolve())
+        network = network.to(device=context.device, dtype=context.torch_dtype)
+        network.requires_grad_(False)
+        results["n"] = network.spec.n
+        results["activation"] = network.spec.activation
+        if config.mode in ("convert", "all"):
+            _grid_search(config, context, task, network, results)
+        if config.mode in ("eval", "all"):
+            scaling = (results["best_lambda"] if config.mode == "all" else
+                       config.scaling if config.scaling is not None else stored_lambda)
+            if scaling is None:
+                raise ConfigError("--lambda", "give the scaling factor to evaluate (the model "
+                                              "stores no best λ)")
+            _evaluate_lif(config, context, task, network, float(scaling), results)
+        if config.lyapunov:
+            check(config.lyapunov <= network.spec.n, "--lyapunov",
+                  f"cannot exceed the model's {network.spec.n} units")
+            results["lyapunov_exponents"] = _lyapunov(config, context, network)
+        if losses is not None and context.run_dir.path is not None:
+            _write_models(context, task, network, results, losses)
+        return results
+
+
+def _train(config, context, task, results):
+    import numpy as np
+
+    from nrmkit import plotting
+    from nrmkit.nn.dale import DaleRateRNN, DaleSpec
+    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+    from nrmkit.training.rate_task import EVAL_TRIALS, RateTaskTrainer, evaluate_rate
+
+    spec = DaleSpec(n=config.n, n_inputs=task.n_inputs, p_inh=config.p_inh,
+                    p_rec=config.p_rec, gain=config.gain, som_n=config.som_n,
+                    apply_dale=config.apply_dale, taus=config.decay_taus,
+                    activation=config.act)
+    network = DaleRateRNN(spec, generator=context.generator(0))
+    network = network.to(device=context.device, dtype=context.torch_dtype)
+    trainer = RateTaskTrainer(network, task, n_trials=config.n_trials, batch=config.batch,
+                              lr=config.lr, loss=config.loss_fn,
+                              generator=context.generator(1))
+    run_dir = context.run_dir
+    checkpoint = None if run_dir.path is None else run_dir.path / TRAINING_CHECKPOINT
+    if checkpoint is not None and checkpoint.exists():
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+        context.log(f"rate_to_lif: resuming after {trainer.updates} updates")
+    context.log(f"rate_to_lif: training a {spec.n}-unit {spec.activation} Dale network on "
+                f"{task.name} (batch {config.batch}, at most {config.n_trials} updates)")
+    progress = context.progress("training")
+    started = time.perf_counter()
+
+    def end_of_period(epoch: int, metrics: dict) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, trainer.state_dict())
+        progress(trainer.updates, config.n_trials)
+
+    trainer.fit_until_rule(on_epoch_end=(end_of_period,))
+    seconds = time.perf_counter() - started
+    if not np.isfinite(trainer.losses[-1] if trainer.losses else 0.0):
+        from nrmkit.core.errors import DivergenceError
+
+        raise DivergenceError("rate training diverged (non-finite loss); lower --lr or --gain")
+    network.eval()
+    evaluation = evaluate_rate(network, task, task.trials(EVAL_TRIALS, context.generator(2)),
+                               loss=config.loss_fn, generator=context.generator(3))
+    results.update({
+        "rate_accuracy": evaluation["accuracy"], "rate_loss": evaluation["loss"],
+        "trials_used": trainer.trials_used, "updates": trainer.updates,
+        "stopping_rule_met": trainer.stopping_rule_met,
+        "training_seconds": round(seconds, 2),
+        "dale_violations": network.dale_violations(),
+        "taus_ms": _summary(network.taus_ms().detach()),
+    })
+    context.log(f"  {trainer.updates} updates ({trainer.trials_used} trials, {seconds:.1f} s): "
+                f"accuracy {100 * evaluation['accuracy']:.1f} %, loss {evaluation['loss']:.2f}, "
+                f"stopping rule {'met' if trainer.stopping_rule_met else 'not met'}")
+    history = trainer.history
+    arrays = {key: np.array([entry[key] for entry in history], dtype=float)
+              for key in ("updates", "train_loss", "eval_loss", "eval_accuracy")}
+    run_dir.write_arrays("training.npz", losses=np.asarray(trainer.losses), **arrays)
+    title = f"{task.name}, N = {spec.n}, {spec.activation}"
+    run_dir.save_figure(plotting.rate_training_curve(
+        arrays["updates"], arrays["eval_loss"], arrays["eval_accuracy"], title=title),
+        "training")
+    trials = task.trials(EVAL_TRIALS, context.generator(2))
+    outputs = evaluation["outputs"].detach().cpu().numpy()
+    run_dir.write_arrays("rate_outputs.npz", outputs=outputs,
+                         targets=trials.targets.numpy(), conditions=trials.conditions.numpy(),
+                         labels=trials.labels.numpy())
+    run_dir.save_figure(plotting.rate_task_outputs(
+        outputs, trials.targets.numpy(), trials.conditions.numpy(), trials.condition_names,
+        title=f"rate network: {title}"), "rate_outputs")
+    return network, list(trainer.losses)
+
+
+def _write_models(context, task, network, results, losses) -> None:
+    """``model.pt`` and the published ``.mat`` (with the grid's results in mode all, under
+    the published names ``opt_scaling_factor``, ``scaling_factors``, ``all_perfs``)."""
+    import numpy as np
+
+    from nrmkit.datasets.matfile import mat_file_name, write_rate_model_mat
+    from nrmkit.nn.dale import mat_fields
+    from nrmkit.training.checkpoint import save_dale_network
+
+    path = context.run_dir.path
+    spec = network.spec
+    extras = {"task": task.name, "eval_perf_mean": results.get("rate_accuracy", float("nan")),
+              "eval_loss_mean": results.get("rate_loss", float("nan")),
+              "tr": max(results.get("updates", 1) - 1, 0)}
+    if "best_lambda" in results:
+        lambdas = [float(v) for v in results["lif_accuracy"]]
+        extras.update({"opt_scaling_factor": results["best_lambda"],
+                       "scaling_factors": np.asarray(lambdas),
+                       "all_perfs": np.asarray([results["lif_accuracy"][str(v)]
+                                                for v in results["lif_accuracy"]])})
+    name = mat_file_name(task.name, spec.n, spec.taus[0], spec.taus[-1], spec.activation,
+                         _dt.datetime.now())
+    network = network.cpu()
+    write_rate_model_mat(path / name, {**mat_fields(network), **extras,
+                                       "losses": np.asarray(losses)})
+    save_dale_network(path / "model.pt", network, {"task": task.name,
+                                              "best_lambda": results.get("best_lambda")})
+    network.to(device=context.device)
+    context.run_dir.written.extend([path / name, path / "model.pt"])
+    results["mat_file"] = name
+
+
+def _load(config, task):
+    """The network of ``--model`` and its stored best λ (or None)."""
+    import json
+
+    from nrmkit.datasets.matfile import read_rate_model_mat
+    from nrmkit.nn.dale import network_from_mat_fields
+    from nrmkit.training.checkpoint import load_dale_network
+
+    path = Path(config.model)
+    stored_lambda = None
+    if path.is_dir():
+        if (path / "results.json").exists():
+            try:
+                stored_lambda = json.loads((path / "results.json").read_text()).get(
+                    "best_lambda")
+            except (OSError, ValueError):
+                stored_lambda = None
+        path = path / "model.pt"
+        if not path.exists():
+            raise ConfigError("--model", f"no model.pt in {config.model}")
+    if path.suffix == ".mat":
+        fields = read_rate_model_mat(path)
+        if "opt_scaling_factor" in fields:
+            value = float(fields["opt_scaling_factor"].squeeze())
+            stored_lambda = value if value == value else None
+        stored_task = fields.get("task")
+        try:
+            network = network_from_mat_fields(fields, noise_std=0.1)
+        except KeyError:
+            raise DataError(f"{path}: unknown activation {fields.get('activation')!r}") from None
+    else:
+        try:
+            network, record = load_dale_network(path)
+        except (ValueError, KeyError, RuntimeError, OSError) as error:
+            raise DataError(f"{path}: not a rate_to_lif model ({error})") from None
+        stored_task = record.get("task")
+        stored_lambda = record.get("best_lambda") or stored_lambda
+    if stored_task and str(stored_task) != task.name:
+        raise ConfigError("--task", f"the model was trained on {stored_task}, not {task.name}")
+    if network.spec.n_inputs != task.n_inputs:
+        raise ConfigError("--task", f"the model has {network.spec.n_inputs} input channel(s); "
+                                    f"{task.name} needs {task.n_inputs}")
+    return network, stored_lambda
+
+
+def _lif_parameters(config):
+    from nrmkit.nn.lif import LIFParameters
+
+    return LIFParameters(dt=config.lif_dt, t_ref=config.t_ref, tau_rise=config.tau_rise,
+                         noise_std=config.lif_noise)
+
+
+def _simulate(config, context, network, trials, lambdas, *, offset, record_spikes, label):
+    import torch
+
+    from nrmkit.nn.lif import simulate_lif
+
+    with torch.no_grad():
+        return simulate_lif(network.effective_weights(), network.w_in, network.w_out,
+                            float(network.b_out), network.taus_ms(),
+                            trials.inputs.to(device=context.device, dtype=context.torch_dtype),
+                            scaling=torch.as_tensor(lambdas), params=_lif_parameters(config),
+                            generator=context.generator(offset), record_spikes=record_spikes,
+                            progress=context.progress(label))
+
+
+def _rate_on(network, task, trials, context, offset):
+    import torch
+
+    with torch.no_grad():
+        outputs, _ = network(trials.inputs.to(device=context.device,
+                                               dtype=context.torch_dtype),
+                             generator=context.generator(offset))
+    return outputs, task.correct(outputs, trials.labels)
+
+
+def _grid_search(config, context, task, network, results) -> None:
+    import numpy as np
+
+    from nrmkit import plotting
+
+    lambdas = list(config.lambdas or network.transfer.lif_scaling_grid)
+    trials = task.trials(config.lif_trials, context.generator(10))
+    context.log(f"rate_to_lif: λ grid search, {len(lambdas)} scaling factors × "
+                f"{config.lif_trials} trials")
+    started = time.perf_counter()
+    lif = _simulate(config, context, network, trials, lambdas, offset=11, record_spikes=False,
+                    label="λ grid")
+    seconds = time.perf_counter() - started
+    correct = task.correct(lif.output, trials.labels, spiking=True)            # (L, B)
+    accuracy = correct.float().mean(-1).cpu().numpy()
+    rates = lif.mean_rate_hz.mean(-1).cpu().numpy()
+    best = int(np.argmax(accuracy))
+    _, rate_correct = _rate_on(network, task, trials, context, 12)
+    rate_accuracy = float(rate_correct.float().mean())
+    results.update({
+        "lif_accuracy": {f"{v:g}": float(a) for v, a in zip(lambdas, accuracy, strict=True)},
+        "firing_rate_hz": {f"{v:g}": float(r) for v, r in zip(lambdas, rates, strict=True)},
+        "best_lambda": float(lambdas[best]), "best_lif_accuracy": float(accuracy[best]),
+        "mean_firing_rate_hz": float(rates[best]),
+        "rate_accuracy_same_trials": rate_accuracy, "grid_seconds": round(seconds, 2),
+        "lif_trials": config.lif_trials,
+    })
+    context.log(f"  best λ = {lambdas[best]:g}: LIF accuracy {100 * accuracy[best]:.1f} % "
+                f"(rate network on the same trials {100 * rate_accuracy:.1f} %), "
+                f"{rates[best]:.1f} Hz, {seconds:.1f} s")
+    context.run_dir.write_arrays(
+        "lif_grid.npz", lambdas=np.asarray(lambdas), accuracy=accuracy, firing_rate_hz=rates,
+        outputs=lif.output.cpu().numpy(), labels=trials.labels.numpy())
+    context.run_dir.save_figure(plotting.lambda_grid(
+        np.asarray(lambdas), accuracy, rates, best=lambdas[best], rate_accuracy=rate_accuracy,
+        title=f"{task.name}, N = {network.spec.n}, {config.lif_trials} trials per λ"),
+        "lambda_grid")
+
+
+def _evaluate_lif(config, context, task, network, scaling, results) -> None:
+
+    from nrmkit import plotting
+
+    trials = task.trials(config.lif_trials, context.generator(20))
+    lif = _simulate(config, context, network, trials, [scaling], offset=21, record_spikes=True,
+                    label=f"LIF at λ = {scaling:g}")
+    outputs = lif.output[:, 0]                                              # (T, B)
+    correct = task.correct(outputs, trials.labels, spiking=True)
+    rate_outputs, rate_correct = _rate_on(network, task, trials, context, 22)
+    counts = lif.spike_counts[0].double()                                   # (B, N)
+    inhibitory = network.inhibitory.cpu().numpy()
+    per_neuron_hz = (counts.mean(0) / lif.duration_ms * 1000.0).cpu().numpy()
+    evaluation = {
+        "lambda": scaling, "accuracy": float(correct.float().mean()),
+        "rate_accuracy_same_trials": float(rate_correct.float().mean()),
+        "mean_firing_rate_hz": float(per_neuron_hz.mean()),
+        "excitatory_rate_hz": float(per_neuron_hz[~inhibitory].mean())
+        if (~inhibitory).any() else None,
+        "inhibitory_rate_hz": float(per_neuron_hz[inhibitory].mean())
+        if inhibitory.any() else None,
+        "trials": config.lif_trials,
+    }
+    results["lif_eval"] = evaluation
+    results["mean_firing_rate_hz"] = evaluation["mean_firing_rate_hz"]
+    context.log(f"rate_to_lif: LIF at λ = {scaling:g} on {config.lif_trials} fresh trials: "
+                f"accuracy {100 * evaluation['accuracy']:.1f} % (rate network "
+                f"{100 * evaluation['rate_accuracy_same_trials']:.1f} %), "
+                f"{evaluation['mean_firing_rate_hz']:.1f} Hz")
+    times, neurons = lif.spikes[0]
+    lif_np = outputs.cpu().numpy()
+    rate_np = rate_outputs.cpu().numpy()
+    targets = trials.targets.numpy()
+    context.run_dir.write_arrays(
+        "lif_eval.npz", lif_outputs=lif_np, rate_outputs=rate_np, targets=targets,
+        labels=trials.labels.numpy(), conditions=trials.conditions.numpy(),
+        spike_times_ms=times.cpu().numpy(), spike_neurons=neurons.cpu().numpy(),
+        firing_rate_hz=per_neuron_hz, inhibitory=inhibitory)
+    title = f"{task.name}, N = {network.spec.n}, λ = {scaling:g}"
+    context.run_dir.save_figure(plotting.rate_task_outputs(
+        lif_np, targets, trials.conditions.numpy(), trials.condition_names,
+        title=f"LIF network: {title}", ylabel="LIF read-out"), "lif_outputs")
+    condition = trials.condition_names[int(trials.conditions[0])]
+    context.run_dir.save_figure(plotting.lif_raster(
+        times.cpu().numpy(), neurons.cpu().numpy(), inhibitory, lif_np[:, 0], rate_np[:, 0],
+        targets[:, 0], title=f"{title}, trial 0 ({condition})"), "lif_raster")
+
+
+def _lyapunov(config, context, network) -> dict:
+    import torch
+
+    from nrmkit.dynamics.lyapunov import lyapunov_spectrum
+    from nrmkit.nn.dale import DaleDynamics
+
+    model = DaleDynamics(network, LYAPUNOV_TRAJECTORIES)
+    step = model.dt
+    with torch.no_grad():
+        result = lyapunov_spectrum(model, config.lyapunov, tsim=2000 * step, tons=5 * step,
+                                   ttrans=200 * step, generator=context.generator(30),
+                                   check_finite=False)
+    exponents = result.sorted().exponents.detach().double().cpu()
+    return {"mean_per_s": exponents.mean(0).tolist(), "std_per_s": exponents.std(0).tolist(),
+            "trajectories": LYAPUNOV_TRAJECTORIES, "t_accumulated_s": result.t_accumulated}
+
+
+def _summary(values) -> dict:
+    values = values.double().cpu()
+    return {"mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+@click.command("rate_to_lif", cls=Command)
+@option("--mode", type=click.Choice(MODES), default="all",
+        help="train the rate network, convert (λ grid search), eval at one λ, or all.")
+@option("--task", type=RegistryChoice(TASKS), default="go-nogo", help="Cognitive task.")
+@option("--n", "--N", "n", type=int, default=200, help="Units of the rate network.")
+@option("--decay_taus", type=str, multiple=True, default=("4", "20"),
+        show_default="4 20",
+        help="Synaptic decay τ in 5-ms steps: 'MIN MAX' (trainable) or one fixed value.")
+@option("--p_inh", "--P_inh", "p_inh", type=float, default=0.2,
+        help="Probability of an inhibitory unit.")
+@option("--p_rec", "--P_rec", "p_rec", type=float, default=0.2,
+        help="Recurrent connection probability.")
+@option("--som_n", "--som_N", "som_n", type=int, default=0,
+        help="SOM units (inhibitory units that receive no inhibition).")
+@option("--gain", type=float, default=1.5, help="Gain g of the initial weights.")
+@option("--apply_dale", type=click.BOOL, default=True, help="Enforce Dale's principle.")
+@option("--act", type=RegistryChoice(TRANSFER_FUNCTIONS), default="sigmoid",
+        help="Transfer function of the rate units.")
+@option("--loss_fn", type=click.Choice(["l1", "l2"], case_sensitive=False), default="l2",
+        help="Per-trial loss.")
+@option("--n_trials", type=int, default=6000,
+        help="Cap on training updates (each on --batch trials).")
+@option("--batch", type=int, default=10, help="Trials per update (1 = published).")
+@option("--lr", type=float, default=0.01, help="Adam learning rate.")
+@option("--model", type=click.Path(), default=None,
+        help="Trained model for convert/eval: a published .mat, a model.pt or a run folder.")
+@option("--lambdas", type=float, multiple=True, default=(), show_default="20,25,…,75 "
+        "(sigmoid), 4,6,…,26 (others)", help="Scaling factors λ of the grid (repeat).")
+@option("--lambda", "scaling", type=float, default=None, show_default="best λ",
+        help="Scaling factor of --mode eval.")
+@option("--lif_trials", type=int, default=100, help="Trials per scaling factor.")
+@option("--lif_noise", type=float, default=0.1, help="Membrane noise per LIF step (mV).")
+@option("--lif_dt", type=float, default=0.05, help="LIF time step (ms).")
+@option("--tau_rise", type=float, default=2.0,
+        help="Synaptic rise time (ms); 0 = single-exponential synapses.")
+@option("--t_ref", type=float, default=2.0, help="Refractory period (ms).")
+@option("--lyapunov", type=int, default=0,
+        help="Also compute the top-K Lyapunov exponents of the rate network.")
+@option("--resume", is_flag=True, default=False,
+        help="Continue the training in --output-dir from its checkpoint.")
+@common_options
+def command(**kwargs):
+    """Train Dale rate RNNs on cognitive tasks and map them to spiking LIF networks.
+
+    Example: rate_to_lif --task go-nogo --n 200 --decay_taus 4 --decay_taus 20
+    """
+    common = CommonOptions.pop_from(kwargs)
+    try:
+        kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
+    except ConfigError as error:
+        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
+    config = build_config(RateToLifConfig, **kwargs)
+    execute(RateToLif(), config, common)
