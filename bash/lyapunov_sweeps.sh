@@ -1,30 +1,75 @@
 #!/usr/bin/env bash
-# Lyapunov sweeps on a SLURM cluster: one array task per seed.
+# Lyapunov sweeps on a SLURM cluster: the transition to chaos and full spectra, each split
+# into array tasks (one chunk of networks per task) and aggregated by `nrmkit collect`.
 #
-#   sbatch bash/lyapunov_sweeps.sh                 # 10 seeds of the default sweep
-#   sbatch --array=0-3 bash/lyapunov_sweeps.sh     # 4 seeds
-#   bash bash/lyapunov_sweeps.sh                   # outside SLURM: runs seed 0 here
+#   bash bash/lyapunov_sweeps.sh --dry-run   # print what would be submitted, run nothing
+#   bash bash/lyapunov_sweeps.sh             # submit: array jobs + a dependent collect job
+#   bash bash/lyapunov_sweeps.sh --local     # no SLURM: the same sweeps in local subprocesses
 #
-# Each task writes its own run directory under $RUNS (config.json records the SLURM ids).
-# Options can also come from the environment (NRMKIT_<OPTION>, e.g. NRMKIT_DTYPE=float64)
-# or from a TOML file passed with --config.
-#SBATCH --job-name=nrmkit-lyapunov
-#SBATCH --array=0-9
-#SBATCH --cpus-per-task=4
-#SBATCH --mem=8G
-#SBATCH --time=00:30:00
-#SBATCH --output=logs/%x_%A_%a.out
+# Every task of an array writes parts/unit-*.npz into the shared run folder; rerunning a
+# failed task (or the whole array) never recomputes finished networks. The numbers equal a
+# serial run with the same seed. Options also come from NRMKIT_<OPTION> variables or a TOML
+# file given with --config.
 set -euo pipefail
 
-seed="${SLURM_ARRAY_TASK_ID:-0}"
 RUNS="${RUNS:-data/runs/sweeps}"
-mkdir -p logs "$RUNS"
-export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-2}"
+SEED="${SEED:-0}"
+TASKS="${TASKS:-10}"                 # array tasks per sweep
+PARTITION="${PARTITION:-}"           # e.g. PARTITION=cpu
+TIME="${TIME:-00:30:00}"
+CPUS="${CPUS:-4}"
+
+mode="submit"
+case "${1:-}" in
+    --dry-run) mode="dry" ;;
+    --local) mode="local" ;;
+    "") ;;
+    *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
+esac
 
 # λ_max across the transition to chaos (N = 1000, 7 couplings × 10 networks).
-transition_2_chaos --gmin 0.5 --gmax 3 --m_g 7 --n_samples 10 \
-    --seed "$seed" --output-dir "$RUNS/transition_2_chaos/seed_$seed" --overwrite
+T2C=(transition_2_chaos --gmin 0.5 --gmax 3 --m_g 7 --n_samples 10 --seed "$SEED"
+     --output-dir "$RUNS/transition_2_chaos/seed_$SEED")
+# Full spectra, attractor dimension and entropy (N = 200, float64).
+SPECTRUM=(spectrum --n 200 --g 2 --g 3 --g 4 --g 6 --g 10 --n_samples 4 --tsim 500 --tons 1
+          --dtype float64 --seed "$SEED" --output-dir "$RUNS/spectrum/seed_$SEED")
 
-# Full spectra, attractor dimension and entropy at a few couplings (N = 200).
-spectrum --n 200 --g 2 --g 3 --g 4 --g 6 --g 10 --n_samples 2 --tsim 500 --tons 1 \
-    --dtype float64 --seed "$seed" --output-dir "$RUNS/spectrum/seed_$seed" --overwrite
+show() { printf '%q ' "$@"; printf '\n'; }
+
+submit_array() {     # submit_array NAME COMMAND...: array of $TASKS tasks, then collect
+    local name="$1"; shift
+    local folder
+    folder="${*: -1}"                # the run folder is the last argument
+    local partition=()
+    [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
+    local task_command
+    task_command="$(show "$@") --task_count $TASKS --task_index \$SLURM_ARRAY_TASK_ID --quiet"
+    local array=(sbatch --parsable --job-name "nrmkit-$name" --array "0-$((TASKS - 1))"
+                 --cpus-per-task "$CPUS" --time "$TIME" --output "logs/%x_%A_%a.out"
+                 "${partition[@]}" --export "ALL,OMP_NUM_THREADS=$CPUS" --wrap "$task_command")
+    if [[ "$mode" == "dry" ]]; then
+        show "${array[@]}"
+        show sbatch --dependency "afterok:<array job id>" --job-name "nrmkit-$name-collect" \
+            "${partition[@]}" --wrap "nrmkit collect $folder"
+        return
+    fi
+    mkdir -p logs
+    local job
+    job="$("${array[@]}")"
+    sbatch --dependency "afterok:$job" --job-name "nrmkit-$name-collect" "${partition[@]}" \
+        --output "logs/%x_%j.out" --wrap "nrmkit collect $folder"
+    echo "$name: array job $job ($TASKS tasks), collect after it: $folder"
+}
+
+run_local() {        # the whole sweep here, in local subprocesses (submitit)
+    if [[ "$mode" == "dry" ]]; then show "$@" --executor local --jobs 2; return; fi
+    "$@" --executor local --jobs 2
+}
+
+if [[ "$mode" == "local" ]]; then
+    run_local "${T2C[@]}"
+    run_local "${SPECTRUM[@]}"
+else
+    submit_array transition_2_chaos "${T2C[@]}"
+    submit_array spectrum "${SPECTRUM[@]}"
+fi

@@ -526,7 +526,7 @@ def glifr_parameters(values: dict[str, np.ndarray], *, title: str = "",
         value = np.atleast_2d(values[name])
         for row, color in zip(value, ("#1f77b4", "#ff7f0e"), strict=False):
             if row.size:
-                axis.hist(row, bins=20, color=color, alpha=0.7)
+                axis.hist(row, **_histogram_range(row), color=color, alpha=0.7)
         axis.set_xlabel(label)
         axis.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("neurons")
@@ -534,6 +534,18 @@ def glifr_parameters(values: dict[str, np.ndarray], *, title: str = "",
         figure.suptitle(title + " (after-spike currents j = 1, 2 in two colours)")
     _label_panels(axes)
     return figure
+
+
+def _histogram_range(values: np.ndarray, bins: int = 20) -> dict:
+    """Bins for ``hist``: 20 across the data, or one bin around (nearly) constant data
+    (fixed, homogeneous neurons), where numpy refuses 20 bins inside a round-off range."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    scale = max(abs(low), abs(high), 1e-12)
+    if high - low > 1e-6 * scale:
+        return {"bins": bins}
+    half = 0.05 * scale
+    return {"bins": 1, "range": (low - half, high + half)}
 
 
 @_styled

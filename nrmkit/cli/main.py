@@ -17,10 +17,14 @@ class WorkflowGroup(Group):
     """A group whose commands come lazily from :data:`nrmkit.core.registry.WORKFLOWS`."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(WORKFLOWS.names())
+        return sorted([*WORKFLOWS.names(), "collect"])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         normalized = name.replace("-", "_")
+        if normalized == "collect":
+            from nrmkit.cli.collect import collect
+
+            return collect
         if normalized not in WORKFLOWS:
             return None
         return WORKFLOWS.get(normalized)
@@ -42,6 +46,7 @@ _SUMMARIES = {
     "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
     "smnist": "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits.",
     "train_glifr": "GLIFR networks (and matched RNN/LSTM) on sine generation and digits.",
+    "collect": "Aggregate the parts of an array-task sweep into results.json.",
     "rate_to_lif": "Dale rate RNNs on cognitive tasks, converted to spiking LIF networks.",
 }
 

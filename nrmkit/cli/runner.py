@@ -108,19 +108,28 @@ def build_config(config_class: type, **values: Any):
         raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
 
 
-def execute(workflow: Workflow, config: Any, common: CommonOptions) -> dict[str, Any] | None:
-    """Run ``workflow`` with a validated ``config``; write config, results, arrays, figures."""
+def execute(workflow: Workflow, config: Any, common: CommonOptions, *,
+            executor: Any = None) -> dict[str, Any] | None:
+    """Run ``workflow`` with a validated ``config``; write config, results, arrays, figures.
+
+    ``executor`` (:class:`nrmkit.cli.sweep.ExecutorOptions`, sweep workflows only) says where
+    the units run; in array-task mode the run directory may already hold other tasks' parts
+    and no ``results.json`` is written (``nrmkit collect`` aggregates).
+    """
     from nrmkit.core.rundir import RunDir, run_metadata
 
     log = (lambda message: None) if common.quiet else (lambda m: click.echo(m, err=True))
     resumable = getattr(workflow, "resumable", False)
+    array_task = bool(getattr(executor, "array_task", False))
     try:
         device = resolve_device(common.device)
         if common.resume:
             _check_resume(workflow, config, common)
+        if array_task and common.output_dir is None:
+            raise ConfigError("--output-dir", "array-task mode needs the shared run folder")
         run_dir = (
             RunDir.create(common.output_dir, workflow=workflow.name, overwrite=common.overwrite,
-                          resume=common.resume)
+                          resume=common.resume or array_task)
             if common.save else NullRunDir()
         )
     except ConfigError as error:
@@ -136,14 +145,19 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions) -> dict[str,
         "torch_threads": torch.get_num_threads(),
         **run_metadata(),
     }
+    if executor is not None:
+        config_record["executor"] = dataclasses.asdict(executor)
     context = RunContext(
         run_dir=run_dir, device=device, dtype=common.dtype, seed=common.seed,
         progress=_progress_factory(workflow.name, common.quiet), log=log,
+        extras={} if executor is None else {"executor": executor},
     )
     started = time.perf_counter()
     try:
         run_dir.write_json("config.json", config_record)
         results = workflow.run(config, context)
+        if results is None:                     # one array task: parts only
+            return None
         results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}
         run_dir.write_json("results.json", results)
     except ConfigError as error:  # found only once the data or a saved model is read
@@ -199,8 +213,9 @@ def _check_resume(workflow: Workflow, config: Any, common: CommonOptions) -> Non
 def _keep_or_discard(run_dir: Any, resumable: bool) -> str:
     """A resumable run keeps its checkpoint after a failure; others leave nothing behind."""
     checkpoints = getattr(run_dir, "path", None)
-    if resumable and checkpoints is not None and (Path(checkpoints) / "checkpoints").is_dir():
-        return (f"; the last checkpoint is kept in {checkpoints}: continue with --resume "
+    if resumable and checkpoints is not None and any(
+            (Path(checkpoints) / kept).is_dir() for kept in ("checkpoints", "parts")):
+        return (f"; what finished is kept in {checkpoints}: continue with --resume "
                 f"--output-dir {checkpoints}")
     run_dir.discard()
     return ""

@@ -94,3 +94,37 @@ class Workflow(ABC):
     @classmethod
     def config_to_dict(cls, config: Any) -> dict[str, Any]:
         return dataclasses.asdict(config)
+
+
+class SweepWorkflow(Workflow):
+    """A workflow made of independent *units* (samples, seeds, scaling factors…).
+
+    Units are numbered ``0 … n_units − 1``; :meth:`run_units` computes any subset (a
+    *chunk*) and returns arrays whose first axis runs over those units, drawing every random
+    number of a unit from that unit's own seed so that a unit's numbers do not depend on
+    which chunk it is in. :meth:`aggregate` turns the arrays of all units (concatenated in
+    unit order) into the results a serial run returns, writing figures and arrays. The
+    executor (:mod:`nrmkit.cli.sweep`) decides where chunks run: in this process, in local
+    subprocesses or as SLURM array jobs, and stores each finished unit in the run directory
+    (``parts/unit-00000.npz``) so that an interrupted sweep resumes without recomputing it.
+    """
+
+    #: what one unit is, for messages ("sample", "seed", "scaling factor").
+    unit_name: ClassVar[str] = "unit"
+
+    @abstractmethod
+    def n_units(self, config: Any) -> int:
+        """Number of independent units of ``config``."""
+
+    @abstractmethod
+    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
+        """Compute ``units``; arrays with a first axis of ``len(units)``."""
+
+    @abstractmethod
+    def aggregate(self, config: Any, context: Any, arrays: Mapping[str, Any]) -> dict[str, Any]:
+        """Results (and figures, arrays) from the arrays of every unit, in unit order."""
+
+    def run(self, config: Any, context: Any) -> dict[str, Any]:
+        from nrmkit.cli.sweep import run_sweep
+
+        return run_sweep(self, config, context)

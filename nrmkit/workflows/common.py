@@ -182,6 +182,17 @@ def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], s
     return f"{error} ({named}{more}); try a smaller --dt or coupling, or --dtype float64"
 
 
+def unit_seed(seed: int, unit: int) -> int:
+    """The seed of one unit (sample, trial…) of a sweep: a hash of ``(seed, unit)``.
+
+    Every random number of a unit is drawn from this seed, so a unit's numbers do not depend
+    on which other units run with it (any executor, any chunking).
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed) % 2**32, int(unit)]).generate_state(1)[0])
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """Exponents of a coupling sweep as ``[g, sample, k]`` numpy arrays (descending in k)."""
@@ -191,42 +202,68 @@ class SweepResult:
     tons: float
     t_accumulated: float
 
+    @classmethod
+    def from_units(cls, arrays: Any) -> SweepResult:
+        """From :func:`coupling_sweep_units`' arrays of every sample (first axis = sample)."""
+        return cls(exponents=arrays["exponents"].transpose(1, 0, 2),
+                   stderr=arrays["stderr"].transpose(1, 0, 2),
+                   tons=float(arrays["tons"][0]), t_accumulated=float(arrays["t_accumulated"][0]))
 
-def run_coupling_sweep(
+
+def coupling_sweep_units(
     name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
-    n_samples: int, parameter: tuple[str, ...], independent_draws: bool,
-) -> SweepResult:
-    """Draw the sweep's random networks, run the engine once on all of them, regroup.
+    samples: list[int], parameter: tuple[str, ...], independent_draws: bool,
+) -> dict[str, Any]:
+    """Exponents of the networks of ``samples`` at every coupling.
 
-    A divergence is re-raised naming the coupling and sample of every failed network.
+    Sample ``s`` draws its matrix (reused across the couplings unless
+    ``independent_draws``), gains/shifts, initial states and tangent basis from its own
+    seed :func:`unit_seed` ``(seed, s)`` and runs in its own engine call (batched over the
+    couplings): its numbers are bit for bit the same in any chunk of samples (batching
+    samples together changes float32 round-off, ≈ 1e-8). Returns
+    ``exponents``, ``stderr`` of shape ``(samples, couplings, nle)`` (descending in k) and
+    per-sample ``tons``, ``t_accumulated``. A divergence is re-raised naming the coupling
+    and sample of every failed network.
     """
+    import numpy as np
+    import torch
+
     from nrmkit.core.errors import DivergenceError
     from nrmkit.dynamics import lyapunov_spectrum
+    from nrmkit.dynamics.lyapunov import random_basis
     from nrmkit.nn.rate_rnn import random_rate_network
 
     m_g = len(couplings)
-    generator = context.generator()
-    model = random_rate_network(
-        settings.n, couplings, n_samples, vary=parameter, shared_matrix=not independent_draws,
-        activation=settings.activation, dt=settings.dt, generator=generator,
-        dtype=context.torch_dtype, device=context.device,
-    )
-    context.log(f"{name}: {m_g} couplings × {n_samples} samples, N={settings.n}, "
+    context.log(f"{name}: {m_g} couplings × {len(samples)} samples, N={settings.n}, "
                 f"nle={settings.nle}, on {context.device} ({context.dtype})")
-    try:
-        result = lyapunov_spectrum(
-            model, settings.nle, generator=generator, progress=context.progress("lyapunov"),
-            **settings.engine_kwargs(),
-        ).sorted()
-    except DivergenceError as error:
-        def describe(index: tuple[int, ...]) -> str:
-            sample, g_index = divmod(index[0] * model.batch_shape[1] + index[1], m_g)
-            return f"g={couplings[g_index]:g}, sample {sample}"
-        raise DivergenceError(divergence_message(error, describe)) from None
-    shape = (n_samples, m_g, settings.nle)
+    progress = context.progress("lyapunov")
+    exponents, stderr = [], []
+    result = None
+    for position, sample in enumerate(samples):
+        generator = torch.Generator().manual_seed(unit_seed(context.seed, sample))
+        model = random_rate_network(
+            settings.n, couplings, 1, vary=parameter, shared_matrix=not independent_draws,
+            activation=settings.activation, dt=settings.dt, generator=generator,
+            dtype=context.torch_dtype, device=context.device,
+        )
+        state = model.initial_state(generator)
+        basis = random_basis(model.batch_shape, settings.nle, settings.n, generator=generator,
+                             dtype=context.torch_dtype, device=context.device)
 
-    def to_grid(values):
-        return values.detach().cpu().numpy().reshape(shape).transpose(1, 0, 2)
+        def report(done: int, total: int, position: int = position) -> None:
+            progress(position * total + done, len(samples) * total)
 
-    return SweepResult(exponents=to_grid(result.exponents), stderr=to_grid(result.standard_error),
-                       tons=result.tons, t_accumulated=result.t_accumulated)
+        try:
+            result = lyapunov_spectrum(model, settings.nle, state=state, basis=basis,
+                                       progress=report, **settings.engine_kwargs()).sorted()
+        except DivergenceError as error:
+            def describe(index: tuple[int, ...], sample: int = sample,
+                         columns: int = model.batch_shape[1]) -> str:
+                g_index = index[0] * columns + index[1]
+                return f"g={couplings[g_index]:g}, sample {sample}"
+            raise DivergenceError(divergence_message(error, describe)) from None
+        exponents.append(result.exponents.detach().cpu().numpy().reshape(m_g, settings.nle))
+        stderr.append(result.standard_error.detach().cpu().numpy().reshape(m_g, settings.nle))
+    return {"exponents": np.stack(exponents), "stderr": np.stack(stderr),
+            "tons": np.full(len(samples), result.tons),
+            "t_accumulated": np.full(len(samples), result.t_accumulated)}

@@ -28,15 +28,17 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.workflows.common import (
     LyapunovSettings,
+    SweepResult,
     check,
     check_finite,
     check_parameter_sets,
+    coupling_sweep_units,
     lyapunov_options,
     parameter_option,
-    run_coupling_sweep,
     save_option,
 )
 
@@ -75,11 +77,21 @@ class SpectrumConfig(LyapunovSettings):
         return list(self.g) if self.g else [float(2**k) for k in range(self.variance_max)]
 
 
-class Spectrum(Workflow):
+class Spectrum(SweepWorkflow):
     name = "spectrum"
     config_class = SpectrumConfig
+    unit_name = "sample"
+    resumable = True
 
-    def run(self, config: SpectrumConfig, context) -> dict:
+    def n_units(self, config: SpectrumConfig) -> int:
+        return config.n_samples
+
+    def run_units(self, config: SpectrumConfig, context, units: list[int]) -> dict:
+        return coupling_sweep_units(
+            self.name, config, context, couplings=config.couplings, samples=units,
+            parameter=config.parameter, independent_draws=config.independent_draws)
+
+    def aggregate(self, config: SpectrumConfig, context, arrays) -> dict:
         import numpy as np
 
         from nrmkit import plotting
@@ -87,10 +99,7 @@ class Spectrum(Workflow):
         from nrmkit.dynamics.theory import euler_sum_rule_mean
 
         couplings = config.couplings
-        result = run_coupling_sweep(
-            self.name, config, context, couplings=couplings, n_samples=config.n_samples,
-            parameter=config.parameter, independent_draws=config.independent_draws,
-        )
+        result = SweepResult.from_units(arrays)
         exponents, stderr = result.exponents, result.stderr
         dimension = kaplan_yorke_dimension(exponents)
         entropy = ks_entropy(exponents)
@@ -146,6 +155,7 @@ class Spectrum(Workflow):
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
 @save_option()
+@executor_options
 @common_options
 def command(**kwargs):
     """Lyapunov spectra, Kaplan–Yorke dimension and entropy of random networks vs coupling.
@@ -153,7 +163,11 @@ def command(**kwargs):
     Example: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     kwargs["parameter"] = tuple(kwargs["parameter"])
     kwargs["g"] = tuple(kwargs["g"])
     config = build_config(SpectrumConfig, **kwargs)
-    execute(Spectrum(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = Spectrum()

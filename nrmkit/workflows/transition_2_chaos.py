@@ -28,15 +28,17 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.workflows.common import (
     LyapunovSettings,
+    SweepResult,
     check_coupling_grid,
     check_parameter_sets,
     coupling_grid,
+    coupling_sweep_units,
     lyapunov_options,
     parameter_option,
-    run_coupling_sweep,
     save_option,
 )
 
@@ -63,21 +65,28 @@ class TransitionConfig(LyapunovSettings):
         return coupling_grid(self.gmin, self.gmax, self.m_g)
 
 
-class TransitionToChaos(Workflow):
+class TransitionToChaos(SweepWorkflow):
     name = "transition_2_chaos"
     config_class = TransitionConfig
+    unit_name = "sample"
+    resumable = True
 
-    def run(self, config: TransitionConfig, context) -> dict:
+    def n_units(self, config: TransitionConfig) -> int:
+        return config.n_samples
+
+    def run_units(self, config: TransitionConfig, context, units: list[int]) -> dict:
+        return coupling_sweep_units(
+            self.name, config, context, couplings=config.couplings, samples=units,
+            parameter=config.parameter, independent_draws=config.independent_draws)
+
+    def aggregate(self, config: TransitionConfig, context, arrays) -> dict:
         import numpy as np
 
         from nrmkit import plotting
         from nrmkit.dynamics.theory import mean_field_lambda_max
 
         couplings = config.couplings
-        result = run_coupling_sweep(
-            self.name, config, context, couplings=couplings, n_samples=config.n_samples,
-            parameter=config.parameter, independent_draws=config.independent_draws,
-        )
+        result = SweepResult.from_units(arrays)
         exponents, stderr = result.exponents, result.stderr
         lambda_max = exponents[..., 0]
         theory = None
@@ -120,6 +129,7 @@ class TransitionToChaos(Workflow):
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
 @save_option()
+@executor_options
 @common_options
 def command(**kwargs):
     """λ_max of random rate networks across couplings: the transition to chaos at g = 1.
@@ -127,6 +137,10 @@ def command(**kwargs):
     Example: transition_2_chaos --gmin 0.5 --gmax 3
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     kwargs["parameter"] = tuple(kwargs["parameter"])
     config = build_config(TransitionConfig, **kwargs)
-    execute(TransitionToChaos(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TransitionToChaos()

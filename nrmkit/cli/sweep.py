@@ -1,0 +1,328 @@
+"""Executors for sweep workflows: serial, local subprocesses or SLURM job arrays (submitit).
+
+A :class:`~nrmkit.core.base.SweepWorkflow` splits into independent units. This module:
+
+* chunks the units that are not finished yet into ``--jobs`` contiguous chunks;
+* runs each chunk here (``serial``) or as a submitit job (``local``: subprocesses on this
+  machine; ``slurm``: one SLURM array job, ``--slurm_*`` options); a job writes one file per
+  unit, ``parts/unit-<index>.npz``, atomically;
+* aggregates the parts of all units, in unit order, into the ``results.json`` a serial run
+  writes — units draw from their own seeds, so the numbers do not depend on executor or
+  chunking;
+* in *array-task mode* (``--task_count C``, ``--task_index I`` or ``$SLURM_ARRAY_TASK_ID``)
+  runs only chunk ``I`` of ``C`` for a user's own ``sbatch --array`` script and leaves the
+  aggregation to ``nrmkit collect RUN_DIR``, which names any missing units.
+
+Finished units are never recomputed: a sweep interrupted at any point continues with
+``--resume --output-dir RUN_DIR`` (or by rerunning the array tasks).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nrmkit.cli.options import option
+from nrmkit.core.errors import ConfigError, NrmkitRuntimeError
+
+EXECUTORS = ("serial", "local", "slurm")
+PARTS_DIR = "parts"
+SUBMITIT_DIR = "submitit"
+#: options that only say *where* units run: free to change between a run and its resumption.
+EXECUTION_OPTIONS = ("executor", "jobs", "task_index", "task_count", "slurm_partition",
+                     "slurm_time", "slurm_gpus", "slurm_cpus", "slurm_array_parallelism",
+                     "slurm_setup")
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where the units of a sweep run (see the module docstring)."""
+
+    executor: str = "serial"
+    jobs: int | None = None
+    task_index: int | None = None
+    task_count: int | None = None
+    slurm_partition: str | None = None
+    slurm_time: int = 60
+    slurm_gpus: int = 0
+    slurm_cpus: int | None = None
+    slurm_array_parallelism: int | None = None
+    slurm_setup: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ConfigError("--executor", f"choose from {', '.join(EXECUTORS)}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ConfigError("--jobs", f"must be at least 1, got {self.jobs}")
+        if self.task_count is not None:
+            if self.task_count < 1:
+                raise ConfigError("--task_count", f"must be at least 1, got {self.task_count}")
+            if self.task_index is None:
+                raise ConfigError("--task_index", "array-task mode needs --task_index (or "
+                                                  "$SLURM_ARRAY_TASK_ID)")
+            if not 0 <= self.task_index < self.task_count:
+                raise ConfigError("--task_index", f"must lie in [0, {self.task_count - 1}], "
+                                                  f"got {self.task_index}")
+        if self.slurm_time < 1:
+            raise ConfigError("--slurm_time", f"must be at least 1 minute, got {self.slurm_time}")
+        for name in ("slurm_gpus",):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name}", "must be ≥ 0")
+        for name in ("slurm_cpus", "slurm_array_parallelism"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name}", f"must be at least 1, got {value}")
+
+    @property
+    def array_task(self) -> bool:
+        return self.task_count is not None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> ExecutorOptions:
+        values = {name: kwargs.pop(name) for name in EXECUTION_OPTIONS if name in kwargs}
+        if values.get("task_index") is None and values.get("task_count") is not None:
+            env = os.environ.get("SLURM_ARRAY_TASK_ID")
+            if env is not None:
+                try:
+                    values["task_index"] = int(env)
+                except ValueError:
+                    raise click.UsageError(f"Invalid value for '--task_index': "
+                                           f"$SLURM_ARRAY_TASK_ID is {env!r}") from None
+        values["slurm_setup"] = tuple(values.get("slurm_setup") or ())
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") \
+                from None
+
+
+def executor_options(function: Callable) -> Callable:
+    """Click options of :class:`ExecutorOptions` and ``--resume`` (every sweep takes them)."""
+    decorators = [
+        option("--executor", type=click.Choice(EXECUTORS), default="serial",
+               help="Where the units run: here, local subprocesses, or SLURM array jobs."),
+        option("--jobs", type=int, default=None, show_default="1 serial, else one per unit "
+               "up to 32", help="Number of chunks (jobs) the units are split into."),
+        option("--task_index", type=int, default=None, show_default="$SLURM_ARRAY_TASK_ID",
+               help="Array-task mode: the chunk this process runs (with --task_count)."),
+        option("--task_count", type=int, default=None,
+               help="Array-task mode: run one chunk of this many and leave the aggregation "
+                    "to `nrmkit collect`."),
+        option("--slurm_partition", type=str, default=None, help="SLURM partition."),
+        option("--slurm_time", type=int, default=60, help="SLURM time limit per job (min)."),
+        option("--slurm_gpus", type=int, default=0, help="GPUs per SLURM job."),
+        option("--slurm_cpus", type=int, default=None, help="CPUs per SLURM job."),
+        option("--slurm_array_parallelism", type=int, default=None,
+               help="At most this many SLURM array jobs at once."),
+        option("--slurm_setup", type=str, multiple=True, default=(),
+               help="A line for the job script before the run (repeatable), e.g. "
+                    "'module load cuda'."),
+        option("--resume", is_flag=True, default=False,
+               help="Continue the sweep in --output-dir: finished units are not recomputed."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def chunks(units: list[int], n_chunks: int) -> list[list[int]]:
+    """Split ``units`` into ``n_chunks`` contiguous, nearly equal, non-empty chunks."""
+    n_chunks = max(1, min(n_chunks, len(units)))
+    size, extra = divmod(len(units), n_chunks)
+    out, start = [], 0
+    for index in range(n_chunks):
+        stop = start + size + (1 if index < extra else 0)
+        out.append(units[start:stop])
+        start = stop
+    return [chunk for chunk in out if chunk]
+
+
+def part_path(run_path: Path, unit: int) -> Path:
+    return Path(run_path) / PARTS_DIR / f"unit-{unit:05d}.npz"
+
+
+def finished_units(run_path: Path | None, n_units: int) -> set[int]:
+    if run_path is None:
+        return set()
+    return {unit for unit in range(n_units) if part_path(run_path, unit).exists()}
+
+
+def write_parts(run_path: Path, units: list[int], arrays: dict[str, Any]) -> None:
+    """One atomic ``.npz`` per unit (row ``i`` of every array belongs to ``units[i]``)."""
+    import numpy as np
+
+    from nrmkit.core.rundir import atomic_write_bytes
+
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    for row, unit in enumerate(units):
+        buffer = io.BytesIO()
+        np.savez(buffer, **{name: value[row] for name, value in arrays.items()})
+        atomic_write_bytes(part_path(run_path, unit), buffer.getvalue())
+
+
+def read_parts(run_path: Path, n_units: int) -> dict[str, Any]:
+    """The arrays of every unit stacked in unit order (first axis = unit)."""
+    import numpy as np
+
+    rows: dict[str, list] = {}
+    for unit in range(n_units):
+        with np.load(part_path(run_path, unit), allow_pickle=False) as part:
+            for name in part.files:
+                rows.setdefault(name, []).append(part[name])
+    return {name: np.stack(values) for name, values in rows.items()}
+
+
+def _stack(pieces: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    return {name: np.concatenate([np.asarray(p[name]) for p in pieces]) for name in pieces[0]}
+
+
+def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None:
+    """Run ``workflow``'s units with the executor in ``context.extras['executor']``."""
+    options: ExecutorOptions = context.extras.get("executor", ExecutorOptions())
+    n_units = workflow.n_units(config)
+    run_path = context.run_dir.path
+    if run_path is None:
+        if options.executor != "serial" or options.array_task:
+            raise ConfigError("--executor", "distributed runs need a run directory "
+                                            "(--save true)")
+        return workflow.aggregate(config, context, workflow.run_units(
+            config, context, list(range(n_units))))
+    all_units = list(range(n_units))
+    if options.array_task:
+        mine = chunks(all_units, options.task_count)
+        selected = mine[options.task_index] if options.task_index < len(mine) else []
+        done = finished_units(run_path, n_units)
+        todo = [unit for unit in selected if unit not in done]
+        if todo:
+            write_parts(run_path, todo, workflow.run_units(config, context, todo))
+        context.log(f"{workflow.name}: array task {options.task_index}/{options.task_count}: "
+                    f"{len(todo)} {workflow.unit_name}(s) computed, "
+                    f"{len(selected) - len(todo)} already done; aggregate with "
+                    f"`nrmkit collect {run_path}` once every task has finished")
+        return None
+    done = finished_units(run_path, n_units)
+    todo = [unit for unit in all_units if unit not in done]
+    if done:
+        context.log(f"{workflow.name}: {len(done)} of {n_units} {workflow.unit_name}s already "
+                    "finished, not recomputed")
+    if todo:
+        default_jobs = 1 if options.executor == "serial" else min(len(todo), 32)
+        pieces = chunks(todo, options.jobs or default_jobs)
+        if options.executor == "serial":
+            for piece in pieces:
+                write_parts(run_path, piece, workflow.run_units(config, context, piece))
+        else:
+            _submit(workflow, config, context, options, pieces)
+    missing = sorted(set(all_units) - finished_units(run_path, n_units))
+    if missing:
+        raise NrmkitRuntimeError(f"{len(missing)} {workflow.unit_name}(s) have no result: "
+                                 f"{_ranges(missing)}")
+    return workflow.aggregate(config, context, read_parts(run_path, n_units))
+
+
+def _ranges(values: list[int]) -> str:
+    spans, start, previous = [], None, None
+    for value in [*values, None]:
+        if start is None:
+            start = previous = value
+        elif value is not None and value == previous + 1:
+            previous = value
+        else:
+            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = previous = value
+    return ", ".join(spans)
+
+
+def _import_submitit():
+    try:
+        import submitit
+    except ModuleNotFoundError:
+        raise ConfigError("--executor", "the local and slurm executors need submitit: "
+                                        "pip install 'nrmkit[slurm]'") from None
+    return submitit
+
+
+def make_executor(options: ExecutorOptions, folder: Path, n_jobs: int):
+    """A submitit executor for ``options`` (checked: submitit installed, sbatch found)."""
+    submitit = _import_submitit()
+    if options.executor == "slurm":
+        if shutil.which("sbatch") is None:
+            raise ConfigError("--executor", "slurm: sbatch was not found on PATH (run on a "
+                                            "SLURM login node, or use --executor local)")
+        executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
+        parameters: dict[str, Any] = {"timeout_min": options.slurm_time,
+                                      "gpus_per_node": options.slurm_gpus}
+        if options.slurm_partition:
+            parameters["slurm_partition"] = options.slurm_partition
+        if options.slurm_cpus:
+            parameters["cpus_per_task"] = options.slurm_cpus
+        if options.slurm_array_parallelism:
+            parameters["slurm_array_parallelism"] = options.slurm_array_parallelism
+        if options.slurm_setup:
+            parameters["slurm_setup"] = list(options.slurm_setup)
+        executor.update_parameters(**parameters)
+        return executor
+    executor = submitit.LocalExecutor(folder=str(folder))
+    executor.update_parameters(timeout_min=options.slurm_time)
+    return executor
+
+
+def _submit(workflow, config, context, options: ExecutorOptions, pieces) -> None:
+    run_path = Path(context.run_dir.path)
+    executor = make_executor(options, run_path / SUBMITIT_DIR, len(pieces))
+    # Local jobs use this process's thread count: the BLAS summation order, hence the last
+    # bits of every number, depends on it (SLURM jobs use --slurm_cpus, else the node's).
+    import torch
+
+    threads = torch.get_num_threads() if options.executor == "local" \
+        else (options.slurm_cpus or 0)
+    job_context = {"seed": context.seed, "device": context.device, "dtype": context.dtype,
+                   "run_path": str(run_path), "threads": threads}
+    module = type(workflow).__module__
+    jobs = executor.map_array(run_chunk, [module] * len(pieces), [config] * len(pieces),
+                              [job_context] * len(pieces), pieces)
+    context.log(f"{workflow.name}: {len(pieces)} {options.executor} job(s) submitted "
+                f"({sum(map(len, pieces))} {workflow.unit_name}s); logs in "
+                f"{run_path / SUBMITIT_DIR}")
+    progress = context.progress(f"{options.executor} jobs")
+    failures = []
+    for done, job in enumerate(jobs, start=1):
+        try:
+            job.result()
+        except Exception as error:      # submitit wraps the job's exception
+            failures.append(f"job {job.job_id}: {str(error).strip().splitlines()[-1]}")
+        progress(done, len(jobs))
+    if failures:
+        raise NrmkitRuntimeError(f"{len(failures)} of {len(jobs)} job(s) failed ("
+                                 f"{'; '.join(failures[:3])}); finished units are kept — "
+                                 "rerun with --resume to continue")
+
+
+def run_chunk(module: str, config: Any, job_context: dict[str, Any], units: list[int]) -> int:
+    """Job entry point: compute ``units`` of the workflow in ``module``; write their parts."""
+    import importlib
+
+    import torch
+
+    from nrmkit.cli.runner import RunContext
+    from nrmkit.core.rundir import RunDir
+
+    if job_context.get("threads"):
+        torch.set_num_threads(int(job_context["threads"]))
+    workflow = importlib.import_module(module).WORKFLOW
+    run_path = Path(job_context["run_path"])
+    context = RunContext(run_dir=RunDir(run_path), device=job_context["device"],
+                         dtype=job_context["dtype"], seed=job_context["seed"],
+                         progress=lambda label: (lambda done, total: None),
+                         log=lambda message: None)
+    write_parts(run_path, units, workflow.run_units(config, context, list(units)))
+    return len(units)

@@ -1,0 +1,188 @@
+"""Executors of sweep workflows: serial, local subprocesses (submitit), array tasks + collect,
+resumption without recomputation, and the errors of a missing submitit or sbatch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nrmkit.cli import sweep
+from nrmkit.cli.main import cli
+from nrmkit.workflows import spectrum, transition_2_chaos
+
+SWEEP = ["--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "5", "--n", "30",
+         "--tsim", "10", "--ttrans", "3", "--quiet"]
+
+
+def _run(command, *args):
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def _results(path):
+    results = json.loads((path / "results.json").read_text())
+    results.pop("elapsed_seconds")
+    return results
+
+
+def test_chunks_cover_every_unit_once():
+    for n_units in (1, 5, 17):
+        for n_chunks in (1, 2, 3, 8, 40):
+            pieces = sweep.chunks(list(range(n_units)), n_chunks)
+            assert [u for piece in pieces for u in piece] == list(range(n_units))
+            assert len(pieces) == min(n_chunks, n_units)
+            assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+
+
+def test_local_executor_and_array_tasks_equal_serial(tmp_path):
+    serial = tmp_path / "serial"
+    assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
+    local = tmp_path / "local"
+    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "local", "--jobs", "2",
+                "--output-dir", local)
+    assert done.exit_code == 0, done.output
+    assert len(list((local / "parts").glob("unit-*.npz"))) == 5
+    assert list((local / "submitit").glob("*_log.out"))               # real subprocesses
+    array = tmp_path / "array"
+    for index in range(3):
+        done = _run(transition_2_chaos.command, *SWEEP, "--task_count", 3, "--task_index",
+                    index, "--output-dir", array)
+        assert done.exit_code == 0, done.output
+        assert not (array / "results.json").exists()
+    collected = _run(cli, "collect", array, "--quiet")
+    assert collected.exit_code == 0, collected.output
+    expected = _results(serial)
+    assert _results(local) == expected
+    assert _results(array) == expected
+    for folder in (local, array):
+        assert (folder / "lambda.npz").exists()
+        assert (folder / "figures" / "transition_2_chaos.png").exists()
+    record = json.loads((local / "config.json").read_text())
+    assert record["executor"]["executor"] == "local" and record["executor"]["jobs"] == 2
+
+
+def test_array_task_index_from_slurm_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    done = _run(transition_2_chaos.command, *SWEEP, "--task_count", 2, "--output-dir",
+                tmp_path / "run")
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in (tmp_path / "run" / "parts").iterdir()) == \
+        ["unit-00003.npz", "unit-00004.npz"]                            # chunk 1 of [0-2], [3-4]
+    missing = _run(cli, "collect", tmp_path / "run")
+    assert missing.exit_code == 1
+    assert "3 of 5 sample(s) missing" in missing.output and "0-2" in missing.output
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
+    from nrmkit.core.errors import DivergenceError
+    from nrmkit.workflows import common
+
+    original = common.coupling_sweep_units
+    computed: list[int] = []
+
+    def failing(*args, samples, **kwargs):
+        if 3 in samples:
+            raise DivergenceError("simulated failure of a job")
+        computed.extend(samples)
+        return original(*args, samples=samples, **kwargs)
+
+    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", failing)
+    run = tmp_path / "run"
+    done = _run(transition_2_chaos.command, *SWEEP, "--jobs", 5, "--output-dir", run)
+    assert done.exit_code == 1
+    assert "kept" in done.output and "--resume" in done.output
+    assert computed == [0, 1, 2]
+    finished = {p.name: p.stat().st_mtime_ns for p in (run / "parts").iterdir()}
+    assert len(finished) == 3
+
+    def counting(*args, samples, **kwargs):
+        computed.extend(samples)
+        return original(*args, samples=samples, **kwargs)
+
+    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", counting)
+    computed.clear()
+    done = _run(transition_2_chaos.command, *SWEEP, "--resume", "--output-dir", run)
+    assert done.exit_code == 0, done.output
+    assert computed == [3, 4]                                           # only the missing ones
+    for name, stamp in finished.items():
+        assert (run / "parts" / name).stat().st_mtime_ns == stamp
+    serial = tmp_path / "serial"
+    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", original)
+    assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
+    assert _results(run) == _results(serial)
+
+
+def test_spectrum_in_chunks_equals_serial(tmp_path):
+    args = ["--n", "12", "--g", "2", "--g", "4", "--n_samples", "3", "--tsim", "8",
+            "--ttrans", "2", "--tons", "1", "--quiet"]
+    assert _run(spectrum.command, *args, "--output-dir", tmp_path / "a").exit_code == 0
+    assert _run(spectrum.command, *args, "--jobs", 3, "--output-dir",
+                tmp_path / "b").exit_code == 0
+    assert _results(tmp_path / "a") == _results(tmp_path / "b")
+
+
+def test_slurm_without_sbatch_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "slurm", "--output-dir",
+                tmp_path / "run")
+    assert done.exit_code == 2
+    assert "sbatch was not found" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_missing_submitit_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_submitit(name, *args, **kwargs):
+        if name == "submitit":
+            raise ModuleNotFoundError("No module named 'submitit'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_submitit)
+    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "local", "--output-dir",
+                tmp_path / "run")
+    assert done.exit_code == 2
+    assert "pip install 'nrmkit[slurm]'" in done.output
+
+
+@pytest.mark.parametrize("args, name", [
+    (["--jobs", "0"], "--jobs"),
+    (["--task_count", "3"], "--task_index"),
+    (["--task_count", "3", "--task_index", "3"], "--task_index"),
+    (["--slurm_time", "0"], "--slurm_time"),
+    (["--executor", "cloud"], "--executor"),
+])
+def test_bad_executor_options(tmp_path, args, name, monkeypatch):
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    done = _run(transition_2_chaos.command, *SWEEP, *args, "--output-dir", tmp_path / "run")
+    assert done.exit_code == 2, done.output
+    assert name in done.output
+
+
+def test_collect_refuses_a_folder_that_is_no_sweep(tmp_path):
+    done = _run(cli, "collect", tmp_path)
+    assert done.exit_code == 2 and "config.json" in done.output
+
+
+BASH = Path(__file__).resolve().parents[1] / "bash"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BASH.glob("*.sh")))
+def test_batch_scripts_dry_run(script):
+    done = subprocess.run(["bash", str(BASH / script), "--dry-run"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "SEEDS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert "sbatch" in done.stdout
+    commands = [line for line in done.stdout.splitlines() if "--seed" in line]
+    assert commands and all("--output-dir" in line for line in commands)
+    refused = subprocess.run(["bash", str(BASH / script), "--bogus"], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "usage" in refused.stderr
