@@ -208,18 +208,19 @@ def test_default_output_location(tmp_path, monkeypatch):
 def test_spectrum_run_directory(tmp_path):
     out = tmp_path / "run"
     result = invoke(spectrum.command, [
-        "--n", "40", "--g", "0.5", "--g", "4", "--n_samples", "2", "--tsim", "40",
+        "--n", "100", "--g", "0.5", "--g", "6", "--n_samples", "2", "--tsim", "40",
         "--tons", "1", "--ttrans", "20", "--dtype", "float64", "--quiet", "--output-dir", out])
     assert result.exit_code == 0
     results = json.loads((out / "results.json").read_text())
     exponents = np.array(results["exponents"])
-    assert exponents.shape == (2, 2, 40)
+    assert exponents.shape == (2, 2, 100)
     assert np.all(np.diff(exponents, axis=-1) <= 1e-12), "exponents must be descending"
     # sum rule: the mean of a full spectrum is ln(1 - dt)/dt whatever g
     assert np.array(results["mean_exponent"]) == pytest.approx(math.log(0.9) / 0.1, abs=0.02)
     assert results["sum_rule_mean"] == pytest.approx(math.log(0.9) / 0.1)
     assert np.all(np.array(results["kaplan_yorke_dim"])[0] == 0)  # stable fixed point
-    assert np.all(np.array(results["kaplan_yorke_dim"])[1] > 0)   # chaotic at g = 4
+    # chaotic at g = 6 (at N ≤ 80, g = 4 many networks settle on limit cycles instead)
+    assert np.all(np.array(results["kaplan_yorke_dim"])[1] > 0)
     assert np.all(np.array(results["ks_entropy"])[1] > 0)
     assert results["tons_ok"] is True
     assert (out / "figures" / "spectrum.png").exists() and (out / "spectrum.npz").exists()

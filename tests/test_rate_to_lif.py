@@ -337,3 +337,22 @@ def test_every_task_trains_and_converts(task):
                            generator=_gen(15), record_spikes=False)
     assert lif.output.shape == (task.n_steps, 1, 2)
     assert task.correct(lif.output, trials.labels, spiking=True).shape == (1, 2)
+
+
+def test_convert_in_chunks_of_lambda_equals_one_batch(tmp_path):
+    net = DaleRateRNN(DaleSpec(n=20), generator=_gen(16))
+    write_rate_model_mat(tmp_path / "net.mat", mat_fields(net))
+    args = ["--mode", "convert", "--model", tmp_path / "net.mat", "--lambdas", 20,
+            "--lambdas", 30, "--lambdas", 40, "--lif_trials", 3, "--quiet"]
+    assert _invoke(*args, "--output-dir", tmp_path / "one").exit_code == 0
+    done = _invoke(*args, "--jobs", 3, "--output-dir", tmp_path / "three")
+    assert done.exit_code == 0, done.output
+    one, three = (json.loads((tmp_path / name / "results.json").read_text())
+                  for name in ("one", "three"))
+    one.pop("elapsed_seconds")
+    three.pop("elapsed_seconds")
+    assert one == three
+    assert len(list((tmp_path / "three" / "parts").rglob("unit-*.npz"))) == 3
+    refused = _invoke("--mode", "train", "--executor", "local", "--output-dir",
+                      tmp_path / "never")
+    assert refused.exit_code == 2 and "--mode convert" in refused.output

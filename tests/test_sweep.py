@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from nrmkit.cli import sweep
 from nrmkit.cli.main import cli
-from nrmkit.workflows import spectrum, transition_2_chaos
+from nrmkit.workflows import spectrum, train_glifr, transition_2_chaos
 
 SWEEP = ["--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "5", "--n", "30",
          "--tsim", "10", "--ttrans", "3", "--quiet"]
@@ -46,7 +46,7 @@ def test_local_executor_and_array_tasks_equal_serial(tmp_path):
     done = _run(transition_2_chaos.command, *SWEEP, "--executor", "local", "--jobs", "2",
                 "--output-dir", local)
     assert done.exit_code == 0, done.output
-    assert len(list((local / "parts").glob("unit-*.npz"))) == 5
+    assert len(list((local / "parts").rglob("unit-*.npz"))) == 5
     assert list((local / "submitit").glob("*_log.out"))               # real subprocesses
     array = tmp_path / "array"
     for index in range(3):
@@ -71,7 +71,7 @@ def test_array_task_index_from_slurm_environment(tmp_path, monkeypatch):
     done = _run(transition_2_chaos.command, *SWEEP, "--task_count", 2, "--output-dir",
                 tmp_path / "run")
     assert done.exit_code == 0, done.output
-    assert sorted(p.name for p in (tmp_path / "run" / "parts").iterdir()) == \
+    assert sorted(p.name for p in (tmp_path / "run" / "parts").rglob("*.npz")) == \
         ["unit-00003.npz", "unit-00004.npz"]                            # chunk 1 of [0-2], [3-4]
     missing = _run(cli, "collect", tmp_path / "run")
     assert missing.exit_code == 1
@@ -98,7 +98,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     assert done.exit_code == 1
     assert "kept" in done.output and "--resume" in done.output
     assert computed == [0, 1, 2]
-    finished = {p.name: p.stat().st_mtime_ns for p in (run / "parts").iterdir()}
+    finished = {p: p.stat().st_mtime_ns for p in (run / "parts").rglob("*.npz")}
     assert len(finished) == 3
 
     def counting(*args, samples, **kwargs):
@@ -110,12 +110,29 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     done = _run(transition_2_chaos.command, *SWEEP, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     assert computed == [3, 4]                                           # only the missing ones
-    for name, stamp in finished.items():
-        assert (run / "parts" / name).stat().st_mtime_ns == stamp
+    for path, stamp in finished.items():
+        assert path.stat().st_mtime_ns == stamp
     serial = tmp_path / "serial"
     monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", original)
     assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
     assert _results(run) == _results(serial)
+
+
+def test_training_sweep_local_equals_serial(tmp_path):
+    """train_glifr trials as units: two local subprocess jobs give the serial numbers."""
+    args = ["--task", "sine", "--hidden", "6", "--epochs", "3", "--lr", "3e-3", "--ntrials",
+            "3", "--quiet"]
+    assert _run(train_glifr.command, *args, "--output-dir", tmp_path / "serial").exit_code == 0
+    done = _run(train_glifr.command, *args, "--executor", "local", "--jobs", "2",
+                "--output-dir", tmp_path / "local")
+    assert done.exit_code == 0, done.output
+    serial, local = _results(tmp_path / "serial"), _results(tmp_path / "local")
+    assert local == serial
+    assert len(serial["trials"]) == 3
+    assert [t["seed"] for t in serial["trials"]] == [0, 1, 2]
+    for name in ("model.pt", "neuron_parameters.npz", "sine_outputs.npz",
+                 "figures/learning_curves.png"):
+        assert (tmp_path / "local" / name).exists(), name
 
 
 def test_spectrum_in_chunks_equals_serial(tmp_path):
@@ -186,3 +203,42 @@ def test_batch_scripts_dry_run(script):
     refused = subprocess.run(["bash", str(BASH / script), "--bogus"], capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode == 2 and "usage" in refused.stderr
+
+
+def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
+    """SIGKILL a serial sweep after its first finished unit; --resume computes the rest."""
+    import signal
+    import time
+
+    from nrmkit.workflows import common
+
+    args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "150",
+            "--tsim", "300", "--ttrans", "5", "--quiet"]
+    run = tmp_path / "run"
+    process = subprocess.Popen(["transition_2_chaos", *args, "--jobs", "6", "--output-dir",
+                                str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while not list(run.glob("parts/*/unit-*.npz")):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p: p.stat().st_mtime_ns for p in run.glob("parts/*/unit-*.npz")}
+    assert 1 <= len(finished) < 6
+    assert not (run / "results.json").exists()
+    computed: list[int] = []
+    original = common.coupling_sweep_units
+
+    def counting(*positional, samples, **kwargs):
+        computed.extend(samples)
+        return original(*positional, samples=samples, **kwargs)
+
+    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", counting)
+    done = _run(transition_2_chaos.command, *args, "--resume", "--output-dir", run)
+    assert done.exit_code == 0, done.output
+    done_units = {int(p.stem.split("-")[1]) for p in finished}
+    assert sorted(computed) == sorted(set(range(6)) - done_units)
+    for path, stamp in finished.items():
+        assert path.stat().st_mtime_ns == stamp
+    assert len(json.loads((run / "results.json").read_text())["lambda_max"][0]) == 6

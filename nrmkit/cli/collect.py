@@ -1,7 +1,7 @@
 """``nrmkit collect RUN_DIR``: aggregate the parts that array tasks wrote into ``results.json``.
 
 The run folder's ``config.json`` names the workflow and holds every option; the parts are
-``parts/unit-*.npz`` (:mod:`nrmkit.cli.sweep`). Missing units are named and nothing is
+``parts/<fingerprint>/unit-*.npz`` (:mod:`nrmkit.cli.sweep`). Missing units are named and nothing is
 written (exit 1); otherwise the results, arrays and figures are exactly those of a serial run.
 """
 
@@ -36,7 +36,7 @@ def config_from_options(config_class: type, options: dict[str, Any]) -> Any:
 def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]:
     """Aggregate the sweep in ``path``; returns the results (also written to the folder)."""
     from nrmkit.cli.runner import RunContext, _progress_factory
-    from nrmkit.cli.sweep import finished_units, read_parts
+    from nrmkit.cli.sweep import finished_units, parts_folder, read_parts
     from nrmkit.core.base import SweepWorkflow
     from nrmkit.core.rundir import RunDir
 
@@ -56,7 +56,8 @@ def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]
     options = record["options"]
     config = config_from_options(workflow.config_class, options)
     n_units = workflow.n_units(config)
-    missing = sorted(set(range(n_units)) - finished_units(path, n_units))
+    folder = parts_folder(path, config, options.get("seed", 0), options.get("dtype", "float32"))
+    missing = sorted(set(range(n_units)) - finished_units(folder, n_units))
     if missing:
         from nrmkit.cli.sweep import _ranges
 
@@ -67,7 +68,7 @@ def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]
                          dtype=options.get("dtype", "float32"), seed=options.get("seed", 0),
                          progress=_progress_factory(name, True), log=log)
     started = time.perf_counter()
-    results = workflow.aggregate(config, context, read_parts(path, n_units))
+    results = workflow.aggregate(config, context, read_parts(folder, n_units))
     results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}
     context.run_dir.write_json("results.json", results)
     return results

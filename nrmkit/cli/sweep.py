@@ -5,7 +5,9 @@ A :class:`~nrmkit.core.base.SweepWorkflow` splits into independent units. This m
 * chunks the units that are not finished yet into ``--jobs`` contiguous chunks;
 * runs each chunk here (``serial``) or as a submitit job (``local``: subprocesses on this
   machine; ``slurm``: one SLURM array job, ``--slurm_*`` options); a job writes one file per
-  unit, ``parts/unit-<index>.npz``, atomically;
+  unit, ``parts/<fingerprint>/unit-<index>.npz``, atomically — the fingerprint hashes every
+  option of the run (and its seed and dtype), so parts made with other options (say, fewer
+  epochs before a resumption that extends training) are never reused;
 * aggregates the parts of all units, in unit order, into the ``results.json`` a serial run
   writes — units draw from their own seeds, so the numbers do not depend on executor or
   chunking;
@@ -144,17 +146,28 @@ def chunks(units: list[int], n_chunks: int) -> list[list[int]]:
     return [chunk for chunk in out if chunk]
 
 
-def part_path(run_path: Path, unit: int) -> Path:
-    return Path(run_path) / PARTS_DIR / f"unit-{unit:05d}.npz"
+def parts_folder(run_path: Path, config: Any, seed: int, dtype: str) -> Path:
+    """``RUN/parts/<fingerprint>``: the fingerprint hashes the options, seed and dtype."""
+    import dataclasses
+    import hashlib
+    import json
+
+    record = {"options": dataclasses.asdict(config), "seed": seed, "dtype": dtype}
+    text = json.dumps(record, sort_keys=True, default=str)
+    return Path(run_path) / PARTS_DIR / hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def finished_units(run_path: Path | None, n_units: int) -> set[int]:
-    if run_path is None:
+def part_path(folder: Path, unit: int) -> Path:
+    return Path(folder) / f"unit-{unit:05d}.npz"
+
+
+def finished_units(folder: Path | None, n_units: int) -> set[int]:
+    if folder is None:
         return set()
-    return {unit for unit in range(n_units) if part_path(run_path, unit).exists()}
+    return {unit for unit in range(n_units) if part_path(folder, unit).exists()}
 
 
-def write_parts(run_path: Path, units: list[int], arrays: dict[str, Any]) -> None:
+def write_parts(folder: Path, units: list[int], arrays: dict[str, Any]) -> None:
     """One atomic ``.npz`` per unit (row ``i`` of every array belongs to ``units[i]``)."""
     import numpy as np
 
@@ -164,16 +177,16 @@ def write_parts(run_path: Path, units: list[int], arrays: dict[str, Any]) -> Non
     for row, unit in enumerate(units):
         buffer = io.BytesIO()
         np.savez(buffer, **{name: value[row] for name, value in arrays.items()})
-        atomic_write_bytes(part_path(run_path, unit), buffer.getvalue())
+        atomic_write_bytes(part_path(folder, unit), buffer.getvalue())
 
 
-def read_parts(run_path: Path, n_units: int) -> dict[str, Any]:
+def read_parts(folder: Path, n_units: int) -> dict[str, Any]:
     """The arrays of every unit stacked in unit order (first axis = unit)."""
     import numpy as np
 
     rows: dict[str, list] = {}
     for unit in range(n_units):
-        with np.load(part_path(run_path, unit), allow_pickle=False) as part:
+        with np.load(part_path(folder, unit), allow_pickle=False) as part:
             for name in part.files:
                 rows.setdefault(name, []).append(part[name])
     return {name: np.stack(values) for name, values in rows.items()}
@@ -197,19 +210,20 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
         return workflow.aggregate(config, context, workflow.run_units(
             config, context, list(range(n_units))))
     all_units = list(range(n_units))
+    folder = parts_folder(run_path, config, context.seed, context.dtype)
     if options.array_task:
         mine = chunks(all_units, options.task_count)
         selected = mine[options.task_index] if options.task_index < len(mine) else []
-        done = finished_units(run_path, n_units)
+        done = finished_units(folder, n_units)
         todo = [unit for unit in selected if unit not in done]
         if todo:
-            write_parts(run_path, todo, workflow.run_units(config, context, todo))
+            write_parts(folder, todo, workflow.run_units(config, context, todo))
         context.log(f"{workflow.name}: array task {options.task_index}/{options.task_count}: "
                     f"{len(todo)} {workflow.unit_name}(s) computed, "
                     f"{len(selected) - len(todo)} already done; aggregate with "
                     f"`nrmkit collect {run_path}` once every task has finished")
         return None
-    done = finished_units(run_path, n_units)
+    done = finished_units(folder, n_units)
     todo = [unit for unit in all_units if unit not in done]
     if done:
         context.log(f"{workflow.name}: {len(done)} of {n_units} {workflow.unit_name}s already "
@@ -219,14 +233,14 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
         pieces = chunks(todo, options.jobs or default_jobs)
         if options.executor == "serial":
             for piece in pieces:
-                write_parts(run_path, piece, workflow.run_units(config, context, piece))
+                write_parts(folder, piece, workflow.run_units(config, context, piece))
         else:
-            _submit(workflow, config, context, options, pieces)
-    missing = sorted(set(all_units) - finished_units(run_path, n_units))
+            _submit(workflow, config, context, options, pieces, folder)
+    missing = sorted(set(all_units) - finished_units(folder, n_units))
     if missing:
         raise NrmkitRuntimeError(f"{len(missing)} {workflow.unit_name}(s) have no result: "
                                  f"{_ranges(missing)}")
-    return workflow.aggregate(config, context, read_parts(run_path, n_units))
+    return workflow.aggregate(config, context, read_parts(folder, n_units))
 
 
 def _ranges(values: list[int]) -> str:
@@ -276,7 +290,7 @@ def make_executor(options: ExecutorOptions, folder: Path, n_jobs: int):
     return executor
 
 
-def _submit(workflow, config, context, options: ExecutorOptions, pieces) -> None:
+def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder) -> None:
     run_path = Path(context.run_dir.path)
     executor = make_executor(options, run_path / SUBMITIT_DIR, len(pieces))
     # Local jobs use this process's thread count: the BLAS summation order, hence the last
@@ -286,7 +300,7 @@ def _submit(workflow, config, context, options: ExecutorOptions, pieces) -> None
     threads = torch.get_num_threads() if options.executor == "local" \
         else (options.slurm_cpus or 0)
     job_context = {"seed": context.seed, "device": context.device, "dtype": context.dtype,
-                   "run_path": str(run_path), "threads": threads}
+                   "run_path": str(run_path), "parts": str(folder), "threads": threads}
     module = type(workflow).__module__
     jobs = executor.map_array(run_chunk, [module] * len(pieces), [config] * len(pieces),
                               [job_context] * len(pieces), pieces)
@@ -324,5 +338,6 @@ def run_chunk(module: str, config: Any, job_context: dict[str, Any], units: list
                          dtype=job_context["dtype"], seed=job_context["seed"],
                          progress=lambda label: (lambda done, total: None),
                          log=lambda message: None)
-    write_parts(run_path, units, workflow.run_units(config, context, list(units)))
+    write_parts(Path(job_context["parts"]), units,
+                workflow.run_units(config, context, list(units)))
     return len(units)

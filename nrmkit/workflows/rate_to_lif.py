@@ -39,7 +39,8 @@ import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
 from nrmkit.workflows.common import check, check_finite
@@ -144,16 +145,54 @@ class RateToLifConfig:
               f"cannot exceed --n ({self.lyapunov} > {self.n})")
 
 
-class RateToLif(Workflow):
+class RateToLif(SweepWorkflow):
+    """Train / convert / evaluate; ``--mode convert`` is a sweep over the scaling factors
+    (units = λ values: every λ sees the same trials and noise, so chunks of λ give the
+    numbers of one batched grid)."""
+
     name = "rate_to_lif"
     config_class = RateToLifConfig
+    unit_name = "scaling factor"
     resumable = True
     resume_free_options = ("n_trials",)
 
-    def run(self, config: RateToLifConfig, context) -> dict:
-        from nrmkit.datasets.cognitive import get_task
+    def n_units(self, config: RateToLifConfig) -> int:
+        return len(_lambdas(config, _load(config, _task(config))[0]))
 
-        task = get_task(config.task)
+    def run_units(self, config: RateToLifConfig, context, units: list[int]) -> dict:
+        network, _ = _load(config, _task(config))
+        network = _prepared(network, context)
+        lambdas = _lambdas(config, network)
+        accuracy, rates, outputs, _ = _grid_simulation(
+            config, context, _task(config), network, [lambdas[u] for u in units])
+        return {"accuracy": accuracy, "firing_rate_hz": rates,
+                "outputs": outputs.transpose(1, 0, 2)}
+
+    def aggregate(self, config: RateToLifConfig, context, arrays) -> dict:
+        task = _task(config)
+        network, _ = _load(config, task)
+        network = _prepared(network, context)
+        results = {"task": task.name, "mode": config.mode,
+                   "model": str(Path(config.model).resolve()), "n": network.spec.n,
+                   "activation": network.spec.activation}
+        trials = task.trials(config.lif_trials, context.generator(10))
+        _grid_report(config, context, task, network, _lambdas(config, network),
+                     arrays["accuracy"], arrays["firing_rate_hz"],
+                     arrays["outputs"].transpose(1, 0, 2), trials, results)
+        if config.lyapunov:
+            check(config.lyapunov <= network.spec.n, "--lyapunov",
+                  f"cannot exceed the model's {network.spec.n} units")
+            results["lyapunov_exponents"] = _lyapunov(config, context, network)
+        return results
+
+    def run(self, config: RateToLifConfig, context) -> dict:
+        if config.mode == "convert":
+            return super().run(config, context)
+        executor = context.extras.get("executor")
+        if executor is not None and (executor.executor != "serial" or executor.array_task
+                                     or (executor.jobs or 1) > 1):
+            raise ConfigError("--executor", "only --mode convert runs in chunks (of λ)")
+        task = _task(config)
         results: dict = {"task": task.name, "mode": config.mode}
         losses, stored_lambda = None, None
         if config.mode in ("train", "all"):
@@ -161,11 +200,10 @@ class RateToLif(Workflow):
         else:
             network, stored_lambda = _load(config, task)
             results["model"] = str(Path(config.model).resolve())
-        network = network.to(device=context.device, dtype=context.torch_dtype)
-        network.requires_grad_(False)
+        network = _prepared(network, context)
         results["n"] = network.spec.n
         results["activation"] = network.spec.activation
-        if config.mode in ("convert", "all"):
+        if config.mode == "all":
             _grid_search(config, context, task, network, results)
         if config.mode in ("eval", "all"):
             scaling = (results["best_lambda"] if config.mode == "all" else
@@ -362,22 +400,52 @@ def _rate_on(network, task, trials, context, offset):
     return outputs, task.correct(outputs, trials.labels)
 
 
+def _task(config):
+    from nrmkit.datasets.cognitive import get_task
+
+    return get_task(config.task)
+
+
+def _prepared(network, context):
+    network = network.to(device=context.device, dtype=context.torch_dtype)
+    network.requires_grad_(False)
+    return network
+
+
+def _lambdas(config, network) -> list[float]:
+    """``--lambdas``, else the published grid of the network's transfer function."""
+    return list(config.lambdas or network.transfer.lif_scaling_grid)
+
+
+def _grid_simulation(config, context, task, network, lambdas):
+    """LIF networks at ``lambdas`` on the grid's trials (the same trials and noise for any
+    subset of λ): ``(accuracy (L,), rate_hz (L,), outputs (T, L, B), trials)``."""
+    trials = task.trials(config.lif_trials, context.generator(10))
+    lif = _simulate(config, context, network, trials, lambdas, offset=11, record_spikes=False,
+                    label="λ grid")
+    correct = task.correct(lif.output, trials.labels, spiking=True)            # (L, B)
+    return (correct.float().mean(-1).cpu().numpy(), lif.mean_rate_hz.mean(-1).cpu().numpy(),
+            lif.output.cpu().numpy(), trials)
+
+
 def _grid_search(config, context, task, network, results) -> None:
+    lambdas = _lambdas(config, network)
+    context.log(f"rate_to_lif: λ grid search, {len(lambdas)} scaling factors × "
+                f"{config.lif_trials} trials")
+    started = time.perf_counter()
+    accuracy, rates, outputs, trials = _grid_simulation(config, context, task, network, lambdas)
+    results["grid_seconds"] = round(time.perf_counter() - started, 2)
+    _grid_report(config, context, task, network, lambdas, accuracy, rates, outputs, trials,
+                 results)
+
+
+def _grid_report(config, context, task, network, lambdas, accuracy, rates, outputs, trials,
+                 results) -> None:
+    """Best λ, the rate network on the same trials, ``lif_grid.npz`` and the figure."""
     import numpy as np
 
     from nrmkit import plotting
 
-    lambdas = list(config.lambdas or network.transfer.lif_scaling_grid)
-    trials = task.trials(config.lif_trials, context.generator(10))
-    context.log(f"rate_to_lif: λ grid search, {len(lambdas)} scaling factors × "
-                f"{config.lif_trials} trials")
-    started = time.perf_counter()
-    lif = _simulate(config, context, network, trials, lambdas, offset=11, record_spikes=False,
-                    label="λ grid")
-    seconds = time.perf_counter() - started
-    correct = task.correct(lif.output, trials.labels, spiking=True)            # (L, B)
-    accuracy = correct.float().mean(-1).cpu().numpy()
-    rates = lif.mean_rate_hz.mean(-1).cpu().numpy()
     best = int(np.argmax(accuracy))
     _, rate_correct = _rate_on(network, task, trials, context, 12)
     rate_accuracy = float(rate_correct.float().mean())
@@ -386,15 +454,14 @@ def _grid_search(config, context, task, network, results) -> None:
         "firing_rate_hz": {f"{v:g}": float(r) for v, r in zip(lambdas, rates, strict=True)},
         "best_lambda": float(lambdas[best]), "best_lif_accuracy": float(accuracy[best]),
         "mean_firing_rate_hz": float(rates[best]),
-        "rate_accuracy_same_trials": rate_accuracy, "grid_seconds": round(seconds, 2),
-        "lif_trials": config.lif_trials,
+        "rate_accuracy_same_trials": rate_accuracy, "lif_trials": config.lif_trials,
     })
     context.log(f"  best λ = {lambdas[best]:g}: LIF accuracy {100 * accuracy[best]:.1f} % "
                 f"(rate network on the same trials {100 * rate_accuracy:.1f} %), "
-                f"{rates[best]:.1f} Hz, {seconds:.1f} s")
+                f"{rates[best]:.1f} Hz")
     context.run_dir.write_arrays(
         "lif_grid.npz", lambdas=np.asarray(lambdas), accuracy=accuracy, firing_rate_hz=rates,
-        outputs=lif.output.cpu().numpy(), labels=trials.labels.numpy())
+        outputs=outputs, labels=trials.labels.numpy())
     context.run_dir.save_figure(plotting.lambda_grid(
         np.asarray(lambdas), accuracy, rates, best=lambdas[best], rate_accuracy=rate_accuracy,
         title=f"{task.name}, N = {network.spec.n}, {config.lif_trials} trials per λ"),
@@ -510,8 +577,7 @@ def _summary(values) -> dict:
 @option("--t_ref", type=float, default=2.0, help="Refractory period (ms).")
 @option("--lyapunov", type=int, default=0,
         help="Also compute the top-K Lyapunov exponents of the rate network.")
-@option("--resume", is_flag=True, default=False,
-        help="Continue the training in --output-dir from its checkpoint.")
+@executor_options
 @common_options
 def command(**kwargs):
     """Train Dale rate RNNs on cognitive tasks and map them to spiking LIF networks.
@@ -519,9 +585,13 @@ def command(**kwargs):
     Example: rate_to_lif --task go-nogo --n 200 --decay_taus 4 --decay_taus 20
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     try:
         kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
     except ConfigError as error:
         raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
     config = build_config(RateToLifConfig, **kwargs)
-    execute(RateToLif(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = RateToLif()

@@ -36,7 +36,8 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import DataError
 from nrmkit.workflows.common import check, check_finite
 
@@ -134,16 +135,22 @@ def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
     return hidden
 
 
-class TrainGlifr(Workflow):
+class TrainGlifr(SweepWorkflow):
     name = "train_glifr"
     config_class = GlifrConfig
+    unit_name = "trial"
     resumable = True
     resume_free_options = ("epochs", "silence", "silence_draws")
 
-    def run(self, config: GlifrConfig, context) -> dict:
+    def n_units(self, config: GlifrConfig) -> int:
+        return config.ntrials
+
+    def run_units(self, config: GlifrConfig, context, units: list[int]) -> dict:
+        """Train and score the trials ``units`` (trial ``k`` uses the seeds ``seed + k``)."""
+        import json
+
         import numpy as np
 
-        from nrmkit import plotting
         from nrmkit.training.sequence import CLASSIFICATION, REGRESSION
 
         data = _task_data(config, context)
@@ -157,15 +164,14 @@ class TrainGlifr(Workflow):
             counts[kind] = {"hidden": hidden, "parameters": parameter_count(
                 kind, hidden, inputs=data["inputs"], outputs=data["outputs"], n_ascs=n_ascs)}
         hidden = counts[config.model]["hidden"]
-        label = _label(config)
-        context.log(f"train_glifr: {label} on {config.task}, {hidden} units "
+        context.log(f"train_glifr: {_label(config)} on {config.task}, {hidden} units "
                     f"({counts[config.model]['parameters']} parameters; budget of an RNN "
-                    f"with {config.hidden}: {budget}), {config.ntrials} trial(s) × "
+                    f"with {config.hidden}: {budget}), trial(s) {units} × "
                     f"{config.epochs} epochs")
         objective = REGRESSION if config.task == "sine" else CLASSIFICATION
         trained_lhet = _lhet_values(config.lhet_run) if config.lhet_run else None
-        trials, parameters, outputs_of_first = [], [], None
-        for trial in range(config.ntrials):
+        out: dict[str, list] = {"record": []}
+        for trial in units:
             model, trainer = _build(config, context, data, hidden, n_ascs, trial, objective,
                                     trained_lhet)
             _train(config, context, trainer, trial)
@@ -174,38 +180,60 @@ class TrainGlifr(Workflow):
                                    context.generator(1000 + trial))
             record = {"seed": context.seed + trial, "epochs": trainer.epoch,
                       "learning_curve": _curves(trainer.history),
-                      f"test_{config.metric}": test, "silencing": silencing}
+                      f"test_{config.metric}": test, "silencing": silencing,
+                      "hidden": hidden, "budget": budget, "counts": counts}
             if config.model == "glifr":
                 values = {k: v.detach().cpu().numpy()
                           for k, v in model.cell.neuron_parameters().items()}
-                parameters.append(values)
+                for name, value in values.items():
+                    out.setdefault(f"neuron_{name}", []).append(value)
                 record["neuron_parameters"] = {k: _summary(v) for k, v in values.items()}
-            trials.append(record)
+            if config.task == "sine":
+                for name, value in _sine_outputs(model, data).items():
+                    out.setdefault(f"sine_{name}", []).append(value)
+            out["record"].append(json.dumps(record))
             context.log(f"  trial {trial + 1}: test {config.metric} {test:.4g}")
-            if trial == 0:
-                outputs_of_first = _sine_outputs(model, data) if config.task == "sine" else None
-                if context.run_dir.path is not None:
-                    from nrmkit.workflows.smnist import save_sequence_model
+            if trial == 0 and context.run_dir.path is not None:
+                from nrmkit.workflows.smnist import save_sequence_model
 
-                    save_sequence_model(context.run_dir.path / "model.pt", model,
-                                        {"task": config.task, "permutation": None,
-                                         "dataset": config.dataset, "input": data["mode"]})
+                save_sequence_model(context.run_dir.path / "model.pt", model,
+                                    {"task": config.task, "permutation": None,
+                                     "dataset": config.dataset, "input": data["mode"]})
+        return {name: np.stack([np.asarray(v) for v in values])
+                for name, values in out.items()}
 
+    def aggregate(self, config: GlifrConfig, context, arrays) -> dict:
+        import json
+
+        import numpy as np
+
+        from nrmkit import plotting
+
+        label = _label(config)
+        trials = [json.loads(str(text)) for text in arrays["record"]]
+        first = trials[0]
+        hidden, budget, counts = first.pop("hidden"), first.pop("budget"), first.pop("counts")
+        for trial in trials[1:]:
+            for key in ("hidden", "budget", "counts"):
+                trial.pop(key)
         run_dir = context.run_dir
         fractions = [str(f) for f in config.silence_fractions]
         silencing = {f: float(np.mean([t["silencing"][f] for t in trials])) for f in fractions}
         run_dir.save_figure(plotting.glifr_learning_curves(
             [t["learning_curve"] for t in trials], metric=config.metric, title=label),
             "learning_curves")
-        if parameters:
-            run_dir.write_arrays("neuron_parameters.npz", **{
-                name: np.stack([p[name] for p in parameters]) for name in parameters[0]})
-            run_dir.save_figure(plotting.glifr_parameters(parameters[0], title=label,
-                                                          dt=config.dt), "neuron_parameters")
-        if outputs_of_first is not None:
-            run_dir.write_arrays("sine_outputs.npz", **outputs_of_first)
-            run_dir.save_figure(plotting.sine_outputs(**outputs_of_first, title=label),
-                                "sine_outputs")
+        names = [name[len("neuron_"):] for name in arrays if name.startswith("neuron_")]
+        if names:
+            run_dir.write_arrays("neuron_parameters.npz",
+                                 **{name: arrays[f"neuron_{name}"] for name in names})
+            run_dir.save_figure(plotting.glifr_parameters(
+                {name: arrays[f"neuron_{name}"][0] for name in names}, title=label,
+                dt=config.dt), "neuron_parameters")
+        if "sine_outputs" in arrays:
+            sine = {"outputs": arrays["sine_outputs"][0], "targets": arrays["sine_targets"][0],
+                    "frequencies": arrays["sine_frequencies"][0]}
+            run_dir.write_arrays("sine_outputs.npz", **sine)
+            run_dir.save_figure(plotting.sine_outputs(**sine, title=label), "sine_outputs")
         if fractions:
             run_dir.save_figure(plotting.silencing_curve(
                 {label: [[t["silencing"][f] for f in fractions] for t in trials]},
@@ -398,8 +426,7 @@ def _summary(values) -> dict:
         help="Digits for lmnist / pmnist (see smnist).")
 @option("--data-dir", "--data_dir", "data_dir", type=click.Path(), default=None,
         help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
-@option("--resume", is_flag=True, default=False,
-        help="Continue the run in --output-dir from its checkpoints.")
+@executor_options
 @common_options
 def command(**kwargs):
     """Train GLIFR (or matched RNN / LSTM) networks on sine generation or digits.
@@ -407,5 +434,9 @@ def command(**kwargs):
     Example: train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --ntrials 3
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     config = build_config(GlifrConfig, **kwargs)
-    execute(TrainGlifr(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TrainGlifr()
