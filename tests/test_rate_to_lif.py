@@ -356,3 +356,23 @@ def test_convert_in_chunks_of_lambda_equals_one_batch(tmp_path):
     refused = _invoke("--mode", "train", "--executor", "local", "--output-dir",
                       tmp_path / "never")
     assert refused.exit_code == 2 and "--mode convert" in refused.output
+
+
+@pytest.mark.gpu
+def test_rate_and_lif_networks_on_cuda_match_cpu():
+    """The same network on CUDA (float64): the noise-free rate outputs agree to round-off and
+    the LIF networks (same CPU-drawn noise) fire the same spikes in a short run."""
+    net = DaleRateRNN(DaleSpec(n=30), generator=_gen(20)).double()
+    trials = GO_NOGO.trials(4, _gen(21))
+    x0 = torch.zeros(4, 30, dtype=torch.float64)
+    cpu, _ = net(trials.inputs.double(), noise_std=0.0, state=x0)
+    cuda_net = DaleRateRNN(DaleSpec(n=30), generator=_gen(20)).double().cuda()
+    gpu, _ = cuda_net(trials.inputs.double().cuda(), noise_std=0.0, state=x0.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu.detach(), rtol=1e-9, atol=1e-9)
+    inputs = trials.inputs[:20].double()
+    with torch.no_grad():
+        runs = [simulate_lif(n.effective_weights(), n.w_in, n.w_out, float(n.b_out),
+                             n.taus_ms(), inputs.to(device), scaling=torch.tensor([25.0]),
+                             generator=_gen(22), record_spikes=False)
+                for n, device in ((net, "cpu"), (cuda_net, "cuda"))]
+    assert torch.equal(runs[0].spike_counts, runs[1].spike_counts.cpu())
