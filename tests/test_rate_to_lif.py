@@ -272,6 +272,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     assert done.exit_code == 1
     assert "missing required field(s): taus_gaus, som_m" in done.output
     assert not (tmp_path / "broken").exists()
+    # a file that is not a model at all
+    (tmp_path / "junk.pt").write_bytes(bytes(range(100)))
+    done = _invoke("--mode", "convert", "--model", tmp_path / "junk.pt", "--output-dir",
+                   tmp_path / "junk")
+    assert done.exit_code == 1 and "not a rate_to_lif model" in done.output
+    assert "Traceback" not in done.output
     # a model with the wrong number of inputs for the task
     write_rate_model_mat(tmp_path / "xor.mat", mat_fields(_network(n=10, n_inputs=2)))
     done = _invoke("--mode", "convert", "--model", tmp_path / "xor.mat", "--output-dir",
@@ -309,6 +315,11 @@ def test_go_nogo_end_to_end(tmp_path):
                  "lif_eval.npz", "figures/training.png", "figures/rate_outputs.png",
                  "figures/lambda_grid.png", "figures/lif_raster.png", "figures/lif_outputs.png"):
         assert (out / name).exists(), name
+    # a run of mode all has no parts: collect says so instead of failing
+    from nrmkit.cli.main import cli
+
+    refused = CliRunner().invoke(cli, ["collect", str(out)])
+    assert refused.exit_code == 2 and "nothing to collect" in refused.output
     # the run folder converts again, and its .mat gives the same network
     again = _invoke("--mode", "eval", "--model", out, "--lif_trials", 5, "--quiet",
                     "--output-dir", tmp_path / "again")

@@ -55,6 +55,9 @@ def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]
         raise ConfigError("RUN_DIR", f"{name} runs have no parts to collect")
     options = record["options"]
     config = config_from_options(workflow.config_class, options)
+    if not workflow.is_sweep(config):
+        raise ConfigError("RUN_DIR", f"this {name} run is not split into parts; nothing to "
+                                     "collect")
     n_units = workflow.n_units(config)
     folder = parts_folder(path, config, options.get("seed", 0), options.get("dtype", "float32"))
     missing = sorted(set(range(n_units)) - finished_units(folder, n_units))

@@ -112,6 +112,10 @@ class SweepWorkflow(Workflow):
     #: what one unit is, for messages ("sample", "seed", "scaling factor").
     unit_name: ClassVar[str] = "unit"
 
+    def is_sweep(self, config: Any) -> bool:
+        """Whether runs with ``config`` are split into units (default: always)."""
+        return True
+
     @abstractmethod
     def n_units(self, config: Any) -> int:
         """Number of independent units of ``config``."""

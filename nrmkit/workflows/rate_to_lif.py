@@ -156,6 +156,9 @@ class RateToLif(SweepWorkflow):
     resumable = True
     resume_free_options = ("n_trials",)
 
+    def is_sweep(self, config: RateToLifConfig) -> bool:
+        return config.mode == "convert"
+
     def n_units(self, config: RateToLifConfig) -> int:
         return len(_lambdas(config, _load(config, _task(config))[0]))
 
@@ -357,8 +360,9 @@ def _load(config, task):
     else:
         try:
             network, record = load_dale_network(path)
-        except (ValueError, KeyError, RuntimeError, OSError) as error:
-            raise DataError(f"{path}: not a rate_to_lif model ({error})") from None
+        except Exception as error:      # torch's unpickler raises many types on junk
+            raise DataError(f"{path}: not a rate_to_lif model ({type(error).__name__}: "
+                            f"{error})") from None
         stored_task = record.get("task")
         stored_lambda = record.get("best_lambda") or stored_lambda
     if stored_task and str(stored_task) != task.name:
