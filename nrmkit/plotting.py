@@ -274,7 +274,8 @@ def training_curves(
 ) -> Figure:
     """Training on the spectrum: (a) loss per epoch, (b) λ_max per epoch, (c) spectra.
 
-    ``loss``, ``lambda_max``: ``[epoch, network]``; spectra ``[network, k]`` (1/τ).
+    ``loss``, ``lambda_max``: ``[epoch, network]`` (NaN after a network stopped early);
+    spectra ``[network, k]`` (1/τ).
     """
     figure, axes = _figure(9.0, 2.8, ncols=3)
     epochs = np.arange(1, loss.shape[0] + 1)
@@ -282,7 +283,7 @@ def training_curves(
     for i, color in enumerate(colors):
         axes[0].plot(epochs, loss[:, i], color=color, lw=1)
         axes[1].plot(epochs, lambda_max[:, i], color=color, lw=1)
-    if np.all(loss > 0):
+    if np.all(loss[np.isfinite(loss)] > 0):
         axes[0].set_yscale("log")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("loss")

@@ -14,7 +14,13 @@ from click.testing import CliRunner
 
 from nrmkit.cli import sweep
 from nrmkit.cli.main import cli
-from nrmkit.workflows import spectrum, train_glifr, transition_2_chaos
+from nrmkit.workflows import (
+    spectrum,
+    train_glifr,
+    train_rd_model,
+    train_rd_model_fixed_param,
+    transition_2_chaos,
+)
 
 SWEEP = ["--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "5", "--n", "30",
          "--tsim", "10", "--ttrans", "3", "--quiet"]
@@ -135,6 +141,106 @@ def test_training_sweep_local_equals_serial(tmp_path):
         assert (tmp_path / "local" / name).exists(), name
 
 
+TRAIN = ["--n", "16", "--g", "4", "--nle", "2", "--n_samples", "3", "--tsim", "6",
+         "--ttrans", "2", "--n_epochs", "3", "--spectrum_every", "2", "--spectrum_nle", "3",
+         "--quiet"]
+
+
+def test_spectrum_training_local_and_array_tasks_equal_serial(tmp_path):
+    """train_rd_model samples as units: local jobs equal serial, and batches of two samples
+    (whole batches per chunk) in 3 array tasks + collect equal serial with the same batches:
+    results, files and the trained model bit for bit."""
+    import numpy as np
+
+    from nrmkit.training.checkpoint import load_trained_model
+
+    args = [*TRAIN, "--train_weights", "true"]
+    runs = {
+        "serial": [],
+        "local": ["--executor", "local", "--jobs", "2"],
+        "serial_pairs": ["--samples_per_batch", "2"],
+    }
+    for name, extra in runs.items():
+        done = _run(train_rd_model.command, *args, *extra, "--output-dir", tmp_path / name)
+        assert done.exit_code == 0, done.output
+    array = tmp_path / "array_pairs"
+    for index in range(3):                 # 2 batches over 3 tasks: the last has nothing
+        done = _run(train_rd_model.command, *args, "--samples_per_batch", "2", "--task_count",
+                    3, "--task_index", index, "--output-dir", array)
+        assert done.exit_code == 0, done.output
+    assert _run(cli, "collect", array, "--quiet").exit_code == 0
+    for folder, reference in ((tmp_path / "local", tmp_path / "serial"),
+                              (array, tmp_path / "serial_pairs")):
+        expected = _results(reference)
+        assert len(expected["samples"]) == 3 and expected["epochs"] == 3
+        assert _results(folder) == expected
+        assert (folder / "training_log.csv").read_text() == \
+            (reference / "training_log.csv").read_text()
+        for name in ("gains", "shifts", "weights"):
+            np.testing.assert_array_equal(np.load(folder / "trained_parameters.npz")[name],
+                                          np.load(reference / "trained_parameters.npz")[name])
+        assert load_trained_model(folder).weight.shape[0] == 3
+        assert (folder / "figures" / "training.png").exists()
+    samples = _results(tmp_path / "serial")["samples"]
+    pairs = _results(tmp_path / "serial_pairs")["samples"]
+    # each sample its own network; in batches the same networks (initial spectra equal to
+    # float32 round-off of the batched products)
+    assert samples[0]["spectrum_initial"] != samples[1]["spectrum_initial"]
+    np.testing.assert_allclose([s["spectrum_initial"] for s in pairs],
+                               [s["spectrum_initial"] for s in samples], atol=1e-4)
+
+
+def test_fixed_param_masks_per_sample_do_not_depend_on_chunks(tmp_path):
+    import numpy as np
+
+    args = [*TRAIN, "--n_samples", "2", "--n_epochs", "1", "--number_param", "10", "3", "2"]
+    assert _run(train_rd_model_fixed_param.command, *args, "--output-dir",
+                tmp_path / "one").exit_code == 0
+    assert _run(train_rd_model_fixed_param.command, *args, "--jobs", "2", "--output-dir",
+                tmp_path / "two").exit_code == 0
+    one, two = (np.load(tmp_path / name / "masks.npz") for name in ("one", "two"))
+    for name in ("weights", "gains", "shifts"):
+        np.testing.assert_array_equal(one[name], two[name])
+    assert not np.array_equal(one["gains"][0], one["gains"][1])    # each sample its own draw
+
+
+def test_training_interrupted_mid_sample_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A sample that fails after some epochs keeps its epoch checkpoint; finished samples
+    keep their parts; --resume completes to the uninterrupted numbers."""
+    from nrmkit.core.errors import DivergenceError
+    from nrmkit.training.spectrum import SpectrumTrainer
+
+    original = SpectrumTrainer.train_epoch
+    calls = {"n": 0}
+
+    def failing(self, epoch):
+        calls["n"] += 1
+        if calls["n"] == 5:                    # sample 0: 3 epochs, sample 1: epoch 2 fails
+            raise DivergenceError("simulated failure")
+        return original(self, epoch)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(SpectrumTrainer, "train_epoch", failing)
+    done = _run(train_rd_model.command, *TRAIN, "--output-dir", run)
+    assert done.exit_code == 1 and "sample 1" in done.output and "--resume" in done.output
+    assert len(list((run / "parts").rglob("unit-*.npz"))) == 1
+    assert len(list((run / "checkpoints").rglob("batch-*.pt"))) == 2
+    counted: list[int] = []
+
+    def counting(self, epoch):
+        counted.append(epoch)
+        return original(self, epoch)
+
+    monkeypatch.setattr(SpectrumTrainer, "train_epoch", counting)
+    done = _run(train_rd_model.command, *TRAIN, "--resume", "--output-dir", run)
+    assert done.exit_code == 0, done.output
+    assert counted == [1, 2, 0, 1, 2]         # sample 1 from epoch 1, sample 2 from scratch
+    monkeypatch.setattr(SpectrumTrainer, "train_epoch", original)
+    assert _run(train_rd_model.command, *TRAIN, "--output-dir", tmp_path / "serial") \
+        .exit_code == 0
+    assert _results(run) == _results(tmp_path / "serial")
+
+
 def test_spectrum_in_chunks_equals_serial(tmp_path):
     args = ["--n", "12", "--g", "2", "--g", "4", "--n_samples", "3", "--tsim", "8",
             "--ttrans", "2", "--tons", "1", "--quiet"]
@@ -212,8 +318,8 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
 
     from nrmkit.workflows import common
 
-    args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "150",
-            "--tsim", "300", "--ttrans", "5", "--quiet"]
+    args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "100",
+            "--tsim", "100", "--ttrans", "5", "--quiet"]
     run = tmp_path / "run"
     process = subprocess.Popen(["transition_2_chaos", *args, "--jobs", "6", "--output-dir",
                                 str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

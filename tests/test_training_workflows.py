@@ -132,6 +132,8 @@ def test_flybrain_full_trains_per_neuron_parameters_with_fixed_weights(tmp_path)
     (train_rd_model.command, ["--train_gains", "false", "--train_shifts", "false"],
      "--train_gains"),
     (train_rd_model.command, ["--loss", "huber"], "--loss"),
+    (train_rd_model.command, ["--n_samples", "2", "--samples_per_batch", "3"],
+     "--samples_per_batch"),
 ])
 def test_bad_training_options_exit_2(command, args, option_name, tmp_path):
     result = CliRunner().invoke(command, [*args, "--output-dir", str(tmp_path / "run")])

@@ -146,15 +146,33 @@ def chunks(units: list[int], n_chunks: int) -> list[list[int]]:
     return [chunk for chunk in out if chunk]
 
 
-def parts_folder(run_path: Path, config: Any, seed: int, dtype: str) -> Path:
-    """``RUN/parts/<fingerprint>``: the fingerprint hashes the options, seed and dtype."""
+def fingerprint(config: Any, seed: int, dtype: str, *, exclude: tuple[str, ...] = ()) -> str:
+    """12 hex digits hashing the options of ``config`` (but ``exclude``), seed and dtype."""
     import dataclasses
     import hashlib
     import json
 
-    record = {"options": dataclasses.asdict(config), "seed": seed, "dtype": dtype}
+    options = {key: value for key, value in dataclasses.asdict(config).items()
+               if key not in exclude}
+    record = {"options": options, "seed": seed, "dtype": dtype}
     text = json.dumps(record, sort_keys=True, default=str)
-    return Path(run_path) / PARTS_DIR / hashlib.sha1(text.encode()).hexdigest()[:12]
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def group_chunks(units: list[int], n_chunks: int, group: int) -> list[list[int]]:
+    """:func:`chunks` of whole groups (units ``g·group … (g+1)·group − 1``)."""
+    if group <= 1:
+        return chunks(units, n_chunks)
+    groups: dict[int, list[int]] = {}
+    for unit in units:
+        groups.setdefault(unit // group, []).append(unit)
+    keys = sorted(groups)
+    return [[unit for key in piece for unit in groups[key]] for piece in chunks(keys, n_chunks)]
+
+
+def parts_folder(run_path: Path, config: Any, seed: int, dtype: str) -> Path:
+    """``RUN/parts/<fingerprint>``: the fingerprint hashes the options, seed and dtype."""
+    return Path(run_path) / PARTS_DIR / fingerprint(config, seed, dtype)
 
 
 def part_path(folder: Path, unit: int) -> Path:
@@ -178,6 +196,13 @@ def write_parts(folder: Path, units: list[int], arrays: dict[str, Any]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, **{name: value[row] for name, value in arrays.items()})
         atomic_write_bytes(part_path(folder, unit), buffer.getvalue())
+
+
+def compute_parts(workflow: Any, config: Any, context: Any, folder: Path,
+                  units: list[int]) -> None:
+    """Compute ``units``, storing each piece the workflow yields as soon as it is done."""
+    for finished, arrays in workflow.iter_units(config, context, units):
+        write_parts(folder, finished, arrays)
 
 
 def read_parts(folder: Path, n_units: int) -> dict[str, Any]:
@@ -212,12 +237,12 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
     all_units = list(range(n_units))
     folder = parts_folder(run_path, config, context.seed, context.dtype)
     if options.array_task:
-        mine = chunks(all_units, options.task_count)
+        mine = group_chunks(all_units, options.task_count, workflow.unit_group(config))
         selected = mine[options.task_index] if options.task_index < len(mine) else []
         done = finished_units(folder, n_units)
         todo = [unit for unit in selected if unit not in done]
         if todo:
-            write_parts(folder, todo, workflow.run_units(config, context, todo))
+            compute_parts(workflow, config, context, folder, todo)
         context.log(f"{workflow.name}: array task {options.task_index}/{options.task_count}: "
                     f"{len(todo)} {workflow.unit_name}(s) computed, "
                     f"{len(selected) - len(todo)} already done; aggregate with "
@@ -230,10 +255,10 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
                     "finished, not recomputed")
     if todo:
         default_jobs = 1 if options.executor == "serial" else min(len(todo), 32)
-        pieces = chunks(todo, options.jobs or default_jobs)
+        pieces = group_chunks(todo, options.jobs or default_jobs, workflow.unit_group(config))
         if options.executor == "serial":
             for piece in pieces:
-                write_parts(folder, piece, workflow.run_units(config, context, piece))
+                compute_parts(workflow, config, context, folder, piece)
         else:
             _submit(workflow, config, context, options, pieces, folder)
     missing = sorted(set(all_units) - finished_units(folder, n_units))
@@ -338,6 +363,5 @@ def run_chunk(module: str, config: Any, job_context: dict[str, Any], units: list
                          dtype=job_context["dtype"], seed=job_context["seed"],
                          progress=lambda label: (lambda done, total: None),
                          log=lambda message: None)
-    write_parts(Path(job_context["parts"]), units,
-                workflow.run_units(config, context, list(units)))
+    compute_parts(workflow, config, context, Path(job_context["parts"]), list(units))
     return len(units)

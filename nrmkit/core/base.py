@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 
@@ -120,9 +120,22 @@ class SweepWorkflow(Workflow):
     def n_units(self, config: Any) -> int:
         """Number of independent units of ``config``."""
 
+    def unit_group(self, config: Any) -> int:
+        """Consecutive units computed together (default 1): chunks hold whole groups, so a
+        unit's numbers depend on its group, never on the executor or the chunking."""
+        return 1
+
     @abstractmethod
     def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
         """Compute ``units``; arrays with a first axis of ``len(units)``."""
+
+    def iter_units(self, config: Any, context: Any,
+                   units: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Compute ``units`` as ``(finished units, their arrays)`` pieces, each stored as soon
+        as it is yielded (default: one piece, :meth:`run_units` of them all). Workflows whose
+        units run one after the other yield each unit so that a chunk interrupted half-way
+        keeps what finished."""
+        yield list(units), self.run_units(config, context, list(units))
 
     @abstractmethod
     def aggregate(self, config: Any, context: Any, arrays: Mapping[str, Any]) -> dict[str, Any]:

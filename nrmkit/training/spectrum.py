@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from nrmkit.core.base import Trainer
-from nrmkit.dynamics.lyapunov import lyapunov_spectrum
+from nrmkit.dynamics.lyapunov import lyapunov_spectrum, random_basis
 from nrmkit.nn.rate_rnn import RateRNN
 
 PARAMETER_SETS = ("weights", "gains", "shifts")
@@ -119,11 +119,15 @@ class SpectrumTrainer(Trainer):
             state = self.state0
             for _ in range(self.n_warm):
                 state = self.model.step(state)
-        basis = self.basis0 if k == self.n_exponents else None
-        generator = None if basis is not None else torch.Generator().manual_seed(k)
+        basis = self.basis0
+        if k != self.n_exponents:  # one basis drawn from seed k, the same for every network
+            basis = random_basis((1,), k, self.model.state_dim,
+                                 generator=torch.Generator().manual_seed(k),
+                                 dtype=state.dtype, device=state.device)
+            basis = basis.expand(*self.model.batch_shape, k, -1).contiguous()
         with torch.set_grad_enabled(grad):
             result = lyapunov_spectrum(self.model, k, ttrans=0.0, state=state, basis=basis,
-                                       generator=generator, **self.engine)
+                                       **self.engine)
         return result.sorted().exponents
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.workflows.common import check, check_finite
 from nrmkit.workflows.training import (
     NetworkBatch,
@@ -85,14 +86,20 @@ def normalized_weight(connectome, normalization: str):
     return weight.tocsr()
 
 
-def connectome_batch(config, context, *, populations_by: str | None) -> NetworkBatch:
+def connectome_batch(config, context, *, populations_by: str | None,
+                     n_networks: int | None = None, connectome=None) -> NetworkBatch:
+    """``n_networks`` (default ``--n_samples``) copies of the normalised connectome network
+    (weights shared, gains 1 and shifts 0 per neuron or population); ``connectome``: the
+    already loaded selection (default: load ``--roi`` / ``--cell_classes``)."""
     import numpy as np
     import torch
 
     from nrmkit.nn.rate_rnn import RateRNN
 
     dtype, device = context.torch_dtype, context.device
-    connectome = load_selected(config.roi, config.cell_classes)
+    if connectome is None:
+        connectome = load_selected(config.roi, config.cell_classes)
+    n_networks = config.n_samples if n_networks is None else n_networks
     weight = normalized_weight(connectome, config.normalization).tocoo()
     indices = torch.as_tensor(np.vstack([weight.row, weight.col]), dtype=torch.long)
     sparse = torch.sparse_coo_tensor(indices, torch.as_tensor(weight.data), weight.shape,
@@ -103,14 +110,13 @@ def connectome_batch(config, context, *, populations_by: str | None) -> NetworkB
         index, names = connectome.populations(populations_by)
         population = torch.as_tensor(index, dtype=torch.long)
         width = len(names)
-    shape = (1, config.n_samples, width)
-    model = RateRNN(sparse, coupling=torch.full((1, config.n_samples), config.g, dtype=dtype),
+    shape = (1, n_networks, width)
+    model = RateRNN(sparse, coupling=torch.full((1, n_networks), config.g, dtype=dtype),
                     gain=torch.ones(shape, dtype=dtype), shift=torch.zeros(shape, dtype=dtype),
                     population=population, activation=config.activation, dt=config.dt)
     selection = f" ({config.cell_classes})" if config.cell_classes else ""
     description = (f"{connectome.name}{selection}, N={connectome.n}, "
-                   f"{weight.nnz} connections, {config.normalization}-normalised ×{config.g:g}, "
-                   f"{config.n_samples} sample(s)")
+                   f"{weight.nnz} connections, {config.normalization}-normalised ×{config.g:g}")
     if names is not None:
         description += f", {len(names)} populations by {populations_by}"
     return NetworkBatch(model=model.to(device), populations=names, description=description)
@@ -119,9 +125,12 @@ def connectome_batch(config, context, *, populations_by: str | None) -> NetworkB
 class TrainFlybrainFull(TrainOnSpectrum):
     name = "train_flybrain_full"
     config_class = FlybrainConfig
+    def prepare(self, config, context):
+        return load_selected(config.roi, config.cell_classes)
 
-    def build(self, config, context) -> NetworkBatch:
-        return connectome_batch(config, context, populations_by=None)
+    def build(self, config, context, generators, shared) -> NetworkBatch:
+        return connectome_batch(config, context, populations_by=None,
+                                n_networks=len(generators), connectome=shared)
 
 
 def connectome_options(function):
@@ -142,6 +151,7 @@ def connectome_options(function):
 @click.command("train_flybrain_full", cls=Command)
 @connectome_options
 @training_options(with_n=False)
+@executor_options
 @common_options
 def command(**kwargs):
     """Train per-neuron gains and shifts of a connectome network on its Lyapunov spectrum.
@@ -149,5 +159,9 @@ def command(**kwargs):
     Example: train_flybrain_full --cell_classes KC,MBON,APL --nle 5 --n_epochs 20
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     config = build_config(FlybrainConfig, **kwargs)
-    execute(TrainFlybrainFull(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TrainFlybrainFull()

@@ -14,13 +14,15 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.workflows.common import check
 from nrmkit.workflows.train_flybrain_full import (
     FlybrainConfig,
+    TrainFlybrainFull,
     connectome_batch,
     connectome_options,
 )
-from nrmkit.workflows.training import NetworkBatch, TrainOnSpectrum, training_options
+from nrmkit.workflows.training import NetworkBatch, training_options
 
 SUBPOPULATIONS = ("neurotransmitter", "cell_fibers", "cell_type", "cell_class")
 
@@ -35,12 +37,13 @@ class FlybrainPopConfig(FlybrainConfig):
         super().__post_init__()
 
 
-class TrainFlybrainPop(TrainOnSpectrum):
+class TrainFlybrainPop(TrainFlybrainFull):
     name = "train_flybrain_pop"
     config_class = FlybrainPopConfig
 
-    def build(self, config, context) -> NetworkBatch:
-        return connectome_batch(config, context, populations_by=config.subpopulation)
+    def build(self, config, context, generators, shared) -> NetworkBatch:
+        return connectome_batch(config, context, populations_by=config.subpopulation,
+                                n_networks=len(generators), connectome=shared)
 
 
 @click.command("train_flybrain_pop", cls=Command)
@@ -48,6 +51,7 @@ class TrainFlybrainPop(TrainOnSpectrum):
         help="Populations sharing one gain and one shift.")
 @connectome_options
 @training_options(with_n=False)
+@executor_options
 @common_options
 def command(**kwargs):
     """Train population-shared gains and shifts of a connectome network on its spectrum.
@@ -55,5 +59,9 @@ def command(**kwargs):
     Example: train_flybrain_pop --subpopulation neurotransmitter --nle 10 --n_epochs 20
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     config = build_config(FlybrainPopConfig, **kwargs)
-    execute(TrainFlybrainPop(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TrainFlybrainPop()

@@ -1,6 +1,7 @@
 """``train_rd_model``: train random rate networks on their Lyapunov spectrum.
 
-``n_samples`` networks ``W = g·J``, ``J_ij ~ N(0, 1/N)`` (zero diagonal), per-neuron gains
+``n_samples`` networks ``W = g·J``, ``J_ij ~ N(0, 1/N)`` (zero diagonal; network ``s`` drawn
+from its own seed, see :mod:`nrmkit.workflows.training`), per-neuron gains
 (1) and shifts (0); the sets chosen with ``--train_weights/--train_gains/--train_shifts``
 are trained by Adam so that the loss of the top ``nle`` exponents reaches ``--target``.
 Outputs: see :mod:`nrmkit.workflows.training`.
@@ -14,6 +15,7 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.workflows.common import check, check_finite
 from nrmkit.workflows.training import (
     NetworkBatch,
@@ -35,16 +37,18 @@ class RandomTrainingConfig(TrainingSettings):
         check(self.g >= 0, "--g", f"couplings must be non-negative, got {self.g}")
 
 
-def random_batch(config, context, description: str) -> NetworkBatch:
+def random_batch(config, context, generators: list, description: str) -> NetworkBatch:
+    """One random network ``g·J`` per generator (``J`` drawn from it), gains 1, shifts 0."""
     import torch
 
     from nrmkit.nn.connectivity import gaussian_coupling
     from nrmkit.nn.rate_rnn import RateRNN
 
     dtype, device = context.torch_dtype, context.device
-    unit = gaussian_coupling(config.n, batch=(config.n_samples,), generator=context.generator(),
-                             dtype=dtype, device=device)
-    per_neuron = (config.n_samples, 1, config.n)
+    unit = torch.cat([gaussian_coupling(config.n, batch=(1,), generator=generator,
+                                        dtype=dtype, device=device)
+                      for generator in generators])
+    per_neuron = (len(generators), 1, config.n)
     model = RateRNN(config.g * unit, gain=torch.ones(per_neuron, dtype=dtype, device=device),
                     shift=torch.zeros(per_neuron, dtype=dtype, device=device),
                     activation=config.activation, dt=config.dt)
@@ -55,14 +59,15 @@ class TrainRandomModel(TrainOnSpectrum):
     name = "train_rd_model"
     config_class = RandomTrainingConfig
 
-    def build(self, config, context) -> NetworkBatch:
-        return random_batch(config, context, f"{config.n_samples} random networks, "
-                            f"N={config.n}, g={config.g:g}, {config.activation}")
+    def build(self, config, context, generators, shared) -> NetworkBatch:
+        return random_batch(config, context, generators, f"random networks, N={config.n}, "
+                            f"g={config.g:g}, {config.activation}")
 
 
 @click.command("train_rd_model", cls=Command)
 @option("--g", type=float, default=3.0, help="Coupling g: W_ij ~ N(0, g²/N).")
 @training_options()
+@executor_options
 @common_options
 def command(**kwargs):
     """Train random rate networks (weights, gains, shifts) on their Lyapunov spectrum.
@@ -70,5 +75,9 @@ def command(**kwargs):
     Example: train_rd_model --n 100 --g 3 --nle 5 --loss MSE --target 0 --n_epochs 50
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     config = build_config(RandomTrainingConfig, **kwargs)
-    execute(TrainRandomModel(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TrainRandomModel()

@@ -1,9 +1,9 @@
 """``train_rd_model_fixed_param``: like ``train_rd_model``, but only ``--number_param W G S``
 entries of each set (weights, gains, shifts) are trainable in every network.
 
-The trainable entries are drawn once from the seed (weights among the off-diagonal
-entries), saved with the run (``masks.npz``) and kept for the whole run; all other entries
-keep their initial values exactly.
+The trainable entries of each network are drawn once from that network's seed (weights
+among the off-diagonal entries), saved with the run (``masks.npz``) and kept for the whole
+run; all other entries keep their initial values exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
+from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.workflows.common import check
 from nrmkit.workflows.train_rd_model import RandomTrainingConfig, random_batch
 from nrmkit.workflows.training import NetworkBatch, TrainOnSpectrum, training_options
@@ -42,30 +43,28 @@ class TrainFixedParam(TrainOnSpectrum):
     name = "train_rd_model_fixed_param"
     config_class = FixedParamConfig
 
-    def build(self, config, context) -> NetworkBatch:
+    def build(self, config, context, generators, shared) -> NetworkBatch:
         import torch
 
-        batch = random_batch(config, context, f"{config.n_samples} random networks, "
-                             f"N={config.n}, g={config.g:g}, trainable W/G/S "
+        batch = random_batch(config, context, generators, f"random networks, N={config.n}, "
+                             f"g={config.g:g}, trainable W/G/S "
                              f"{'/'.join(map(str, config.number_param))}")
-        generator = context.generator(2)
-        n, samples = config.n, config.n_samples
+        n = config.n
         off_diagonal = (~torch.eye(n, dtype=torch.bool)).flatten().nonzero().flatten()
+        weights, gains, shifts = config.number_param
 
-        def mask(count: int, pool: torch.Tensor, size: int) -> torch.Tensor:
-            chosen = torch.zeros(samples, size, dtype=torch.bool)
-            for row in chosen:  # one draw per network, a few at most
-                row[pool[torch.randperm(len(pool), generator=generator)[:count]]] = True
+        def mask(count: int, pool: torch.Tensor, size: int, generator) -> torch.Tensor:
+            chosen = torch.zeros(size, dtype=torch.bool)
+            chosen[pool[torch.randperm(len(pool), generator=generator)[:count]]] = True
             return chosen
 
-        weights, gains, shifts = config.number_param
-        masks = {
-            "weights": mask(weights, off_diagonal, n * n).reshape(samples, n, n),
-            "gains": mask(gains, torch.arange(n), n).reshape(samples, 1, n),
-            "shifts": mask(shifts, torch.arange(n), n).reshape(samples, 1, n),
-        }
-        context.run_dir.write_arrays("masks.npz", **{k: v.numpy() for k, v in masks.items()})
-        batch.masks = {k: v.to(context.device) for k, v in masks.items()}
+        per_network = [
+            {"weights": mask(weights, off_diagonal, n * n, generator).reshape(n, n),
+             "gains": mask(gains, torch.arange(n), n, generator).reshape(1, n),
+             "shifts": mask(shifts, torch.arange(n), n, generator).reshape(1, n)}
+            for generator in generators]
+        batch.masks = {name: torch.stack([masks[name] for masks in per_network])
+                       .to(context.device) for name in ("weights", "gains", "shifts")}
         return batch
 
 
@@ -74,6 +73,7 @@ class TrainFixedParam(TrainOnSpectrum):
 @option("--number_param", type=int, nargs=3, default=(100, 10, 10),
         help="Trainable entries per network: W G S.")
 @training_options()
+@executor_options
 @common_options
 def command(**kwargs):
     """Train a fixed number of randomly chosen weights, gains and shifts on the spectrum.
@@ -81,6 +81,10 @@ def command(**kwargs):
     Example: train_rd_model_fixed_param --n 100 --number_param 200 20 20 --train_weights true
     """
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     kwargs["number_param"] = tuple(kwargs["number_param"])
     config = build_config(FixedParamConfig, **kwargs)
-    execute(TrainFixedParam(), config, common)
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = TrainFixedParam()

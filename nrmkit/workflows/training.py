@@ -1,21 +1,31 @@
-"""What the four spectrum-training workflows share: options, the run loop, outputs.
+"""What the four spectrum-training workflows share: options, the training loop, outputs.
 
-A training workflow builds a batch of networks (random or connectome-constrained, see the
-workflow modules), then :class:`TrainOnSpectrum` runs :class:`~nrmkit.training.spectrum.
-SpectrumTrainer` with an atomic checkpoint every epoch (``checkpoints/last.pt``), the
-per-epoch log ``training_log.csv`` (rewritten atomically from the checkpointed history, so
-it always matches the checkpoint), the top ``spectrum_nle`` exponents every
-``spectrum_every`` epochs, and ``--resume`` (same options, a larger ``--n_epochs`` allowed).
+A training workflow builds random or connectome-constrained networks (see the workflow
+modules); :class:`TrainOnSpectrum` trains each of the ``--n_samples`` networks — the
+*units* of the sweep, spread over processes or SLURM array jobs with ``--executor`` — by
+:class:`~nrmkit.training.spectrum.SpectrumTrainer`: Adam on the loss of its top ``nle``
+exponents. Network ``s`` draws its matrix, masks, initial state and tangent basis from its
+own seed (a hash of ``(--seed, s)``) and trains alone — or with the other networks of its
+batch of ``--samples_per_batch`` consecutive samples, a fixed group that chunks keep whole —
+so its numbers do not depend on the executor or chunking. Each batch is checkpointed
+atomically after every epoch (``checkpoints/<fingerprint>/batch-<first sample>.pt``);
+``--resume`` continues unfinished batches from there (same options; a larger
+``--n_epochs`` extends training), and finished networks are not recomputed (``parts/``).
 
 results.json:
-    samples: one entry per network: ``loss`` and ``lambda_max`` per epoch,
+    samples: one entry per network: ``loss`` and ``lambda_max`` per epoch run,
         ``spectrum_initial`` and ``spectrum_final`` (top ``spectrum_nle`` exponents before and
         after training, descending, 1/τ), ``n_trainable`` (entries per set: weights, gains,
-        shifts), ``epochs_run``, ``stopped_early``.
-    target, loss, nle, spectrum_nle, epochs, spectra (``{epoch: [sample][k]}`` logged every
-    ``spectrum_every`` epochs), populations (names, for population-shared parameters).
+        shifts), ``epochs_run``, ``stopped_early`` (loss below ``--early_stopping``: the
+        network stops training there).
+    target, loss, nle, spectrum_nle, epochs (the most epochs any network ran), spectra
+    (``{epoch: [sample][k]}`` logged every ``spectrum_every`` epochs; null for a network that
+    had stopped early), populations (names, for population-shared parameters).
 Arrays: ``trained_parameters.npz`` (gains, shifts per network; weights when trained),
-``spectra.npz``; the trained model: ``model.pt`` (load with
+``spectra.npz`` (initial, final ``[sample, k]``; loss, lambda_max ``[epoch, sample]``, NaN
+after a network stopped; epochs_run), ``masks.npz`` (fixed-parameter runs);
+``training_log.csv`` (epoch, sample, loss, λ_max, gradient norm of each trained set before
+clipping, frozen); the trained model: ``model.pt`` (load with
 :func:`nrmkit.training.checkpoint.load_trained_model`).
 Figures: ``figures/training`` (loss, λ_max per epoch, spectrum before/after) and
 ``figures/trained_parameters`` (gains and shifts per population or per neuron).
@@ -30,11 +40,11 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
-from nrmkit.core.base import Workflow
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
 from nrmkit.workflows.common import LyapunovSettings, check, check_finite
 
-CHECKPOINT = "checkpoints/last.pt"
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class TrainingSettings(LyapunovSettings):
     ttrans: float = 50.0
     activation: str = "tanh_stretch"
     n_samples: int = 1
+    samples_per_batch: int = 1
     n_epochs: int = 100
     loss: str = "MSE"
     target: float = 0.0
@@ -63,6 +74,8 @@ class TrainingSettings(LyapunovSettings):
     def __post_init__(self):
         super().__post_init__()
         check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
+        check(1 <= self.samples_per_batch <= self.n_samples, "--samples_per_batch",
+              f"must lie in [1, --n_samples = {self.n_samples}], got {self.samples_per_batch}")
         check(self.n_epochs >= 1, "--n_epochs", f"must be at least 1, got {self.n_epochs}")
         check(self.loss in LOSSES, "--loss", f"unknown loss {self.loss!r}")
         object.__setattr__(self, "loss", LOSSES.canonical(self.loss))
@@ -98,6 +111,10 @@ def training_options(*, weights_default: bool = False, with_n: bool = True) -> C
     decorators = [
         option("--n_samples", type=int, default=1,
                help="Networks trained at once (independent initial conditions)."),
+        option("--samples_per_batch", type=int, default=1,
+               help="Networks trained together in one batch (one unit of the sweep). "
+                    "More is faster at small N, but a network's float32 numbers then "
+                    "depend on its batch."),
         option("--n_epochs", type=int, default=100,
                help="Epochs (each re-simulates from the same initial condition)."),
         option("--loss", type=RegistryChoice(LOSSES), default="MSE",
@@ -115,8 +132,6 @@ def training_options(*, weights_default: bool = False, with_n: bool = True) -> C
                help="Train the weights."),
         option("--train_gains", type=click.BOOL, default=True, help="Train the gains."),
         option("--train_shifts", type=click.BOOL, default=True, help="Train the shifts."),
-        option("--resume", is_flag=True, default=False,
-               help="Continue the run in --output-dir from its last checkpoint."),
         lyapunov_options(exclude=("activation",) if with_n else ("activation", "n"), n=100,
                          nle=10, tsim=100.0, tons=0.2, ttrans=50.0),
         option("--activation", type=RegistryChoice(ACTIVATIONS), default="tanh_stretch",
@@ -136,7 +151,8 @@ class NetworkBatch:
     """What a training workflow builds: the model and what to record about it.
 
     Attributes:
-        model: a :class:`~nrmkit.nn.rate_rnn.RateRNN` of ``n_samples`` networks.
+        model: a :class:`~nrmkit.nn.rate_rnn.RateRNN` of one network per generator given to
+            :meth:`TrainOnSpectrum.build`.
         masks: fixed masks of trainable entries per set (may be empty).
         populations: names of the populations sharing gains/shifts (None: per neuron).
         description: one line for the log and figure titles.
@@ -148,118 +164,305 @@ class NetworkBatch:
     description: str = ""
 
 
-class TrainOnSpectrum(Workflow):
-    """The run loop shared by the training workflows; subclasses implement :meth:`build`."""
+class TrainOnSpectrum(SweepWorkflow):
+    """The training loop shared by the training workflows: one unit per network (sample).
 
+    Subclasses implement :meth:`build` (and :meth:`prepare` for data shared by every
+    network). Network ``s`` draws everything random (matrix, masks, initial state, tangent
+    basis) from its own seed :func:`~nrmkit.workflows.common.unit_seed` ``(seed, s)`` and is
+    trained in its batch of ``--samples_per_batch`` consecutive samples (default: alone), so
+    its numbers are the same whichever executor or chunk trains it (the batch does matter:
+    batched products round differently in float32, which training on chaotic dynamics
+    amplifies).
+    """
+
+    unit_name = "sample"
     resumable = True
 
-    def build(self, config: Any, context: Any) -> NetworkBatch:  # pragma: no cover
-        raise NotImplementedError
+    def prepare(self, config: Any, context: Any) -> Any:
+        """Data every network of a chunk shares (a connectome); default none."""
+        return None
 
-    def run(self, config: Any, context) -> dict:
+    def build(self, config: Any, context: Any, generators: list, shared: Any) -> NetworkBatch:
+        """The initial networks, one per generator (each drawn from its own generator)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def n_units(self, config: Any) -> int:
+        return config.n_samples
+
+    def unit_group(self, config: Any) -> int:
+        return config.samples_per_batch
+
+    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
         import numpy as np
 
-        from nrmkit import plotting
+        pieces = [arrays for _, arrays in self.iter_units(config, context, units)]
+        return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+
+    def iter_units(self, config: Any, context: Any, units: list[int]):
+        """Train the batches holding ``units`` one after the other, yielding each when done
+        (batch ``b`` = samples ``b·B … (b+1)·B − 1``, ``B = --samples_per_batch``)."""
+        import numpy as np
+
+        size = config.samples_per_batch
+        batches = sorted({unit // size for unit in units})
+        shared = self.prepare(config, context)
+        folder = checkpoint_folder(config, context)
+        progress = context.progress("epochs")
+        for position, batch_index in enumerate(batches):
+            def report(epoch: int, position: int = position) -> None:
+                progress(position * config.n_epochs + epoch, len(batches) * config.n_epochs)
+
+            samples = list(range(batch_index * size, min((batch_index + 1) * size,
+                                                         config.n_samples)))
+            records = self.train_batch(config, context, samples, shared, folder, report)
+            wanted = [i for i, sample in enumerate(samples) if sample in units]
+            yield [samples[i] for i in wanted], {
+                name: np.stack([records[i][name] for i in wanted]) for name in records[0]}
+
+    def train_batch(self, config: Any, context: Any, samples: list[int], shared: Any,
+                    folder: Any, report: Callable[[int], None]) -> list[dict[str, Any]]:
+        """Train the networks of ``samples`` in one batch (resuming from its checkpoint);
+        one padded record per network (:func:`network_record`)."""
+        import torch
+
+        from nrmkit.core.errors import DivergenceError
         from nrmkit.dynamics.lyapunov import random_basis
-        from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint, save_model
+        from nrmkit.nn.connectivity import normal_like
+        from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import SpectrumTrainer
+        from nrmkit.workflows.common import unit_seed
 
-        batch = self.build(config, context)
+        generators = [torch.Generator().manual_seed(unit_seed(context.seed, sample))
+                      for sample in samples]
+        batch = self.build(config, context, generators, shared)
         model = batch.model
-        generator = context.generator(1)
-        state = model.initial_state(generator)
-        basis = random_basis(model.batch_shape, config.nle, model.state_dim,
-                             generator=generator, dtype=state.dtype, device=state.device)
+        n_networks, shape = len(samples), model.batch_shape
+        dtype, device = model.weight.dtype, model.weight.device
+        state = model.initial_std * torch.cat([           # N draws per network, its own seed
+            normal_like((1, model.state_dim), generator=generator, dtype=dtype, device=device)
+            for generator in generators])
+        basis = torch.cat([
+            random_basis((1,), config.nle, model.state_dim, generator=generator,
+                         dtype=dtype, device=device) for generator in generators])
         trainer = SpectrumTrainer(
             model, n_exponents=config.nle, loss=get_loss(config.loss), target=config.target,
             tsim=config.tsim, tons=config.tons, ttrans=config.ttrans, tbasis=config.tbasis,
-            state=state, basis=basis, train=config.trained_sets, lr=config.lr,
-            clip=config.clip, masks=batch.masks, early_stopping=config.early_stopping,
+            state=state.reshape(*shape, -1), basis=basis.reshape(*shape, config.nle, -1),
+            train=config.trained_sets, lr=config.lr, clip=config.clip, masks=batch.masks,
+            early_stopping=config.early_stopping,
         )
-        run_dir = context.run_dir
-        checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
-        initial_file = None if run_dir.path is None else run_dir.path / "spectrum_initial.npz"
+        name = f"samples {samples[0]}-{samples[-1]}" if n_networks > 1 else f"sample {samples[0]}"
+        checkpoint = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
         if checkpoint is not None and checkpoint.exists():
-            state_dict = load_checkpoint(checkpoint)
-            trainer.load_state_dict(state_dict)
-            initial = np.load(initial_file)["exponents"]
-            context.log(f"{self.name}: resuming at epoch {trainer.epoch}")
+            saved = load_checkpoint(checkpoint)
+            trainer.load_state_dict(saved["trainer"])
+            initial = saved["spectrum_initial"].numpy()
+            context.log(f"{self.name}: {name} resume at epoch {trainer.epoch}")
         else:
-            initial = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy()
-            run_dir.write_arrays("spectrum_initial.npz", exponents=initial)
-        context.log(f"{self.name}: {batch.description}; training {', '.join(config.trained_sets)}"
-                    f" on the top {config.nle} exponents ({config.loss}, target "
-                    f"{config.target:g}) for {config.n_epochs} epochs")
-        progress = context.progress("epochs")
+            initial = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
+                .reshape(n_networks, -1)
+        if samples[0] == 0:
+            context.log(f"{self.name}: {batch.description}; training "
+                        f"{', '.join(config.trained_sets)} on the top {config.nle} exponents "
+                        f"({config.loss}, target {config.target:g}) for {config.n_epochs} "
+                        f"epochs; {config.n_samples} sample(s), {config.samples_per_batch} "
+                        "per batch")
 
         def end_of_epoch(epoch: int, metrics: dict) -> None:
             if (epoch + 1) % config.spectrum_every == 0:
                 metrics["logged_spectrum"] = trainer.spectrum(config.spectrum_nle).detach() \
-                    .reshape(trainer.n_networks, -1).cpu().tolist()
+                    .reshape(n_networks, -1).cpu().tolist()
             if checkpoint is not None:
-                save_checkpoint(checkpoint, trainer.state_dict())
-                run_dir.write_text("training_log.csv", _csv(trainer.history,
-                                                            config.trained_sets))
-            progress(epoch + 1, config.n_epochs)
-            context.log(f"  epoch {epoch + 1:4d}: loss {np.max(metrics['loss']):.5g} (max over "
-                        f"networks), λ_max {np.median(metrics['lambda_max']):+.4f} (median)")
+                save_checkpoint(checkpoint, {"trainer": trainer.state_dict(),
+                                             "spectrum_initial": torch.as_tensor(initial)})
+            report(epoch + 1)
+            losses = ", ".join(f"{value:.5g}" for value in metrics["loss"])
+            context.log(f"  {name}, epoch {epoch + 1:4d}: loss {losses}; λ_max "
+                        + ", ".join(f"{value:+.4f}" for value in metrics["lambda_max"]))
 
-        trainer.fit(config.n_epochs, on_epoch_end=(end_of_epoch,))
-        final = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy()
-        n_networks = trainer.n_networks
-        initial = initial.reshape(n_networks, -1)
-        final = final.reshape(n_networks, -1)
-        history = trainer.history
-        losses = np.array([epoch["loss"] for epoch in history])          # (epochs, networks)
-        lambda_max = np.array([epoch["lambda_max"] for epoch in history])
-        counts = trainer.n_trainable()
+        finished = config.early_stopping is not None and bool(trainer.frozen.all())
+        try:
+            if not finished:
+                trainer.fit(config.n_epochs, on_epoch_end=(end_of_epoch,))
+        except DivergenceError as error:
+            failed = [samples[index[0]] for index in error.batch_indices] or samples
+            label = "sample" if len(failed) == 1 else "samples"
+            raise DivergenceError(f"{label} {', '.join(map(str, failed))}: {error}",
+                                  [(sample,) for sample in failed]) from None
+        final = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
+            .reshape(n_networks, -1)
+        return [network_record(config, trainer, i, initial[i], final[i], batch.masks)
+                for i in range(n_networks)]
+
+    def aggregate(self, config: Any, context: Any, arrays: Any) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        from nrmkit import plotting
+        from nrmkit.training.checkpoint import save_model
+        from nrmkit.training.spectrum import PARAMETER_SETS
+        from nrmkit.workflows.common import unit_seed
+
+        n_samples = config.n_samples
+        lengths = arrays["epochs_run"].astype(int)
+        epochs = int(lengths.max())
+        losses = arrays["loss"][:, :epochs].T                     # (epochs, samples), NaN
+        lambda_max = arrays["lambda_max"][:, :epochs].T           # after an early stop
+        initial, final = arrays["spectrum_initial"], arrays["spectrum_final"]
+        counts = dict(zip(PARAMETER_SETS, (int(c) for c in arrays["n_trainable"][0]),
+                          strict=True))
         samples = [{
-            "loss": losses[:, i], "lambda_max": lambda_max[:, i],
+            "loss": arrays["loss"][i, :lengths[i]],
+            "lambda_max": arrays["lambda_max"][i, :lengths[i]],
             "spectrum_initial": initial[i], "spectrum_final": final[i],
-            "n_trainable": counts, "epochs_run": int(trainer.epochs_run[i]),
-            "stopped_early": bool(trainer.frozen[i]),
-        } for i in range(n_networks)]
-        spectra = {str(epoch["epoch"] + 1): epoch["logged_spectrum"] for epoch in history
-                   if "logged_spectrum" in epoch}
-        gains = model.gain.detach().reshape(n_networks, -1).cpu().numpy()
-        shifts = model.shift.detach().reshape(n_networks, -1).cpu().numpy()
-        arrays = {"gains": gains, "shifts": shifts}
+            "n_trainable": counts, "epochs_run": int(lengths[i]),
+            "stopped_early": bool(arrays["stopped_early"][i]),
+        } for i in range(n_samples)]
+        logged = arrays["logged_spectrum"]                        # (samples, logs, k)
+        spectra = {}
+        for row in range(logged.shape[1]):
+            epoch = (row + 1) * config.spectrum_every
+            if epoch <= epochs:
+                spectra[str(epoch)] = [None if np.isnan(logged[i, row]).any()
+                                       else logged[i, row] for i in range(n_samples)]
+
+        generators = [torch.Generator().manual_seed(unit_seed(context.seed, unit))
+                      for unit in range(n_samples)]
+        batch = self.build(config, context, generators, self.prepare(config, context))
+        model = batch.model
+        trained = {"gains": arrays["gains"], "shifts": arrays["shifts"]}
         if "weights" in config.trained_sets:
-            arrays["weights"] = model.weight.detach().cpu().numpy()
-        run_dir.write_arrays("trained_parameters.npz", **arrays)
+            trained["weights"] = arrays["weights"]
+        with torch.no_grad():
+            for name, values in trained.items():
+                parameter = {"weights": model.weight, "gains": model.gain,
+                             "shifts": model.shift}[name]
+                parameter.copy_(torch.as_tensor(values).reshape(parameter.shape))
+        run_dir = context.run_dir
+        run_dir.write_arrays("trained_parameters.npz", **trained)
+        masks = {name[len("mask_"):]: arrays[name] for name in arrays
+                 if name.startswith("mask_")}
+        if masks:
+            run_dir.write_arrays("masks.npz", **masks)
         run_dir.write_arrays("spectra.npz", initial=initial, final=final, loss=losses,
-                             lambda_max=lambda_max)
+                             lambda_max=lambda_max, epochs_run=lengths)
+        run_dir.write_text("training_log.csv", _csv(arrays, config.trained_sets))
         if run_dir.path is not None:
             save_model(run_dir.path / "model.pt", model)
+        description = f"{batch.description}, {n_samples} sample(s)"
         figure = plotting.training_curves(
             losses, lambda_max, initial, final, target=config.target,
-            title=f"{self.name}: {batch.description}")
+            title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "training")
-        figure = plotting.trained_parameters(gains, shifts, populations=batch.populations,
-                                             title=f"{self.name}: {batch.description}")
+        figure = plotting.trained_parameters(arrays["gains"], arrays["shifts"],
+                                             populations=batch.populations,
+                                             title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "trained_parameters")
+        context.log(f"{self.name}: final loss {_range(arrays['loss'], lengths)}, λ_max "
+                    f"{_range(arrays['lambda_max'], lengths)} over {n_samples} sample(s)")
         return {
             "samples": samples,
             "target": config.target,
             "loss": config.loss,
             "nle": config.nle,
             "spectrum_nle": config.spectrum_nle,
-            "epochs": trainer.epoch,
+            "epochs": epochs,
             "spectra": spectra,
             "populations": batch.populations,
         }
 
 
-def _csv(history: list[dict], sets: tuple[str, ...]) -> str:
-    """One line per epoch and network: loss, λ_max and the gradient norm of each set."""
+def checkpoint_folder(config: Any, context: Any) -> Any:
+    """``RUN/checkpoints/<fingerprint>``: one checkpoint per sample, kept across runs that
+    differ only in ``--n_epochs`` (so that ``--resume`` can extend training)."""
+    from pathlib import Path
+
+    from nrmkit.cli.sweep import fingerprint
+
+    if context.run_dir.path is None:
+        return None
+    return Path(context.run_dir.path) / CHECKPOINTS / fingerprint(
+        config, context.seed, context.dtype, exclude=("n_epochs",))
+
+
+def network_record(config: Any, trainer: Any, index: int, initial: Any, final: Any,
+                   masks: dict[str, Any]) -> dict[str, Any]:
+    """Network ``index`` of a trained batch as fixed-shape arrays (epochs after it stopped, or
+    beyond ``--n_epochs``, are NaN).
+
+    Keys: ``loss``, ``lambda_max`` ``(n_epochs,)``; ``grad_norm`` ``(n_epochs, sets)``
+    (before clipping); ``frozen`` ``(n_epochs,)``; ``logged_spectrum`` ``(n_epochs //
+    spectrum_every, spectrum_nle)``; ``spectrum_initial``, ``spectrum_final``; ``gains``,
+    ``shifts`` (and ``weights`` when trained); ``mask_<set>`` for masked sets;
+    ``epochs_run``, ``stopped_early``, ``n_trainable`` (per set of ``PARAMETER_SETS``).
+    """
+    import numpy as np
+
+    from nrmkit.training.spectrum import PARAMETER_SETS
+
+    n_epochs, sets = config.n_epochs, config.trained_sets
+    epochs_run = int(trainer.epochs_run[index])
+    history = trainer.history[:epochs_run]
+
+    def padded(values: list, shape: tuple[int, ...]) -> Any:
+        out = np.full(shape, np.nan)
+        if values:
+            out[:len(values)] = np.asarray(values, dtype=np.float64)
+        return out
+
+    logged = [epoch["logged_spectrum"][index] for epoch in history
+              if "logged_spectrum" in epoch]
+    record = {
+        "loss": padded([epoch["loss"][index] for epoch in history], (n_epochs,)),
+        "lambda_max": padded([epoch["lambda_max"][index] for epoch in history], (n_epochs,)),
+        "grad_norm": padded([[epoch["grad_norm"][name][index] for name in sets]
+                             for epoch in history], (n_epochs, len(sets))),
+        "frozen": padded([epoch["frozen"][index] for epoch in history], (n_epochs,)),
+        "logged_spectrum": padded(logged, (n_epochs // config.spectrum_every,
+                                           config.spectrum_nle)),
+        "spectrum_initial": np.asarray(initial, dtype=np.float64).reshape(-1),
+        "spectrum_final": np.asarray(final, dtype=np.float64).reshape(-1),
+        "gains": trainer.per_network(trainer.model.gain.detach()).cpu().numpy()[index],
+        "shifts": trainer.per_network(trainer.model.shift.detach()).cpu().numpy()[index],
+        "epochs_run": np.int64(epochs_run),
+        "stopped_early": np.bool_(config.early_stopping is not None
+                                  and bool(trainer.frozen[index])),
+        "n_trainable": np.array([trainer.n_trainable()[name] for name in PARAMETER_SETS]),
+    }
+    if "weights" in sets:
+        weight = trainer.model.weight.detach().cpu().numpy()
+        record["weights"] = weight.reshape(-1, *weight.shape[-2:])[index]
+    for name, mask in masks.items():
+        record[f"mask_{name}"] = mask.cpu().numpy()[index]
+    return record
+
+
+def _range(values: Any, lengths: Any) -> str:
+    """``last`` (one sample) or ``[min, max]`` of every sample's last value."""
+    import numpy as np
+
+    last = np.array([row[length - 1] for row, length in zip(values, lengths, strict=True)])
+    if len(last) == 1:
+        return f"{last[0]:.5g}"
+    return f"[{last.min():.5g}, {last.max():.5g}]"
+
+
+def _csv(arrays: dict[str, Any], sets: tuple[str, ...]) -> str:
+    """One line per network and epoch: loss, λ_max, the gradient norm of each set (before
+    clipping) and whether the network froze (early stopping) at that epoch."""
     columns = ["epoch", "sample", "loss", "lambda_max", *[f"grad_norm_{s}" for s in sets],
                "frozen"]
     lines = [",".join(columns)]
-    for epoch in history:
-        for i, loss in enumerate(epoch["loss"]):
-            norms = [f"{epoch['grad_norm'][s][i]:.6g}" for s in sets]
-            lines.append(",".join([str(epoch["epoch"] + 1), str(i), f"{loss:.8g}",
-                                   f"{epoch['lambda_max'][i]:.8g}", *norms,
-                                   str(int(epoch["frozen"][i]))]))
+    lengths = arrays["epochs_run"].astype(int)
+    for epoch in range(int(lengths.max())):
+        for sample, length in enumerate(lengths):
+            if epoch >= length:
+                continue
+            norms = [f"{arrays['grad_norm'][sample, epoch, j]:.6g}" for j in range(len(sets))]
+            lines.append(",".join([str(epoch + 1), str(sample),
+                                   f"{arrays['loss'][sample, epoch]:.8g}",
+                                   f"{arrays['lambda_max'][sample, epoch]:.8g}", *norms,
+                                   str(int(arrays["frozen"][sample, epoch]))]))
     return "\n".join(lines) + "\n"
