@@ -86,21 +86,24 @@ def test_array_task_index_from_slurm_environment(tmp_path, monkeypatch):
 
 
 def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
+    """A serial sweep (one chunk) failing at sample 3 keeps samples 0-2, each stored as soon
+    as it was done; --resume computes only samples 3 and 4."""
     from nrmkit.core.errors import DivergenceError
     from nrmkit.workflows import common
 
-    original = common.coupling_sweep_units
+    original = common.iter_coupling_sweep
     computed: list[int] = []
 
     def failing(*args, samples, **kwargs):
-        if 3 in samples:
-            raise DivergenceError("simulated failure of a job")
-        computed.extend(samples)
-        return original(*args, samples=samples, **kwargs)
+        for sample in samples:
+            if sample == 3:
+                raise DivergenceError("simulated failure")
+            computed.append(sample)
+            yield from original(*args, samples=[sample], **kwargs)
 
-    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", failing)
+    monkeypatch.setattr(common, "iter_coupling_sweep", failing)
     run = tmp_path / "run"
-    done = _run(transition_2_chaos.command, *SWEEP, "--jobs", 5, "--output-dir", run)
+    done = _run(transition_2_chaos.command, *SWEEP, "--output-dir", run)
     assert done.exit_code == 1
     assert "kept" in done.output and "--resume" in done.output
     assert computed == [0, 1, 2]
@@ -109,9 +112,9 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
 
     def counting(*args, samples, **kwargs):
         computed.extend(samples)
-        return original(*args, samples=samples, **kwargs)
+        yield from original(*args, samples=samples, **kwargs)
 
-    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", counting)
+    monkeypatch.setattr(common, "iter_coupling_sweep", counting)
     computed.clear()
     done = _run(transition_2_chaos.command, *SWEEP, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
@@ -119,7 +122,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp
     serial = tmp_path / "serial"
-    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", original)
+    monkeypatch.setattr(common, "iter_coupling_sweep", original)
     assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
     assert _results(run) == _results(serial)
 
@@ -321,8 +324,8 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "100",
             "--tsim", "100", "--ttrans", "5", "--quiet"]
     run = tmp_path / "run"
-    process = subprocess.Popen(["transition_2_chaos", *args, "--jobs", "6", "--output-dir",
-                                str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(["transition_2_chaos", *args, "--output-dir", str(run)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while not list(run.glob("parts/*/unit-*.npz")):
         assert process.poll() is None, process.stderr.read()
@@ -334,13 +337,13 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     assert 1 <= len(finished) < 6
     assert not (run / "results.json").exists()
     computed: list[int] = []
-    original = common.coupling_sweep_units
+    original = common.iter_coupling_sweep
 
     def counting(*positional, samples, **kwargs):
         computed.extend(samples)
-        return original(*positional, samples=samples, **kwargs)
+        yield from original(*positional, samples=samples, **kwargs)
 
-    monkeypatch.setattr(transition_2_chaos, "coupling_sweep_units", counting)
+    monkeypatch.setattr(common, "iter_coupling_sweep", counting)
     done = _run(transition_2_chaos.command, *args, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     done_units = {int(p.stem.split("-")[1]) for p in finished}

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import ConfigError
 from nrmkit.core.registry import ACTIVATIONS
 
@@ -214,16 +215,30 @@ def coupling_sweep_units(
     name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
     samples: list[int], parameter: tuple[str, ...], independent_draws: bool,
 ) -> dict[str, Any]:
-    """Exponents of the networks of ``samples`` at every coupling.
+    """The arrays of :func:`iter_coupling_sweep` for all ``samples``, stacked (first axis =
+    sample)."""
+    import numpy as np
+
+    pieces = [arrays for _, arrays in iter_coupling_sweep(
+        name, settings, context, couplings=couplings, samples=samples, parameter=parameter,
+        independent_draws=independent_draws)]
+    return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
+
+
+def iter_coupling_sweep(
+    name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
+    samples: list[int], parameter: tuple[str, ...], independent_draws: bool,
+):
+    """Exponents of the networks of ``samples`` at every coupling, one sample at a time.
 
     Sample ``s`` draws its matrix (reused across the couplings unless
     ``independent_draws``), gains/shifts, initial states and tangent basis from its own
     seed :func:`unit_seed` ``(seed, s)`` and runs in its own engine call (batched over the
     couplings): its numbers are bit for bit the same in any chunk of samples (batching
-    samples together changes float32 round-off, ≈ 1e-8). Returns
-    ``exponents``, ``stderr`` of shape ``(samples, couplings, nle)`` (descending in k) and
-    per-sample ``tons``, ``t_accumulated``. A divergence is re-raised naming the coupling
-    and sample of every failed network.
+    samples together changes float32 round-off, ≈ 1e-8). Yields ``(s, arrays)`` with
+    ``exponents``, ``stderr`` of shape ``(1, couplings, nle)`` (descending in k) and
+    ``tons``, ``t_accumulated`` of shape ``(1,)``. A divergence is re-raised naming the
+    coupling and sample of every failed network.
     """
     import numpy as np
     import torch
@@ -237,8 +252,6 @@ def coupling_sweep_units(
     context.log(f"{name}: {m_g} couplings × {len(samples)} samples, N={settings.n}, "
                 f"nle={settings.nle}, on {context.device} ({context.dtype})")
     progress = context.progress("lyapunov")
-    exponents, stderr = [], []
-    result = None
     for position, sample in enumerate(samples):
         generator = torch.Generator().manual_seed(unit_seed(context.seed, sample))
         model = random_rate_network(
@@ -262,8 +275,30 @@ def coupling_sweep_units(
                 g_index = index[0] * columns + index[1]
                 return f"g={couplings[g_index]:g}, sample {sample}"
             raise DivergenceError(divergence_message(error, describe)) from None
-        exponents.append(result.exponents.detach().cpu().numpy().reshape(m_g, settings.nle))
-        stderr.append(result.standard_error.detach().cpu().numpy().reshape(m_g, settings.nle))
-    return {"exponents": np.stack(exponents), "stderr": np.stack(stderr),
-            "tons": np.full(len(samples), result.tons),
-            "t_accumulated": np.full(len(samples), result.t_accumulated)}
+        yield sample, {
+            "exponents": result.exponents.detach().cpu().numpy().reshape(1, m_g, settings.nle),
+            "stderr": result.standard_error.detach().cpu().numpy().reshape(1, m_g, settings.nle),
+            "tons": np.array([result.tons]), "t_accumulated": np.array([result.t_accumulated])}
+
+
+class CouplingSweep(SweepWorkflow):
+    """A sweep over random networks (units: samples) at every coupling of
+    ``config.couplings`` (``transition_2_chaos``, ``spectrum``); each sample's part is stored
+    as soon as it is done. Subclasses implement :meth:`aggregate`."""
+
+    unit_name = "sample"
+    resumable = True
+
+    def n_units(self, config: Any) -> int:
+        return config.n_samples
+
+    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
+        return coupling_sweep_units(
+            self.name, config, context, couplings=config.couplings, samples=units,
+            parameter=config.parameter, independent_draws=config.independent_draws)
+
+    def iter_units(self, config: Any, context: Any, units: list[int]):
+        for sample, arrays in iter_coupling_sweep(
+                self.name, config, context, couplings=config.couplings, samples=units,
+                parameter=config.parameter, independent_draws=config.independent_draws):
+            yield [sample], arrays

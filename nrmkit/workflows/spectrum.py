@@ -29,14 +29,13 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.core.base import SweepWorkflow
 from nrmkit.workflows.common import (
+    CouplingSweep,
     LyapunovSettings,
     SweepResult,
     check,
     check_finite,
     check_parameter_sets,
-    coupling_sweep_units,
     lyapunov_options,
     parameter_option,
     save_option,
@@ -77,19 +76,9 @@ class SpectrumConfig(LyapunovSettings):
         return list(self.g) if self.g else [float(2**k) for k in range(self.variance_max)]
 
 
-class Spectrum(SweepWorkflow):
+class Spectrum(CouplingSweep):
     name = "spectrum"
     config_class = SpectrumConfig
-    unit_name = "sample"
-    resumable = True
-
-    def n_units(self, config: SpectrumConfig) -> int:
-        return config.n_samples
-
-    def run_units(self, config: SpectrumConfig, context, units: list[int]) -> dict:
-        return coupling_sweep_units(
-            self.name, config, context, couplings=config.couplings, samples=units,
-            parameter=config.parameter, independent_draws=config.independent_draws)
 
     def aggregate(self, config: SpectrumConfig, context, arrays) -> dict:
         import numpy as np

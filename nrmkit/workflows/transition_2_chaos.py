@@ -29,14 +29,13 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.core.base import SweepWorkflow
 from nrmkit.workflows.common import (
+    CouplingSweep,
     LyapunovSettings,
     SweepResult,
     check_coupling_grid,
     check_parameter_sets,
     coupling_grid,
-    coupling_sweep_units,
     lyapunov_options,
     parameter_option,
     save_option,
@@ -65,19 +64,9 @@ class TransitionConfig(LyapunovSettings):
         return coupling_grid(self.gmin, self.gmax, self.m_g)
 
 
-class TransitionToChaos(SweepWorkflow):
+class TransitionToChaos(CouplingSweep):
     name = "transition_2_chaos"
     config_class = TransitionConfig
-    unit_name = "sample"
-    resumable = True
-
-    def n_units(self, config: TransitionConfig) -> int:
-        return config.n_samples
-
-    def run_units(self, config: TransitionConfig, context, units: list[int]) -> dict:
-        return coupling_sweep_units(
-            self.name, config, context, couplings=config.couplings, samples=units,
-            parameter=config.parameter, independent_draws=config.independent_draws)
 
     def aggregate(self, config: TransitionConfig, context, arrays) -> dict:
         import numpy as np
