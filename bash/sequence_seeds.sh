@@ -1,49 +1,79 @@
 #!/usr/bin/env bash
-# Adaptive nonlinearities and GLIFR neurons, one array task per seed.
+# Adaptive nonlinearities and GLIFR neurons over many seeds on a SLURM cluster. Each workflow
+# is one sweep whose units are seeds (smnist --n_seeds) or trials (train_glifr --ntrials,
+# trial k = seed --seed + k): an array of tasks (one chunk of seeds each) writes the parts
+# into one run folder, and `nrmkit collect` in a job that waits for the array aggregates
+# them (mean ± std over seeds, every seed's curves).
 #
-#   bash bash/sequence_seeds.sh --dry-run    # print the sbatch command and each task's commands
-#   bash bash/sequence_seeds.sh              # submit the array (SEEDS tasks, one seed each)
-#   bash bash/sequence_seeds.sh --task 3     # run seed 3 here (what one array task does)
+#   bash bash/sequence_seeds.sh --dry-run   # print what would be submitted, run nothing
+#   bash bash/sequence_seeds.sh             # submit: array jobs + a dependent collect job
+#   bash bash/sequence_seeds.sh --local     # no SLURM: the same sweeps in local subprocesses
 #
-# Each seed writes its own run folder under $RUNS/<workflow>/seed_<seed>. Variables:
-# RUNS, SEEDS (default 5), PARTITION, TIME, CPUS. Options also come from NRMKIT_<OPTION>
-# variables or a TOML file given with --config.
+# smnist writes every seed's complete run (model, checkpoint, figures) to
+# $RUNS/smnist/seeds/seed-<s>; a task that hits its time limit keeps its finished seeds and
+# the checkpoint of the one in progress, and resubmitting the array continues from there.
+# Variables: RUNS, SEED (first seed, default 0), SEEDS (how many, default 5), PARTITION, TIME,
+# CPUS. Options also come from NRMKIT_<OPTION> variables or a TOML file given with --config.
 set -euo pipefail
 
 RUNS="${RUNS:-data/runs/sequence_seeds}"
+SEED="${SEED:-0}"
 SEEDS="${SEEDS:-5}"
 PARTITION="${PARTITION:-}"
 TIME="${TIME:-04:00:00}"
 CPUS="${CPUS:-4}"
 
-commands() {        # commands SEED: the runs of one array task
-    local seed="$1"
-    echo smnist --net-type RNN --nonlin gamma2 --input rows --epochs 25 --seed "$seed" --output-dir "$RUNS/smnist/seed_$seed" --overwrite --quiet
-    echo train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --lr 3e-3 --seed "$seed" --output-dir "$RUNS/train_glifr_sine/seed_$seed" --overwrite --quiet
-}
+mode="submit"
+case "${1:-}" in
+    --dry-run) mode="dry" ;;
+    --local) mode="local" ;;
+    "") ;;
+    *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
+esac
+
+# RNN with the per-neuron gamma nonlinearity on the bundled digits, one row per step.
+SMNIST=(smnist --net-type RNN --nonlin gamma2 --input rows --nhid 64 --lr 3e-3 --batch 32
+        --epochs 25 --seed "$SEED" --n_seeds "$SEEDS" --output-dir "$RUNS/smnist")
+# GLIFR neurons with learned heterogeneity on the sine task.
+GLIFR=(train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --lr 3e-3
+       --seed "$SEED" --ntrials "$SEEDS" --output-dir "$RUNS/train_glifr_sine")
 
 show() { printf '%q ' "$@"; printf '\n'; }
 
-case "${1:-}" in
-    --dry-run)
-        partition=()
-        [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
-        show sbatch --array "0-$((SEEDS - 1))" --cpus-per-task "$CPUS" --time "$TIME" \
-            --output "logs/%x_%A_%a.out" "${partition[@]}" "$0" --task
-        for ((seed = 0; seed < SEEDS; seed++)); do
-            commands "$seed" | sed "s/^/task $seed: /"
-        done ;;
-    --task)
-        export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-$CPUS}"
-        commands "${2:-${SLURM_ARRAY_TASK_ID:?--task needs a seed (or SLURM_ARRAY_TASK_ID)}}" | while read -r line; do
-            echo "+ $line" >&2
-            eval "$line"
-        done ;;
-    "")
-        mkdir -p logs
-        partition=()
-        [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
-        sbatch --array "0-$((SEEDS - 1))" --cpus-per-task "$CPUS" --time "$TIME" \
-            --output "logs/%x_%A_%a.out" "${partition[@]}" "$0" --task ;;
-    *) echo "usage: $0 [--dry-run | --task SEED]" >&2; exit 2 ;;
-esac
+submit_array() {     # submit_array NAME COMMAND...: one task per seed, then collect
+    local name="$1"; shift
+    local folder
+    folder="${*: -1}"                # the run folder is the last argument
+    local partition=()
+    [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
+    local task_command
+    task_command="$(show "$@") --task_count $SEEDS --task_index \$SLURM_ARRAY_TASK_ID --quiet"
+    local array=(sbatch --parsable --job-name "nrmkit-$name" --array "0-$((SEEDS - 1))"
+                 --cpus-per-task "$CPUS" --time "$TIME" --output "logs/%x_%A_%a.out"
+                 "${partition[@]}" --export "ALL,OMP_NUM_THREADS=$CPUS" --wrap "$task_command")
+    if [[ "$mode" == "dry" ]]; then
+        show "${array[@]}"
+        show sbatch --dependency "afterok:<array job id>" --job-name "nrmkit-$name-collect" \
+            "${partition[@]}" --wrap "nrmkit collect $folder"
+        return
+    fi
+    mkdir -p logs
+    local job
+    job="$("${array[@]}")"
+    sbatch --dependency "afterok:$job" --job-name "nrmkit-$name-collect" "${partition[@]}" \
+        --output "logs/%x_%j.out" --wrap "nrmkit collect $folder"
+    echo "$name: array job $job ($SEEDS tasks), collect after it: $folder"
+}
+
+run_local() {        # the whole sweep here, in local subprocesses (submitit)
+    if [[ "$mode" == "dry" ]]; then show "$@" --executor local --jobs 2; return; fi
+    "$@" --executor local --jobs 2
+}
+
+if [[ "$mode" == "local" ]]; then
+    run_local "${SMNIST[@]}"
+    run_local "${GLIFR[@]}"
+else
+    submit_array smnist "${SMNIST[@]}"
+    submit_array train_glifr "${GLIFR[@]}"
+fi

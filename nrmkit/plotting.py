@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 STYLE = {
     "font.size": 9,
@@ -361,6 +362,45 @@ def learning_curves(history: Sequence[dict], *, title: str = "") -> Figure:
     axes[1].legend(frameon=False, loc="lower right")
     if title:
         figure.suptitle(title)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
+def seed_learning_curves(curves: dict[str, np.ndarray], seeds: Sequence[int], *,
+                         test_accuracy: dict[str, float], title: str = "") -> Figure:
+    """Validation loss (nats) and accuracy (%) per epoch of a sweep over seeds.
+
+    ``curves``: ``validation_loss`` and ``validation_accuracy`` as ``[seed, epoch]`` (NaN
+    after a shorter run); one thin line per seed (grey beyond ten seeds), their mean in
+    black; ``test_accuracy``: ``{mean, std}`` (fractions) for the title.
+    """
+    figure, axes = _figure(7.0, 2.9, ncols=2)
+    n_epochs = curves["validation_accuracy"].shape[1]
+    epochs = np.arange(1, n_epochs + 1)
+    marker = "o" if n_epochs < 30 else None
+    colors = plt.get_cmap("tab10")
+    labelled = len(seeds) <= 10
+    panels = ((axes[0], "validation_loss", 1.0, "validation cross-entropy (nats)"),
+              (axes[1], "validation_accuracy", 100.0, "validation accuracy (%)"))
+    for axis, key, scale, label in panels:
+        values = scale * curves[key]
+        for row, seed in enumerate(seeds):
+            axis.plot(epochs, values[row], lw=0.9, alpha=0.75, marker=marker, ms=2.5,
+                      color=colors(row % 10) if labelled else "0.6",
+                      label=(f"seed {seed}" if labelled else
+                             "individual seeds" if row == 0 else None))
+        axis.plot(epochs, np.nanmean(values, axis=0), color="black", lw=2.0, marker=marker,
+                  ms=3.5, label=f"mean of {len(seeds)} seeds", zorder=3)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    losses = curves["validation_loss"][np.isfinite(curves["validation_loss"])]
+    if losses.size and losses.min() > 0 and losses.max() > 10 * losses.min():
+        axes[0].set_yscale("log")
+    axes[1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.suptitle(f"{title}\ntest accuracy {100 * test_accuracy['mean']:.1f} ± "
+                    f"{100 * test_accuracy['std']:.1f} % (mean ± std over seeds)")
     _label_panels(axes)
     return figure
 

@@ -1,4 +1,5 @@
-"""The ``smnist`` workflow as users call it: accuracy on digits, resume, test mode, errors."""
+"""The ``smnist`` workflow as users call it: accuracy on digits, resume, test mode, errors,
+and sweeps over seeds (``--n_seeds``) with the serial, local and array-task executors."""
 
 from __future__ import annotations
 
@@ -143,6 +144,11 @@ def test_mnist_idx_files_train(tmp_path):
 
 
 BAD = [
+    (["--n_seeds", "0"], "--n_seeds"),
+    (["--n_seeds", "2", "--executor", "cloud"], "--executor"),
+    (["--executor", "local"], "--executor"),
+    (["--task_count", "2", "--task_index", "0"], "--task_count"),
+    (["--jobs", "2"], "--jobs"),
     (["--transform-ratio", "2"], "--transform-ratio"),
     (["--iinit", "henaff"], "--iinit"),
     (["--test"], "--model"),
@@ -172,3 +178,125 @@ def test_too_many_exponents_is_a_usage_error(tmp_path):
     done = invoke([*QUICK, "--nhid", "4", "--input", "rows", "--epochs", "1", "--lyapunov",
                    "5", "--output-dir", tmp_path / "run"])
     assert done.exit_code == 2 and "--lyapunov" in done.output
+
+
+def test_test_mode_runs_here_only(trained_run, tmp_path):
+    for extra, option in ((["--executor", "local"], "--executor"),
+                          (["--n_seeds", "2"], "--n_seeds")):
+        done = invoke(["--test", "--model", trained_run, *extra, "--output-dir",
+                       tmp_path / "run"])
+        assert done.exit_code == 2, done.output
+        assert option in done.output and "Traceback" not in done.output
+        assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- seed sweeps
+
+#: two epochs of a tiny tanh RNN on digit rows; seeds 3 and 4 with --n_seeds 2.
+SWEEP = ["--nhid", "8", "--nonlin", "tanh", "--input", "rows", "--epochs", "2", "--batch",
+         "64", "--lr", "3e-3", "--save-freq", "1", "--no-fractional_order", "--quiet",
+         "--seed", "3"]
+SCORES = ("test_accuracy", "test_accuracy_sine", "test_accuracy_step", "test_loss")
+
+
+def comparable(path):
+    """results.json without what depends on the clock."""
+    summary = results(path)
+    summary.pop("elapsed_seconds")
+    for entry in summary["per_seed"]:
+        entry.pop("seconds_per_epoch")
+    return summary
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "serial"
+    done = invoke([*SWEEP, "--n_seeds", "2", "--output-dir", out])
+    assert done.exit_code == 0, done.output
+    return out
+
+
+def test_seed_sweep_equals_single_runs(seed_sweep, tmp_path):
+    summary = results(seed_sweep)
+    assert summary["seeds"] == [3, 4]
+    assert {"seeds", "per_seed", "summary", "n_parameters", "model", "data"} <= set(summary)
+    assert [entry["run_dir"] for entry in summary["per_seed"]] == ["seeds/seed-3",
+                                                                   "seeds/seed-4"]
+    for name in ("test_accuracy", "test_accuracy_sine", "test_accuracy_step"):
+        values = [entry[name] for entry in summary["per_seed"]]
+        assert summary["summary"][name] == {"mean": pytest.approx(np.mean(values)),
+                                            "std": pytest.approx(np.std(values))}
+    assert summary["data"]["steps"] == 8 and summary["model"]["hidden_size"] == 8
+    for seed in (3, 4):
+        folder = seed_sweep / "seeds" / f"seed-{seed}"
+        for name in ("results.json", "config.json", "model.pt", "checkpoints/last.pt",
+                     "figures/learning_curves.png"):
+            assert (folder / name).is_file(), name
+        record = json.loads((folder / "config.json").read_text())["options"]
+        assert record["seed"] == seed and record["n_seeds"] == 1
+    arrays = np.load(seed_sweep / "seeds.npz")
+    assert arrays["seed"].tolist() == [3, 4] and arrays["validation_accuracy"].shape == (2, 2)
+    assert (seed_sweep / "figures" / "learning_curves.png").stat().st_size > 10_000
+    assert (seed_sweep / "figures" / "learning_curves.pdf").is_file()
+    single = tmp_path / "single"                     # unit 1 is exactly the run --seed 4
+    done = invoke([*SWEEP, "--seed", "4", "--output-dir", single])
+    assert done.exit_code == 0, done.output
+    alone, unit = results(single), results(seed_sweep / "seeds" / "seed-4")
+    for name in SCORES:
+        assert alone[name] == unit[name] == summary["per_seed"][1][name]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in alone["history"]] == \
+        [{k: v for k, v in h.items() if k != "seconds"} for h in unit["history"]]
+
+
+def test_seed_sweep_local_jobs_equal_serial(seed_sweep, tmp_path):
+    out = tmp_path / "local"
+    done = invoke([*SWEEP, "--n_seeds", "2", "--executor", "local", "--jobs", "2",
+                   "--output-dir", out])
+    assert done.exit_code == 0, done.output
+    assert list((out / "submitit").glob("*_log.out"))                   # real subprocesses
+    assert comparable(out) == comparable(seed_sweep)
+    assert (out / "seeds" / "seed-4" / "model.pt").is_file()
+
+
+def test_seed_sweep_array_tasks_and_collect_equal_serial(seed_sweep, tmp_path):
+    from nrmkit.cli.main import cli
+
+    out = tmp_path / "array"
+    for index in (0, 1):
+        done = invoke([*SWEEP, "--n_seeds", "2", "--task_count", "2", "--task_index", index,
+                       "--output-dir", out])
+        assert done.exit_code == 0, done.output
+        assert not (out / "results.json").exists()
+    collected = CliRunner().invoke(cli, ["collect", str(out), "--quiet"])
+    assert collected.exit_code == 0, collected.output
+    assert comparable(out) == comparable(seed_sweep)
+    assert (out / "figures" / "learning_curves.png").is_file()
+
+
+def test_interrupted_seed_resumes_from_its_checkpoint(seed_sweep, tmp_path, monkeypatch):
+    """Ctrl-C in the second epoch of seed 4: seed 3 is kept, seed 4 continues after epoch 1."""
+    from nrmkit.training.sequence import SequenceTrainer
+
+    original, calls = SequenceTrainer.train_epoch, []
+
+    def interrupted(self, epoch):
+        calls.append(epoch)
+        if len(calls) == 4:                          # seed 3: epochs 0, 1; seed 4: 0, then 1
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(SequenceTrainer, "train_epoch", interrupted)
+    out = tmp_path / "run"
+    done = invoke([*SWEEP, "--n_seeds", "2", "--output-dir", out])
+    assert done.exit_code == 130 and "Traceback" not in done.output
+    assert "--resume" in done.output                # the run is kept, with the way on
+    assert not (out / "results.json").exists()
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("parts/*/unit-*.npz")}
+    assert [p.name for p in finished] == ["unit-00000.npz"]
+    assert (out / "seeds" / "seed-4" / "checkpoints" / "last.pt").is_file()
+    calls.clear()
+    resumed = invoke([*SWEEP, "--n_seeds", "2", "--output-dir", out, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert calls == [1]                              # only seed 4's second epoch is trained
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in finished.items())
+    assert comparable(out) == comparable(seed_sweep)

@@ -18,7 +18,17 @@ lengths). ``--lyapunov K`` adds the top-K Lyapunov exponents of the trained netw
 (autonomous and driven by test digits) and ``--fractional_order`` the fractional order α̂ of
 every neuron's step response.
 
-results.json:
+``--n_seeds K`` (K > 1, not with ``--test``) trains K networks as a sweep whose units are the
+seeds ``--seed`` … ``--seed + K − 1``: the unit of seed ``s`` is exactly the single run
+``--seed s`` (same initial weights, ``-p`` permutation, batches and analyses), written in
+full (checkpoint, ``model.pt``, arrays, figures, its own ``config.json`` and
+``results.json``) into ``seeds/seed-<s>/``. The seeds train here, in local subprocesses or as
+one SLURM job array (``--executor``, ``--jobs``, ``--slurm_*``), or one chunk per process in
+array-task mode (``--task_count``, ``--task_index``; then ``nrmkit collect RUN_DIR``).
+``--resume`` does not recompute finished seeds and continues an interrupted one from its
+checkpoint. A single run (``--n_seeds 1`` or ``--test``) runs in this process only.
+
+results.json of a single run:
     history: per epoch ``train_loss``, ``train_accuracy``, ``validation_loss``,
         ``validation_accuracy``, ``lr``, ``seconds``.
     test_accuracy, test_accuracy_sine, test_accuracy_step (fractions), test_loss,
@@ -31,6 +41,19 @@ Arrays: ``shape_parameters.npz``, ``lyapunov.npz``, ``fractional_order.npz``; th
 ``model.pt`` (spec, weights, data settings; load with :func:`load_sequence_model`).
 Figures: ``learning_curves``, ``shape_parameters``, ``adaptation`` (ANRU), ``lyapunov``,
 ``fractional_order``.
+
+results.json of a sweep over seeds (each ``seeds/seed-<s>/`` holds a single run's):
+    seeds: the seed numbers, in unit order.
+    per_seed: per seed ``seed``, ``test_accuracy``, ``test_accuracy_sine``,
+        ``test_accuracy_step``, ``test_loss``, ``epochs``, ``seconds_per_epoch`` and
+        ``run_dir`` (its folder relative to the sweep's, ``seeds/seed-<s>``).
+    summary: ``{test_accuracy: {mean, std}, test_accuracy_sine: {…}, test_accuracy_step: {…}}``
+        over seeds; std is the population standard deviation (ddof = 0).
+    n_parameters, model, data: as in a single run (the same for every seed).
+Arrays: ``seeds.npz`` (``seed``, ``test_accuracy``, ``test_accuracy_sine``,
+``test_accuracy_step``, ``test_loss`` per seed; ``validation_accuracy``, ``validation_loss``
+per seed and epoch). Figure: ``learning_curves`` (validation loss and accuracy per epoch, one
+line per seed, and their mean).
 """
 
 from __future__ import annotations
@@ -44,7 +67,8 @@ import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.cli.sweep import PARTS_DIR, ExecutorOptions, executor_options
+from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import INITIALIZERS, MODELS, NONLINEARITIES
 from nrmkit.workflows.common import check, check_finite
@@ -53,6 +77,8 @@ from nrmkit.workflows.common import check, check_finite
 ANRU_CONTROLLER_SIZE = 50
 CHECKPOINT = "checkpoints/last.pt"
 MODEL_FILE = "model.pt"
+#: a sweep over seeds writes the run of seed ``s`` into ``seeds/seed-<s>/``.
+SEEDS_DIR = "seeds"
 #: display names of the cells (the registry keys are lower case).
 NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU", "glifr": "GLIFR"}
 NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
@@ -89,12 +115,13 @@ class SmnistConfig:
     lyapunov_steps: int = 500
     lyapunov_samples: int = 10
     fractional_order: bool = True
+    n_seeds: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "net_type", NET_NAMES[MODELS.canonical(self.net_type)])
         object.__setattr__(self, "nonlin", NONLIN_NAMES[NONLINEARITIES.canonical(self.nonlin)])
         for name in ("nhid", "batch", "epochs", "save_freq", "lyapunov_steps",
-                     "lyapunov_samples"):
+                     "lyapunov_samples", "n_seeds"):
             value = getattr(self, name)
             check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
         for name in ("lr", "gain", "saturation", "transform_ratio"):
@@ -116,6 +143,9 @@ class SmnistConfig:
         if self.test:
             check(self.model is not None, "--model",
                   "--test evaluates a saved model: give its run directory with --model")
+            check(self.n_seeds == 1, "--n_seeds",
+                  "--test evaluates one saved model; to test a sweep's seed give its folder "
+                  "seeds/seed-<s> with --model")
         if not self.test and self.lyapunov:
             per_unit = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE,
                         "GLIFR": 5}   # rate, voltage, two after-spike currents, delay buffer
@@ -124,8 +154,11 @@ class SmnistConfig:
                   f"the {self.net_type} state has {state_dim} dimensions, fewer than "
                   f"{self.lyapunov}")
         if self.model is not None:
+            sweep = (Path(self.model) / SEEDS_DIR).is_dir()
             check(_model_file(self.model).is_file(), "--model",
-                  f"no saved smnist model in {self.model} (expected {MODEL_FILE})")
+                  f"no saved smnist model in {self.model} (expected {MODEL_FILE})"
+                  + ("; it is a sweep over seeds: give one of its seeds/seed-<s> folders"
+                     if sweep else ""))
             check(self.test, "--model", "a saved model is evaluated with --test; to continue "
                   "training a run use --resume --output-dir RUN_DIR")
 
@@ -176,142 +209,326 @@ def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype=None):
 
 # ----------------------------------------------------------------------------- workflow
 
-class Smnist(Workflow):
+#: the numbers of one seed that the sweep's results report (fractions; loss in nats).
+SEED_SCORES = ("test_accuracy", "test_accuracy_sine", "test_accuracy_step", "test_loss")
+#: the scores summarised over seeds (mean and population standard deviation).
+SUMMARY_SCORES = SEED_SCORES[:3]
+
+
+def seed_folder(seed: int) -> str:
+    """Where the unit of ``seed`` writes its single run, relative to the sweep's folder."""
+    return f"{SEEDS_DIR}/seed-{seed}"
+
+
+def _is_sweep(config: SmnistConfig) -> bool:
+    return config.n_seeds > 1 and not config.test
+
+
+def check_single_run_executor(config: SmnistConfig, executor) -> None:
+    """Refuse the options that spread units over jobs when ``config`` makes one run.
+
+    Raises:
+        ConfigError: naming ``--executor``, ``--task_count`` or ``--jobs``.
+    """
+    if executor is None or _is_sweep(config):
+        return
+    what = ("--test evaluates one saved model" if config.test
+            else "a single run (--n_seeds 1) trains one network")
+    reason = f"{what} in this process; only sweeps over seeds (--n_seeds K > 1) run in jobs"
+    if executor.executor != "serial":
+        raise ConfigError("--executor", reason)
+    if executor.array_task:
+        raise ConfigError("--task_count", reason)
+    if (executor.jobs or 1) > 1:
+        raise ConfigError("--jobs", reason)
+
+
+class Smnist(SweepWorkflow):
+    """One network (``--n_seeds 1``, ``--test``) or a sweep over seeds (``--n_seeds K``).
+
+    In a sweep, unit ``k`` is the single run with ``--seed (seed + k)`` (:func:`run_single`),
+    written in full into ``seeds/seed-<seed + k>/`` of the run folder; its part holds the
+    test scores and a JSON record (history, model, data) for :meth:`aggregate`.
+    """
+
     name = "smnist"
     config_class = SmnistConfig
+    unit_name = "seed"
     resumable = True
     resume_free_options = ("epochs", "lyapunov", "lyapunov_steps", "lyapunov_samples",
                            "fractional_order", "note", "save_freq")
 
-    def run(self, config: SmnistConfig, context) -> dict:
+    def is_sweep(self, config: SmnistConfig) -> bool:
+        return _is_sweep(config)
+
+    def n_units(self, config: SmnistConfig) -> int:
+        return config.n_seeds
+
+    def run(self, config: SmnistConfig, context) -> dict | None:
+        if self.is_sweep(config):
+            return super().run(config, context)
+        check_single_run_executor(config, context.extras.get("executor"))
+        return run_single(config, context, context.seed, context.run_dir)
+
+    def run_units(self, config: SmnistConfig, context, units: list[int]) -> dict:
+        """Train and test the seeds ``seed + k`` for ``k`` in ``units``, each in its folder."""
         import numpy as np
-        import torch
 
-        from nrmkit.datasets import digits as data
-        from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
-        from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
-        from nrmkit.training.sequence import SequenceTrainer, evaluate
+        pieces = [arrays for _, arrays in self.iter_units(config, context, units)]
+        return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
-        device, dtype = context.device, context.torch_dtype
-        run_dir = context.run_dir
+    def iter_units(self, config: SmnistConfig, context, units: list[int]):
+        """One piece per seed, so that each seed is stored as soon as it is tested."""
+        for unit in units:
+            yield [unit], self._run_seed(config, context, unit)
 
-        if config.test:
-            model, settings = load_sequence_model(config.model, device=device, dtype=dtype)
-            context.log(f"smnist: testing the model in {config.model} "
-                        f"({settings['dataset']}, {settings['input']} input"
-                        f"{', permuted' if settings['permutation'] is not None else ''})")
-        else:
-            settings = {"dataset": config.dataset, "input": config.input,
-                        "permutation": None}
-        splits = data.load_digit_splits(settings["dataset"], data_dir=config.data_dir)
-        if not config.test and config.permute:
-            settings["permutation"] = data.pixel_permutation(splits.n_pixels, context.seed)
+    def _run_seed(self, config: SmnistConfig, context, unit: int) -> dict:
+        """The single run of seed ``seed + unit`` in its folder; its part (first axis 1)."""
+        import json
+        import time
 
-        def tensors(images, labels):
-            sequences = data.as_sequences(images, image_shape=splits.image_shape,
-                                          input_mode=settings["input"],
-                                          permutation=settings["permutation"])
-            return (torch.as_tensor(sequences, dtype=dtype, device=device),
-                    torch.as_tensor(labels, device=device))
+        import numpy as np
 
-        train = tensors(splits.train_images, splits.train_labels)
-        validation = tensors(splits.validation_images, splits.validation_labels)
-        test = tensors(splits.test_images, splits.test_labels)
-        n_steps, _, input_size = test[0].shape
+        from nrmkit.core.rundir import to_jsonable
 
-        if not config.test:
-            spec = SequenceModelSpec(
-                net_type=config.net_type, nonlin=config.nonlin, input_size=input_size,
-                hidden_size=config.nhid, rinit=config.rinit, iinit=config.iinit,
-                gain=config.gain, saturation=config.saturation, random=config.random,
-                learn_params=config.learn_params)
-            model = build_sequence_model(spec, generator=context.generator(0))
-            model = model.to(device=device, dtype=dtype)
-        initial_shape = _shape_arrays(model)
-        description = _describe(model.spec, settings, n_steps)
-        context.log(f"smnist: {description}; {model.n_parameters()} trainable parameters; "
-                    f"{len(train[1])}/{len(validation[1])}/{len(test[1])} "
-                    f"train/validation/test sequences of {n_steps} steps")
+        seed = context.seed + unit
+        context.log(f"smnist: seed {seed} ({unit + 1} of {config.n_seeds}) in "
+                    f"{seed_folder(seed)}")
+        started = time.perf_counter()
+        run_dir = _seed_run_dir(context, seed)
+        unit_context = dataclasses.replace(
+            context, progress=lambda label: context.progress(f"seed {seed}: {label}"))
+        results = run_single(config, unit_context, seed, run_dir)
+        run_dir.write_json("results.json", {
+            **results, "elapsed_seconds": round(time.perf_counter() - started, 3)})
+        seconds = results["seconds_per_epoch"]
+        record = {key: results[key] for key in ("history", "n_parameters", "model", "data")}
+        return {"seed": np.array([seed]),
+                **{name: np.array([float(results[name])]) for name in SEED_SCORES},
+                "epochs": np.array([int(results["epochs"])]),
+                "seconds_per_epoch": np.array([np.nan if seconds is None else float(seconds)]),
+                "record": np.array([json.dumps(to_jsonable(record))])}
 
-        history: list[dict] = []
-        if not config.test:
-            trainer = SequenceTrainer(
-                model, train, validation, lr=config.lr, batch_size=config.batch,
-                generator=context.generator(1),
-                augment=_augmentation(config.transform, data, n_steps),
-                augment_ratio=config.transform_ratio, clip=config.clip)
-            checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
-            if checkpoint is not None and checkpoint.exists():
-                trainer.load_state_dict(load_checkpoint(checkpoint))
-                context.log(f"smnist: resuming after epoch {trainer.epoch}")
-            progress = context.progress("epochs")
+    def aggregate(self, config: SmnistConfig, context, arrays) -> dict:
+        """Per-seed scores, their mean and std over seeds, ``seeds.npz`` and the figure."""
+        import json
 
-            def end_of_epoch(epoch: int, metrics: dict) -> None:
-                last = epoch + 1 == config.epochs
-                if checkpoint is not None and ((epoch + 1) % config.save_freq == 0 or last):
-                    save_checkpoint(checkpoint, trainer.state_dict())
-                progress(epoch + 1, config.epochs)
-                context.log(f"  epoch {epoch + 1:3d}: train loss {metrics['train_loss']:.4f}, "
-                            f"accuracy {100 * metrics['train_accuracy']:.1f} %; validation "
-                            f"{100 * metrics['validation_accuracy']:.1f} % "
-                            f"({metrics['seconds']:.1f} s)")
+        import numpy as np
 
-            trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
-            history = trainer.history
-            if checkpoint is not None:
+        seeds = [int(seed) for seed in arrays["seed"]]
+        records = [json.loads(str(text)) for text in arrays["record"]]
+        per_seed = []
+        for row, seed in enumerate(seeds):
+            seconds = float(arrays["seconds_per_epoch"][row])
+            per_seed.append({
+                "seed": seed, **{name: float(arrays[name][row]) for name in SEED_SCORES},
+                "epochs": int(arrays["epochs"][row]),
+                "seconds_per_epoch": seconds if np.isfinite(seconds) else None,
+                "run_dir": seed_folder(seed)})
+        summary = {name: {"mean": float(np.mean(arrays[name])),
+                          "std": float(np.std(arrays[name], ddof=0))}
+                   for name in SUMMARY_SCORES}
+        histories = [record["history"] for record in records]
+        curves = {key: _per_epoch(histories, key)
+                  for key in ("validation_accuracy", "validation_loss")}
+        context.run_dir.write_arrays("seeds.npz", seed=np.asarray(seeds),
+                                     **{name: np.asarray(arrays[name], dtype=float)
+                                        for name in SEED_SCORES}, **curves)
+        first = records[0]
+        title = f"smnist: {_describe(first['model'], first['data'])}, {len(seeds)} seeds"
+        from nrmkit import plotting
+
+        context.run_dir.save_figure(plotting.seed_learning_curves(
+            curves, seeds, test_accuracy=summary["test_accuracy"], title=title),
+            "learning_curves")
+        labels = {"test_accuracy": "clean", "test_accuracy_sine": "sine gain",
+                  "test_accuracy_step": "step drive"}
+        context.log(f"smnist: test accuracy over {len(seeds)} seeds (mean ± std, ddof = 0): "
+                    + ", ".join(f"{labels[name]} {100 * value['mean']:.2f} ± "
+                                f"{100 * value['std']:.2f} %" for name, value in summary.items()))
+        return {"seeds": seeds, "per_seed": per_seed, "summary": summary,
+                "n_parameters": first["n_parameters"], "model": first["model"],
+                "data": first["data"]}
+
+
+def _seed_run_dir(context, seed: int):
+    """The run folder of ``seed`` inside the sweep's, with a ``config.json`` of its own.
+
+    That record is the sweep's with ``seed`` and ``n_seeds = 1``: the folder is the run
+    ``smnist --seed SEED`` would make (``--test --model`` and ``--resume`` accept it).
+    """
+    import json
+
+    from nrmkit.core.rundir import RunDir, run_metadata
+
+    if context.run_dir.path is None:
+        return context.run_dir
+    sweep_path = Path(context.run_dir.path)
+    # A sweep with a parts folder is kept after a failure or Ctrl-C: one interrupted while
+    # training its first seed keeps that seed's checkpoint for --resume.
+    (sweep_path / PARTS_DIR).mkdir(exist_ok=True)
+    run_dir = RunDir(sweep_path / seed_folder(seed))
+    sweep_record = sweep_path / "config.json"
+    record = (json.loads(sweep_record.read_text()) if sweep_record.is_file()
+              else {"workflow": "smnist", "options": {}, **run_metadata()})
+    record.pop("executor", None)
+    record["options"] = {**record["options"], "seed": seed, "n_seeds": 1,
+                         "output_dir": str(run_dir.path)}
+    record["sweep"] = {"run_dir": str(sweep_path), "seed": seed}
+    run_dir.write_json("config.json", record)
+    return run_dir
+
+
+def _per_epoch(histories: list[list[dict]], key: str):
+    """``(seeds, epochs)`` array of ``key`` per epoch, NaN after a shorter history."""
+    import numpy as np
+
+    values = np.full((len(histories), max(map(len, histories), default=0)), np.nan)
+    for row, history in enumerate(histories):
+        values[row, :len(history)] = [np.nan if entry[key] is None else entry[key]
+                                      for entry in history]
+    return values
+
+
+def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
+    """Train (or, with ``--test``, load) one network with ``seed``; test and analyse it.
+
+    Everything is written into ``run_dir`` (checkpoint, ``model.pt``, arrays, figures) and
+    every random draw (initial weights, ``-p`` permutation, batches, augmentation, analyses)
+    comes from ``seed``, so the unit ``k`` of a sweep is exactly the single run with
+    ``--seed (seed + k)``. ``context`` gives the device, dtype, progress and log; returns the
+    results of a single run.
+    """
+    import numpy as np
+    import torch
+
+    from nrmkit.datasets import digits as data
+    from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
+    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+    from nrmkit.training.sequence import SequenceTrainer, evaluate
+
+    context = dataclasses.replace(context, seed=seed, run_dir=run_dir)
+    device, dtype = context.device, context.torch_dtype
+
+    if config.test:
+        model, settings = load_sequence_model(config.model, device=device, dtype=dtype)
+        context.log(f"smnist: testing the model in {config.model} "
+                    f"({settings['dataset']}, {settings['input']} input"
+                    f"{', permuted' if settings['permutation'] is not None else ''})")
+    else:
+        settings = {"dataset": config.dataset, "input": config.input,
+                    "permutation": None}
+    splits = data.load_digit_splits(settings["dataset"], data_dir=config.data_dir)
+    if not config.test and config.permute:
+        settings["permutation"] = data.pixel_permutation(splits.n_pixels, context.seed)
+
+    def tensors(images, labels):
+        sequences = data.as_sequences(images, image_shape=splits.image_shape,
+                                      input_mode=settings["input"],
+                                      permutation=settings["permutation"])
+        return (torch.as_tensor(sequences, dtype=dtype, device=device),
+                torch.as_tensor(labels, device=device))
+
+    train = tensors(splits.train_images, splits.train_labels)
+    validation = tensors(splits.validation_images, splits.validation_labels)
+    test = tensors(splits.test_images, splits.test_labels)
+    n_steps, _, input_size = test[0].shape
+
+    if not config.test:
+        spec = SequenceModelSpec(
+            net_type=config.net_type, nonlin=config.nonlin, input_size=input_size,
+            hidden_size=config.nhid, rinit=config.rinit, iinit=config.iinit,
+            gain=config.gain, saturation=config.saturation, random=config.random,
+            learn_params=config.learn_params)
+        model = build_sequence_model(spec, generator=context.generator(0))
+        model = model.to(device=device, dtype=dtype)
+    initial_shape = _shape_arrays(model)
+    data_record = {"dataset": settings["dataset"], "input": settings["input"],
+                   "permute": settings["permutation"] is not None, "steps": int(n_steps),
+                   "train": len(train[1]), "validation": len(validation[1]),
+                   "test": len(test[1]), "source": splits.source}
+    description = _describe(dataclasses.asdict(model.spec), data_record)
+    context.log(f"smnist: {description}; {model.n_parameters()} trainable parameters; "
+                f"{len(train[1])}/{len(validation[1])}/{len(test[1])} "
+                f"train/validation/test sequences of {n_steps} steps")
+
+    history: list[dict] = []
+    if not config.test:
+        trainer = SequenceTrainer(
+            model, train, validation, lr=config.lr, batch_size=config.batch,
+            generator=context.generator(1),
+            augment=_augmentation(config.transform, data, n_steps),
+            augment_ratio=config.transform_ratio, clip=config.clip)
+        checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
+        if checkpoint is not None and checkpoint.exists():
+            trainer.load_state_dict(load_checkpoint(checkpoint))
+            context.log(f"smnist: resuming after epoch {trainer.epoch}")
+        progress = context.progress("epochs")
+
+        def end_of_epoch(epoch: int, metrics: dict) -> None:
+            last = epoch + 1 == config.epochs
+            if checkpoint is not None and ((epoch + 1) % config.save_freq == 0 or last):
                 save_checkpoint(checkpoint, trainer.state_dict())
-                save_sequence_model(run_dir.path / MODEL_FILE, model,
-                                    {**settings, "image_shape": list(splits.image_shape)})
+            progress(epoch + 1, config.epochs)
+            context.log(f"  epoch {epoch + 1:3d}: train loss {metrics['train_loss']:.4f}, "
+                        f"accuracy {100 * metrics['train_accuracy']:.1f} %; validation "
+                        f"{100 * metrics['validation_accuracy']:.1f} % "
+                        f"({metrics['seconds']:.1f} s)")
 
-        model.eval()
-        sine = torch.as_tensor(
-            data.sine_gain(test[0].cpu().numpy(), amplitude=data.TEST_SINE_AMPLITUDE,
-                           frequency=data.TEST_SINE_FREQUENCY), dtype=dtype, device=device)
-        step = torch.as_tensor(data.step_drive(n_steps, size=data.STEP_SIZE), dtype=dtype,
-                               device=device).reshape(-1, 1, 1)
-        clean = evaluate(model, *test)
-        scores = {"test_loss": clean["loss"], "test_accuracy": clean["accuracy"],
-                  "test_accuracy_sine": evaluate(model, sine, test[1])["accuracy"],
-                  "test_accuracy_step": evaluate(model, test[0], test[1],
-                                                 drive=step)["accuracy"]}
-        context.log(f"smnist: test accuracy {100 * scores['test_accuracy']:.2f} % "
-                    f"(sine gain {100 * scores['test_accuracy_sine']:.2f} %, step drive "
-                    f"{100 * scores['test_accuracy_step']:.2f} %)")
+        trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
+        history = trainer.history
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, trainer.state_dict())
+            save_sequence_model(run_dir.path / MODEL_FILE, model,
+                                {**settings, "image_shape": list(splits.image_shape)})
 
-        title = f"smnist: {description}"
-        if history:
-            from nrmkit import plotting
+    model.eval()
+    sine = torch.as_tensor(
+        data.sine_gain(test[0].cpu().numpy(), amplitude=data.TEST_SINE_AMPLITUDE,
+                       frequency=data.TEST_SINE_FREQUENCY), dtype=dtype, device=device)
+    step = torch.as_tensor(data.step_drive(n_steps, size=data.STEP_SIZE), dtype=dtype,
+                           device=device).reshape(-1, 1, 1)
+    clean = evaluate(model, *test)
+    scores = {"test_loss": clean["loss"], "test_accuracy": clean["accuracy"],
+              "test_accuracy_sine": evaluate(model, sine, test[1])["accuracy"],
+              "test_accuracy_step": evaluate(model, test[0], test[1],
+                                             drive=step)["accuracy"]}
+    context.log(f"smnist: test accuracy {100 * scores['test_accuracy']:.2f} % "
+                f"(sine gain {100 * scores['test_accuracy_sine']:.2f} %, step drive "
+                f"{100 * scores['test_accuracy_step']:.2f} %)")
 
-            run_dir.save_figure(plotting.learning_curves(history, title=title),
-                                "learning_curves")
-        shape = _shape_analysis(model, test, initial_shape, run_dir, title)
-        lyapunov = (_lyapunov_analysis(config, model, test, context, title)
-                    if config.lyapunov else None)
-        fractional = (_fractional_analysis(model, input_size, context, title)
-                      if config.fractional_order else None)
-        seconds = [entry["seconds"] for entry in history]
-        return {
-            "history": history,
-            **scores,
-            "n_parameters": model.n_parameters(),
-            "model": dataclasses.asdict(model.spec),
-            "epochs": len(history),
-            "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
-            "data": {"dataset": settings["dataset"], "input": settings["input"],
-                     "permute": settings["permutation"] is not None, "steps": int(n_steps),
-                     "train": len(train[1]), "validation": len(validation[1]),
-                     "test": len(test[1]), "source": splits.source},
-            "shape_parameters": shape,
-            "lyapunov": lyapunov,
-            "fractional_order": fractional,
-        }
+    title = f"smnist: {description}"
+    if history:
+        from nrmkit import plotting
+
+        run_dir.save_figure(plotting.learning_curves(history, title=title),
+                            "learning_curves")
+    shape = _shape_analysis(model, test, initial_shape, run_dir, title)
+    lyapunov = (_lyapunov_analysis(config, model, test, context, title)
+                if config.lyapunov else None)
+    fractional = (_fractional_analysis(model, input_size, context, title)
+                  if config.fractional_order else None)
+    seconds = [entry["seconds"] for entry in history]
+    return {
+        "history": history,
+        **scores,
+        "n_parameters": model.n_parameters(),
+        "model": dataclasses.asdict(model.spec),
+        "epochs": len(history),
+        "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
+        "data": data_record,
+        "shape_parameters": shape,
+        "lyapunov": lyapunov,
+        "fractional_order": fractional,
+    }
 
 
-def _describe(spec, settings, n_steps) -> str:
-    net = spec.net_type + (f"-{spec.nonlin}" if spec.net_type == "RNN" else "")
-    permuted = "permuted " if settings["permutation"] is not None else ""
-    return (f"{net}, {spec.hidden_size} units, {permuted}{settings['dataset']} "
-            f"({settings['input']}, {n_steps} steps)")
+def _describe(model: dict, data: dict) -> str:
+    """``RNN-gamma2, 64 units, permuted digits (rows, 8 steps)`` from the results' records."""
+    net = model["net_type"] + (f"-{model['nonlin']}" if model["net_type"] == "RNN" else "")
+    permuted = "permuted " if data["permute"] else ""
+    return (f"{net}, {model['hidden_size']} units, {permuted}{data['dataset']} "
+            f"({data['input']}, {data['steps']} steps)")
 
 
 def _augmentation(kind: str, data, n_steps: int):
@@ -482,18 +699,34 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
         help="Trajectories (initial states / test digits) for the exponents.")
 @option("--fractional_order/--no-fractional_order", "fractional_order", default=True,
         help="Estimate each neuron's fractional order α̂ from step responses.")
+@option("--n_seeds", type=int, default=1,
+        help="Train K networks with the seeds --seed … --seed + K − 1, each exactly the run "
+             "`--seed s` (same init, permutation, batches) written to seeds/seed-<s>/; "
+             "results.json: per-seed scores, their mean and std (ddof = 0).")
 @option("-g", "--cuda", "cuda", is_flag=True, default=False, help="Same as --device cuda.")
-@option("--resume", is_flag=True, default=False,
-        help="Continue the run in --output-dir from its last checkpoint.")
+@executor_options
 @common_options
 def command(**kwargs):
     """Train RNN / ANRU / LSTM / GRU on sequential (permuted) digits; test and analyse.
+
+    With --n_seeds K > 1 the K seeds are the units of a sweep: they train here, in local
+    subprocesses or as one SLURM job array (--executor, --jobs, --slurm_*; --task_count /
+    --task_index with `nrmkit collect`). --resume continues a run, or a sweep without
+    recomputing finished seeds, from the checkpoints in --output-dir.
 
     Example: smnist --net-type ANRU --nhid 64 --input rows --lr 3e-3 --batch 32 --epochs 30
     """
     if kwargs.pop("cuda"):
         kwargs["device"] = "cuda"
     common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs)
     config = build_config(SmnistConfig, **kwargs)
-    execute(Smnist(), config, common)
+    try:
+        check_single_run_executor(config, executor)
+    except ConfigError as error:
+        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
+    execute(WORKFLOW, config, common, executor=executor)
+
+
+WORKFLOW = Smnist()
 
