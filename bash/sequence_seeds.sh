@@ -38,42 +38,13 @@ SMNIST=(smnist --net-type RNN --nonlin gamma2 --input rows --nhid 64 --lr 3e-3 -
 GLIFR=(train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --lr 3e-3
        --seed "$SEED" --ntrials "$SEEDS" --output-dir "$RUNS/train_glifr_sine")
 
-show() { printf '%q ' "$@"; printf '\n'; }
-
-submit_array() {     # submit_array NAME COMMAND...: one task per seed, then collect
-    local name="$1"; shift
-    local folder
-    folder="${*: -1}"                # the run folder is the last argument
-    local partition=()
-    [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
-    local task_command
-    task_command="$(show "$@") --task_count $SEEDS --task_index \$SLURM_ARRAY_TASK_ID --quiet"
-    local array=(sbatch --parsable --job-name "nrmkit-$name" --array "0-$((SEEDS - 1))"
-                 --cpus-per-task "$CPUS" --time "$TIME" --output "logs/%x_%A_%a.out"
-                 "${partition[@]}" --export "ALL,OMP_NUM_THREADS=$CPUS" --wrap "$task_command")
-    if [[ "$mode" == "dry" ]]; then
-        show "${array[@]}"
-        show sbatch --dependency "afterok:<array job id>" --job-name "nrmkit-$name-collect" \
-            "${partition[@]}" --wrap "nrmkit collect $folder"
-        return
-    fi
-    mkdir -p logs
-    local job
-    job="$("${array[@]}")"
-    sbatch --dependency "afterok:$job" --job-name "nrmkit-$name-collect" "${partition[@]}" \
-        --output "logs/%x_%j.out" --wrap "nrmkit collect $folder"
-    echo "$name: array job $job ($SEEDS tasks), collect after it: $folder"
-}
-
-run_local() {        # the whole sweep here, in local subprocesses (submitit)
-    if [[ "$mode" == "dry" ]]; then show "$@" --executor local --jobs 2; return; fi
-    "$@" --executor local --jobs 2
-}
+# show, submit_array and run_local (kept in one place for the three sweep scripts)
+source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
 
 if [[ "$mode" == "local" ]]; then
     run_local "${SMNIST[@]}"
     run_local "${GLIFR[@]}"
 else
-    submit_array smnist "${SMNIST[@]}"
-    submit_array train_glifr "${GLIFR[@]}"
+    submit_array smnist "$SEEDS" "${SMNIST[@]}"
+    submit_array train_glifr "$SEEDS" "${GLIFR[@]}"
 fi

@@ -41,42 +41,13 @@ FLY_POPULATIONS=(train_flybrain_pop --subpopulation neurotransmitter --nle 10 --
                  --target 0 --n_epochs 100 --n_samples "$SAMPLES" --seed "$SEED"
                  --output-dir "$RUNS/train_flybrain_pop/seed_$SEED")
 
-show() { printf '%q ' "$@"; printf '\n'; }
-
-submit_array() {     # submit_array NAME COMMAND...: array of $TASKS tasks, then collect
-    local name="$1"; shift
-    local folder
-    folder="${*: -1}"                # the run folder is the last argument
-    local partition=()
-    [[ -n "$PARTITION" ]] && partition=(--partition "$PARTITION")
-    local task_command
-    task_command="$(show "$@") --task_count $TASKS --task_index \$SLURM_ARRAY_TASK_ID --quiet"
-    local array=(sbatch --parsable --job-name "nrmkit-$name" --array "0-$((TASKS - 1))"
-                 --cpus-per-task "$CPUS" --time "$TIME" --output "logs/%x_%A_%a.out"
-                 "${partition[@]}" --export "ALL,OMP_NUM_THREADS=$CPUS" --wrap "$task_command")
-    if [[ "$mode" == "dry" ]]; then
-        show "${array[@]}"
-        show sbatch --dependency "afterok:<array job id>" --job-name "nrmkit-$name-collect" \
-            "${partition[@]}" --wrap "nrmkit collect $folder"
-        return
-    fi
-    mkdir -p logs
-    local job
-    job="$("${array[@]}")"
-    sbatch --dependency "afterok:$job" --job-name "nrmkit-$name-collect" "${partition[@]}" \
-        --output "logs/%x_%j.out" --wrap "nrmkit collect $folder"
-    echo "$name: array job $job ($TASKS tasks), collect after it: $folder"
-}
-
-run_local() {        # the whole workflow here, in local subprocesses (submitit)
-    if [[ "$mode" == "dry" ]]; then show "$@" --executor local --jobs 2; return; fi
-    "$@" --executor local --jobs 2
-}
+# show, submit_array and run_local (kept in one place for the three sweep scripts)
+source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
 
 if [[ "$mode" == "local" ]]; then
     run_local "${RANDOM_NETWORKS[@]}"
     run_local "${FLY_POPULATIONS[@]}"
 else
-    submit_array train_rd_model "${RANDOM_NETWORKS[@]}"
-    submit_array train_flybrain_pop "${FLY_POPULATIONS[@]}"
+    submit_array train_rd_model "$TASKS" "${RANDOM_NETWORKS[@]}"
+    submit_array train_flybrain_pop "$TASKS" "${FLY_POPULATIONS[@]}"
 fi

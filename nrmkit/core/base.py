@@ -145,3 +145,20 @@ class SweepWorkflow(Workflow):
         from nrmkit.cli.sweep import run_sweep
 
         return run_sweep(self, config, context)
+
+
+class IncrementalSweep(SweepWorkflow):
+    """A sweep whose units run one after the other (or in fixed groups): subclasses implement
+    :meth:`iter_units`, yielding each finished piece so that it is stored at once, and
+    :meth:`run_units` concatenates the pieces."""
+
+    @abstractmethod
+    def iter_units(self, config: Any, context: Any,
+                   units: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Compute ``units``, yielding ``(finished units, their arrays)`` as they finish."""
+
+    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
+        import numpy as np
+
+        pieces = [arrays for _, arrays in self.iter_units(config, context, list(units))]
+        return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
-from nrmkit.core.base import SweepWorkflow
+from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError
 from nrmkit.core.registry import ACTIVATIONS
 
@@ -205,24 +205,10 @@ class SweepResult:
 
     @classmethod
     def from_units(cls, arrays: Any) -> SweepResult:
-        """From :func:`coupling_sweep_units`' arrays of every sample (first axis = sample)."""
+        """From :func:`iter_coupling_sweep`'s arrays of every sample (first axis = sample)."""
         return cls(exponents=arrays["exponents"].transpose(1, 0, 2),
                    stderr=arrays["stderr"].transpose(1, 0, 2),
                    tons=float(arrays["tons"][0]), t_accumulated=float(arrays["t_accumulated"][0]))
-
-
-def coupling_sweep_units(
-    name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
-    samples: list[int], parameter: tuple[str, ...], independent_draws: bool,
-) -> dict[str, Any]:
-    """The arrays of :func:`iter_coupling_sweep` for all ``samples``, stacked (first axis =
-    sample)."""
-    import numpy as np
-
-    pieces = [arrays for _, arrays in iter_coupling_sweep(
-        name, settings, context, couplings=couplings, samples=samples, parameter=parameter,
-        independent_draws=independent_draws)]
-    return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
 def iter_coupling_sweep(
@@ -281,7 +267,7 @@ def iter_coupling_sweep(
             "tons": np.array([result.tons]), "t_accumulated": np.array([result.t_accumulated])}
 
 
-class CouplingSweep(SweepWorkflow):
+class CouplingSweep(IncrementalSweep):
     """A sweep over random networks (units: samples) at every coupling of
     ``config.couplings`` (``transition_2_chaos``, ``spectrum``); each sample's part is stored
     as soon as it is done. Subclasses implement :meth:`aggregate`."""
@@ -291,11 +277,6 @@ class CouplingSweep(SweepWorkflow):
 
     def n_units(self, config: Any) -> int:
         return config.n_samples
-
-    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
-        return coupling_sweep_units(
-            self.name, config, context, couplings=config.couplings, samples=units,
-            parameter=config.parameter, independent_draws=config.independent_draws)
 
     def iter_units(self, config: Any, context: Any, units: list[int]):
         for sample, arrays in iter_coupling_sweep(

@@ -68,7 +68,7 @@ import click
 from nrmkit.cli.options import Command, RegistryChoice, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import PARTS_DIR, ExecutorOptions, executor_options
-from nrmkit.core.base import SweepWorkflow
+from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import INITIALIZERS, MODELS, NONLINEARITIES
 from nrmkit.workflows.common import check, check_finite
@@ -243,7 +243,7 @@ def check_single_run_executor(config: SmnistConfig, executor) -> None:
         raise ConfigError("--jobs", reason)
 
 
-class Smnist(SweepWorkflow):
+class Smnist(IncrementalSweep):
     """One network (``--n_seeds 1``, ``--test``) or a sweep over seeds (``--n_seeds K``).
 
     In a sweep, unit ``k`` is the single run with ``--seed (seed + k)`` (:func:`run_single`),
@@ -269,13 +269,6 @@ class Smnist(SweepWorkflow):
             return super().run(config, context)
         check_single_run_executor(config, context.extras.get("executor"))
         return run_single(config, context, context.seed, context.run_dir)
-
-    def run_units(self, config: SmnistConfig, context, units: list[int]) -> dict:
-        """Train and test the seeds ``seed + k`` for ``k`` in ``units``, each in its folder."""
-        import numpy as np
-
-        pieces = [arrays for _, arrays in self.iter_units(config, context, units)]
-        return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
     def iter_units(self, config: SmnistConfig, context, units: list[int]):
         """One piece per seed, so that each seed is stored as soon as it is tested."""

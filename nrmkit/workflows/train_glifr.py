@@ -37,7 +37,7 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.core.base import SweepWorkflow
+from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import DataError
 from nrmkit.workflows.common import check, check_finite
 
@@ -135,7 +135,7 @@ def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
     return hidden
 
 
-class TrainGlifr(SweepWorkflow):
+class TrainGlifr(IncrementalSweep):
     name = "train_glifr"
     config_class = GlifrConfig
     unit_name = "trial"
@@ -145,8 +145,9 @@ class TrainGlifr(SweepWorkflow):
     def n_units(self, config: GlifrConfig) -> int:
         return config.ntrials
 
-    def run_units(self, config: GlifrConfig, context, units: list[int]) -> dict:
-        """Train and score the trials ``units`` (trial ``k`` uses the seeds ``seed + k``)."""
+    def iter_units(self, config: GlifrConfig, context, units: list[int]):
+        """Train and score the trials ``units`` (trial ``k`` uses the seeds ``seed + k``),
+        yielding each trial when it is done."""
         import json
 
         import numpy as np
@@ -170,8 +171,8 @@ class TrainGlifr(SweepWorkflow):
                     f"{config.epochs} epochs")
         objective = REGRESSION if config.task == "sine" else CLASSIFICATION
         trained_lhet = _lhet_values(config.lhet_run) if config.lhet_run else None
-        out: dict[str, list] = {"record": []}
         for trial in units:
+            out: dict[str, list] = {"record": []}
             model, trainer = _build(config, context, data, hidden, n_ascs, trial, objective,
                                     trained_lhet)
             _train(config, context, trainer, trial)
@@ -199,8 +200,8 @@ class TrainGlifr(SweepWorkflow):
                 save_sequence_model(context.run_dir.path / "model.pt", model,
                                     {"task": config.task, "permutation": None,
                                      "dataset": config.dataset, "input": data["mode"]})
-        return {name: np.stack([np.asarray(v) for v in values])
-                for name, values in out.items()}
+            yield [trial], {name: np.stack([np.asarray(v) for v in values])
+                            for name, values in out.items()}
 
     def aggregate(self, config: GlifrConfig, context, arrays) -> dict:
         import json

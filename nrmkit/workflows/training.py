@@ -40,7 +40,7 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
-from nrmkit.core.base import SweepWorkflow
+from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
 from nrmkit.workflows.common import LyapunovSettings, check, check_finite
 
@@ -164,7 +164,7 @@ class NetworkBatch:
     description: str = ""
 
 
-class TrainOnSpectrum(SweepWorkflow):
+class TrainOnSpectrum(IncrementalSweep):
     """The training loop shared by the training workflows: one unit per network (sample).
 
     Subclasses implement :meth:`build` (and :meth:`prepare` for data shared by every
@@ -192,12 +192,6 @@ class TrainOnSpectrum(SweepWorkflow):
 
     def unit_group(self, config: Any) -> int:
         return config.samples_per_batch
-
-    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
-        import numpy as np
-
-        pieces = [arrays for _, arrays in self.iter_units(config, context, units)]
-        return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
     def iter_units(self, config: Any, context: Any, units: list[int]):
         """Train the batches holding ``units`` one after the other, yielding each when done
