@@ -35,13 +35,16 @@ RUNS = {
                                           "--n_epochs", "2"]),
     "smnist": (smnist.command, ["--net-type", "RNN", "--nonlin", "gamma2", "--input", "rows",
                                 "--nhid", "8", "--epochs", "1", "--no-fractional_order"]),
+    "smnist_seeds": (smnist.command, ["--net-type", "RNN", "--nonlin", "gamma2", "--input",
+                                      "rows", "--nhid", "8", "--epochs", "2", "--n_seeds", "2",
+                                      "--no-fractional_order"]),
     "glifr": (train_glifr.command, ["--task", "sine", "--hidden", "6", "--epochs", "2",
                                     "--lr", "3e-3"]),
     "go_nogo": (rate_to_lif.command, ["--n", "16", "--n_trials", "2", "--lif_trials", "2",
                                       "--lambdas", "25"]),
 }
 BOOKS = {"lyapunov_figures.ipynb": ("t2c", "spectrum"), "training_figures.ipynb": ("train_rd",),
-         "smnist_figures.ipynb": ("smnist",), "glifr_figures.ipynb": ("glifr",),
+         "smnist_figures.ipynb": ("smnist", "smnist_seeds"), "glifr_figures.ipynb": ("glifr",),
          "rate_to_lif_figures.ipynb": ("go_nogo",)}
 
 
