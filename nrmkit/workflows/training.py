@@ -33,6 +33,7 @@ Figures: ``figures/training`` (loss, λ_max per epoch, spectrum before/after) an
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,9 +184,9 @@ class TrainOnSpectrum(IncrementalSweep):
         """Data every network of a chunk shares (a connectome); default none."""
         return None
 
+    @abstractmethod
     def build(self, config: Any, context: Any, generators: list, shared: Any) -> NetworkBatch:
         """The initial networks, one per generator (each drawn from its own generator)."""
-        raise NotImplementedError  # pragma: no cover
 
     def n_units(self, config: Any) -> int:
         return config.n_samples
