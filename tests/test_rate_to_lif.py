@@ -263,20 +263,21 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         assert name in done.output, (args, done.output)
         assert "Traceback" not in done.output
     assert not (tmp_path / "never").exists()
-    # a .mat missing required fields: a runtime data error (exit 1) naming them
+    # a .mat missing required fields: a usage error on --model (exit 2) naming them
     fields = mat_fields(_network(n=10, n_inputs=1))
     del fields["taus_gaus"], fields["som_m"]
     scipy.io.savemat(tmp_path / "broken.mat", fields)
     done = _invoke("--mode", "convert", "--model", tmp_path / "broken.mat", "--output-dir",
                    tmp_path / "broken")
-    assert done.exit_code == 1
+    assert done.exit_code == 2 and "--model" in done.output
     assert "missing required field(s): taus_gaus, som_m" in done.output
     assert not (tmp_path / "broken").exists()
     # a file that is not a model at all
     (tmp_path / "junk.pt").write_bytes(bytes(range(100)))
     done = _invoke("--mode", "convert", "--model", tmp_path / "junk.pt", "--output-dir",
                    tmp_path / "junk")
-    assert done.exit_code == 1 and "not a rate_to_lif model" in done.output
+    assert done.exit_code == 2 and "--model" in done.output
+    assert "not a rate_to_lif model" in done.output
     assert "Traceback" not in done.output
     # a model with the wrong number of inputs for the task
     write_rate_model_mat(tmp_path / "xor.mat", mat_fields(_network(n=10, n_inputs=2)))

@@ -114,7 +114,8 @@ def test_missing_mnist_gives_a_clear_error(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     done = invoke(["--dataset", "mnist", "--data-dir", empty, "--epochs", "1"])
-    assert done.exit_code == 1 and "train-images-idx3-ubyte" in done.output
+    assert done.exit_code == 2 and "--data-dir" in done.output
+    assert "train-images-idx3-ubyte" in done.output
 
 
 def test_mnist_idx_files_train(tmp_path):

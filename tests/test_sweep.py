@@ -295,7 +295,7 @@ def test_bad_executor_options(tmp_path, args, name, monkeypatch):
 
 def test_collect_refuses_a_folder_that_is_no_sweep(tmp_path):
     done = _run(cli, "collect", tmp_path)
-    assert done.exit_code == 2 and "config.json" in done.output
+    assert done.exit_code == 2 and "no nrmkit run" in done.output
 
 
 BASH = Path(__file__).resolve().parents[1] / "bash"

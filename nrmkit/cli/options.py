@@ -10,13 +10,32 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 ENV_PREFIX = "NRMKIT_"
+#: the largest value an integer option takes: every count, size or index of nrmkit fits
+#: (a larger one is a typo, and would overflow the int32/int64 of an allocator first).
+MAX_INT = 2**31 - 1
+#: seeds are 32-bit: a unit's seed hashes the run seed modulo 2³², so a larger seed would
+#: silently repeat the streams of a smaller one.
+MAX_SEED = 2**32 - 1
+
+_INVOCATION: contextvars.ContextVar[tuple[str, list[str]] | None] = contextvars.ContextVar(
+    "nrmkit_invocation", default=None)
+
+
+def invocation() -> tuple[str, list[str]]:
+    """``(program, arguments)`` of the command being run (for messages that repeat it)."""
+    value = _INVOCATION.get()
+    if value is None:
+        return Path(sys.argv[0]).name, list(sys.argv[1:])
+    return value
 
 
 def _param_name(declaration: str) -> str:
@@ -42,6 +61,8 @@ def option(*declarations: str, **kwargs: Any) -> Callable:
         if not explicit:
             names.append(param)
     kwargs.setdefault("show_default", True)
+    if kwargs.get("type") is int:
+        kwargs["type"] = click.IntRange(max=MAX_INT)
     return click.option(*names, **kwargs)
 
 
@@ -74,20 +95,42 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
             table = tomllib.load(handle)
     except OSError as error:
         raise click.BadParameter(f"cannot read {value}: {error.strerror}", ctx, param) from None
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{value} is not a UTF-8 text file (TOML must be)", ctx,
+                                 param) from None
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"{value} is not valid TOML: {error}", ctx, param) from None
     command_name = (ctx.info_name or "").replace("-", "_")
     section = table.get(command_name, table)
-    known = {p.name for p in ctx.command.params if p.name}
+    params = {p.name: p for p in ctx.command.params if p.name}
     defaults: dict[str, Any] = {}
     for key, item in section.items():
         if isinstance(item, dict):
             continue  # a table for another command
         name = key.replace("-", "_")
-        if name not in known or name == "config":
+        if name not in params or name == "config":
             raise click.BadParameter(f"unknown option {key!r} in {value}", ctx, param)
+        _check_toml_value(params[name], key, item, value, ctx, param)
         defaults[name] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _check_toml_value(target: click.Parameter, key: str, item: Any, source: str,
+                      ctx: click.Context, param: click.Parameter) -> None:
+    """Refuse what the command line would refuse but click's conversion of a default would
+    let through: a float for an integer option (``n = 20.7`` would become 20), a boolean
+    for a number."""
+    items = item if isinstance(item, list) else [item]
+    integer = isinstance(target.type, click.types.IntParamType)
+    number = integer or isinstance(target.type, click.types.FloatParamType)
+    for entry in items:
+        if number and isinstance(entry, bool):
+            reason = "a number is needed, not a boolean"
+        elif integer and isinstance(entry, float):
+            reason = "an integer is needed"
+        else:
+            continue
+        raise click.BadParameter(f"{key} = {entry!r} in {source}: {reason}", ctx, param)
 
 
 def common_options(function: Callable) -> Callable:
@@ -98,7 +141,8 @@ def common_options(function: Callable) -> Callable:
             expose_value=False, callback=_load_config, envvar=f"{ENV_PREFIX}CONFIG",
             help="TOML file of option defaults (keys are option names).",
         ),
-        option("--seed", type=int, default=0, help="Seed of every random draw."),
+        option("--seed", type=click.IntRange(0, MAX_SEED), default=0,
+               help="Seed of every random draw (0 … 2³² − 1)."),
         option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                help="Where tensors live; auto = cuda if available."),
         option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
@@ -108,7 +152,13 @@ def common_options(function: Callable) -> Callable:
                help="Write the run exactly here (default: data/runs/<workflow>/<timestamp>, "
                     "or $NRMKIT_RUNS_DIR)."),
         option("--overwrite", is_flag=True, default=False,
-               help="Replace a previous run in --output-dir."),
+               help="Replace a previous nrmkit run in --output-dir (only files nrmkit "
+                    "wrote are deleted; anything else is refused)."),
+        option("--save", type=click.BOOL, default=True,
+               help="Write the run folder (false: print the results only, write nothing)."),
+        option("--memory-limit", "--memory_limit", type=float, default=None,
+               show_default="memory available", help="Refuse runs estimated to need more "
+               "than this many GiB (a larger value overrides the check; inf turns it off)."),
         option("--quiet", is_flag=True, default=False, help="Print only errors."),
         option("--debug", is_flag=True, default=False,
                help="Show the full traceback of a failure."),
@@ -121,13 +171,16 @@ def common_options(function: Callable) -> Callable:
 class OneLineErrors:
     """Mixin for click commands: usage errors and failures as one line on stderr.
 
-    Exit status 2 for usage errors (bad options), 1 for failed runs, 130 on Ctrl-C.
+    Exit status 2 for usage errors (bad options), 1 for failed runs, 130 on Ctrl-C, 143 on
+    SIGTERM (see :mod:`nrmkit.cli.runner`).
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        program = prog_name or Path(sys.argv[0]).name
+        _INVOCATION.set((program, list(sys.argv[1:] if args is None else args)))
         try:
             value = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as error:

@@ -1,15 +1,28 @@
-"""The harness around a workflow: validate, open the run directory, run, report.
+"""The harness around a workflow: validate, open the run folder, run, report.
 
-It is the only place that turns exceptions into exit statuses:
-:class:`~nrmkit.core.errors.ConfigError` → usage error (exit 2) naming the option;
-:class:`~nrmkit.core.errors.NrmkitRuntimeError` → one-line failure (exit 1), after
-removing what the failed run had written.
+It is the only place that turns exceptions into exit statuses, always as one line on stderr
+(``--debug`` shows the traceback instead):
+
+* :class:`~nrmkit.core.errors.ConfigError` → usage error (exit 2) naming the option — also an
+  estimate of the memory the run needs above what is available, and a run folder that is in
+  use, foreign or not the run to resume;
+* :class:`~nrmkit.core.errors.NrmkitRuntimeError` (divergence, corrupt data, a write the
+  operating system refused) → exit 1, after removing what the failed run had written — or,
+  for a resumable workflow that has checkpoints or finished units, keeping them and printing
+  the ``--resume`` command that continues;
+* running out of memory, or any unexpected error → exit 1 the same way;
+* Ctrl-C (SIGINT, exit 130) and SIGTERM (what SLURM sends at a time limit or ``scancel``,
+  exit 143) → the same clean-up, with the ``--resume`` command where something was kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +48,7 @@ class CommonOptions:
     debug: bool = False
     save: bool = True
     resume: bool = False
+    memory_limit: float | None = None
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> CommonOptions:
@@ -80,6 +94,7 @@ class NullRunDir:
     """Stands in for a run directory when ``--save false``: every write is skipped."""
 
     path = None
+    mode = "unsaved"
 
     def __getattr__(self, name: str):
         if name.startswith(("write_", "save_")):
@@ -88,6 +103,35 @@ class NullRunDir:
 
     def discard(self) -> None:
         return None
+
+    def unlock(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a SLURM time limit, ``scancel``, ``kill``)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block SIGTERM raises :class:`Terminated` (once; a second one is ignored
+    while the run cleans up), so that it ends a run as cleanly as Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def resolve_device(device: str) -> str:
@@ -100,12 +144,68 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def usage_error(error: ConfigError) -> click.UsageError:
+    """The click usage error (exit 2) of ``error``: ``Invalid value for '--n': reason``."""
+    return click.UsageError(f"Invalid value for '{error.option}': {error.reason}")
+
+
 def build_config(config_class: type, **values: Any):
     """Construct a workflow config; validation errors become click usage errors."""
     try:
         return config_class(**values)
     except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
+        raise usage_error(error) from None
+
+
+def _open_mode(workflow: Workflow, common: CommonOptions, array_task: bool) -> str:
+    """How the run folder is opened (see :meth:`nrmkit.core.rundir.RunDir.open`)."""
+    if common.resume and not getattr(workflow, "resumable", False):
+        raise ConfigError("--resume", f"{workflow.name} has nothing to resume")
+    if array_task:
+        if common.output_dir is None:
+            raise ConfigError("--output-dir", "array-task mode needs the shared run folder")
+        if common.overwrite:
+            raise ConfigError("--overwrite", "array tasks share one run folder: clear it "
+                                             "before submitting them")
+        return "array-task"
+    if common.resume:
+        if common.output_dir is None:
+            raise ConfigError("--resume", "give the run to continue with --output-dir")
+        return "resume"
+    return "overwrite" if common.overwrite else "new"
+
+
+def open_run(workflow: Workflow, config: Any, common: CommonOptions, *, array_task: bool,
+             device: str):
+    """Check the memory estimate, then open the run folder (locked) for ``common``'s mode.
+
+    Raises ConfigError / NrmkitRuntimeError (the caller turns them into exit statuses).
+    """
+    from nrmkit.core.resources import check_memory
+    from nrmkit.core.rundir import RunDir
+
+    if common.memory_limit is not None and not common.memory_limit > 0:
+        raise ConfigError("--memory-limit", f"must be a positive number of GiB, got "
+                                            f"{common.memory_limit}")
+    itemsize = 8 if common.dtype == "float64" else 4
+    check_memory(workflow.memory_terms(config, itemsize=itemsize),
+                 limit_gib=common.memory_limit, device=device)
+    if not common.save:
+        for name, given in (("--output-dir", common.output_dir is not None),
+                            ("--overwrite", common.overwrite), ("--resume", common.resume)):
+            if given:
+                raise ConfigError("--save", f"false writes nothing; it cannot go with {name}")
+        return NullRunDir()
+    mode = _open_mode(workflow, common, array_task)
+    run_dir = RunDir.open(common.output_dir, workflow=workflow.name, mode=mode)
+    try:
+        if mode == "resume" or (mode == "array-task"
+                                and (run_dir.path / "config.json").exists()):
+            _check_same_options(workflow, config, common, run_dir.path)
+    except BaseException:
+        run_dir.close()
+        raise
+    return run_dir
 
 
 def execute(workflow: Workflow, config: Any, common: CommonOptions, *,
@@ -113,27 +213,24 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions, *,
     """Run ``workflow`` with a validated ``config``; write config, results, arrays, figures.
 
     ``executor`` (:class:`nrmkit.cli.sweep.ExecutorOptions`, sweep workflows only) says where
-    the units run; in array-task mode the run directory may already hold other tasks' parts
-    and no ``results.json`` is written (``nrmkit collect`` aggregates).
+    the units run; in array-task mode the run folder may already hold other tasks' parts, its
+    lock is held only while ``config.json`` is written, and no ``results.json`` is written
+    (``nrmkit collect`` aggregates).
     """
-    from nrmkit.core.rundir import RunDir, run_metadata
+    from nrmkit.core.rundir import run_metadata
 
     log = (lambda message: None) if common.quiet else (lambda m: click.echo(m, err=True))
     resumable = getattr(workflow, "resumable", False)
     array_task = bool(getattr(executor, "array_task", False))
     try:
         device = resolve_device(common.device)
-        if common.resume:
-            _check_resume(workflow, config, common)
-        if array_task and common.output_dir is None:
-            raise ConfigError("--output-dir", "array-task mode needs the shared run folder")
-        run_dir = (
-            RunDir.create(common.output_dir, workflow=workflow.name, overwrite=common.overwrite,
-                          resume=common.resume or array_task)
-            if common.save else NullRunDir()
-        )
+        run_dir = open_run(workflow, config, common, array_task=array_task, device=device)
     except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
+        raise usage_error(error) from None
+    except NrmkitRuntimeError as error:
+        if common.debug:
+            raise
+        raise click.ClickException(str(error)) from None
 
     import torch
 
@@ -154,51 +251,74 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions, *,
     )
     started = time.perf_counter()
     try:
-        run_dir.write_json("config.json", config_record)
-        results = workflow.run(config, context)
-        if results is None:                     # one array task: parts only
-            return None
-        results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}
-        run_dir.write_json("results.json", results)
-    except ConfigError as error:  # found only once the data or a saved model is read
-        _keep_or_discard(run_dir, resumable=False)
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
-    except NrmkitRuntimeError as error:
-        kept = _keep_or_discard(run_dir, resumable)
-        if common.debug:
-            raise
-        raise click.ClickException(f"{error}{kept}") from None
-    except KeyboardInterrupt:
-        kept = _keep_or_discard(run_dir, resumable)
-        if kept:
-            click.echo(f"Interrupted{kept}", err=True)
-        raise click.Abort() from None
-    except BaseException:
-        _keep_or_discard(run_dir, resumable)
-        raise
+        with sigterm_raises():
+            try:
+                if not (run_dir.mode == "array-task"
+                        and (run_dir.path / "config.json").exists()):
+                    run_dir.write_json("config.json", config_record)
+                if run_dir.mode == "array-task":
+                    run_dir.unlock()
+                results = workflow.run(config, context)
+                if results is None:                     # one array task: parts only
+                    return None
+                results = {**results,
+                           "elapsed_seconds": round(time.perf_counter() - started, 3)}
+                run_dir.write_json("results.json", results)
+            except ConfigError as error:  # found only once the data or a saved model is read
+                _after_failure(run_dir, resumable=False)
+                raise usage_error(error) from None
+            except NrmkitRuntimeError as error:
+                kept = _after_failure(run_dir, resumable)
+                if common.debug:
+                    raise
+                raise click.ClickException(f"{error}{kept}") from None
+            except (KeyboardInterrupt, Terminated) as stop:
+                kept = _after_failure(run_dir, resumable)
+                what, status = (("Terminated (SIGTERM)", 143) if isinstance(stop, Terminated)
+                                else ("Interrupted", 130))
+                click.echo(f"{what}{kept or '; nothing was kept'}", err=True)
+                raise click.exceptions.Exit(status) from None
+            except Exception as error:
+                kept = _after_failure(run_dir, resumable)
+                if common.debug:
+                    raise
+                raise click.ClickException(f"{_describe_failure(error)}{kept}") from None
+    finally:
+        run_dir.close()
     if run_dir.path is not None:
         log(f"{workflow.name}: results in {Path(run_dir.path)}")
     return results
 
 
+def _describe_failure(error: Exception) -> str:
+    """One line for an exception no check foresaw: out of memory, or an unexpected error."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    torch = sys.modules.get("torch")
+    out_of_memory = isinstance(error, MemoryError) or (
+        torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ()))) or (
+        isinstance(error, RuntimeError) and ("can't allocate memory" in text
+                                             or "out of memory" in text.lower()))
+    if out_of_memory:
+        return ("ran out of memory (" + (text[:200] or type(error).__name__) + "); smaller "
+                "sizes or batches need less, and --memory-limit sets the check made before "
+                "a run starts")
+    return (f"unexpected {type(error).__name__}: {text[:300]} (--debug shows where; please "
+            "report it)")
+
+
 #: options that may differ between a run and its resumption.
 RESUME_FREE_OPTIONS = ("n_epochs", "resume", "overwrite", "quiet", "debug", "output_dir",
-                       "device")
+                       "device", "memory_limit")
 
 
-def _check_resume(workflow: Workflow, config: Any, common: CommonOptions) -> None:
-    """``--resume`` needs a resumable workflow and a run in ``--output-dir`` with the same
-    options (the epoch budget may grow)."""
+def _check_same_options(workflow: Workflow, config: Any, common: CommonOptions,
+                        folder: Path) -> None:
+    """The run in ``folder`` was made with the same options (the epoch budget may grow)."""
     import json
 
-    if not getattr(workflow, "resumable", False):
-        raise ConfigError("--resume", f"{workflow.name} has nothing to resume")
-    if common.output_dir is None:
-        raise ConfigError("--resume", "give the run to continue with --output-dir")
-    record = Path(common.output_dir) / "config.json"
-    if not record.exists():
-        raise ConfigError("--resume", f"no {workflow.name} run in {common.output_dir}")
-    stored = json.loads(record.read_text()).get("options", {})
+    from nrmkit.core.rundir import read_run_record
+
+    stored = read_run_record(folder)["options"]
     current = {**dataclasses.asdict(config), **dataclasses.asdict(common)}
     current = json.loads(json.dumps(current, default=list))
     free = RESUME_FREE_OPTIONS + tuple(getattr(workflow, "resume_free_options", ()))
@@ -206,19 +326,47 @@ def _check_resume(workflow: Workflow, config: Any, common: CommonOptions) -> Non
                      if key not in free and key in stored
                      and stored[key] != value)
     if changed:
-        raise ConfigError("--resume", "the run in --output-dir was made with other values of "
+        option = "--resume" if common.resume else "--output-dir"
+        raise ConfigError(option, "the run in --output-dir was made with other values of "
                           + ", ".join(f"--{key}" for key in changed))
 
 
-def _keep_or_discard(run_dir: Any, resumable: bool) -> str:
-    """A resumable run keeps its checkpoint after a failure; others leave nothing behind."""
-    checkpoints = getattr(run_dir, "path", None)
-    if resumable and checkpoints is not None and any(
-            (Path(checkpoints) / kept).is_dir() for kept in ("checkpoints", "parts")):
-        return (f"; what finished is kept in {checkpoints}: continue with --resume "
-                f"--output-dir {checkpoints}")
+def _after_failure(run_dir: Any, resumable: bool) -> str:
+    """Keep what a resumable run finished (and say how to continue), else discard the run.
+
+    A resumed run or an array task never deletes anything (the folder held a run before).
+    """
+    path = getattr(run_dir, "path", None)
+    if path is None:
+        return ""
+    kept = resumable and any((Path(path) / name).is_dir() for name in ("checkpoints", "parts"))
+    if kept or run_dir.mode in ("resume", "array-task"):
+        return (f"; what finished is kept in {path}: continue with {resume_command(path)}"
+                if kept else "")
     run_dir.discard()
     return ""
+
+
+def resume_command(path: str | Path) -> str:
+    """The command line of this process with ``--resume --output-dir PATH`` (and without
+    ``--overwrite``): what continues an interrupted run."""
+    from nrmkit.cli.options import invocation
+
+    program, arguments = invocation()
+    kept: list[str] = []
+    skip_value = False
+    for argument in arguments:
+        if skip_value:
+            skip_value = False
+            continue
+        name = argument.split("=", 1)[0]
+        if name in ("--output-dir", "--output_dir"):
+            skip_value = "=" not in argument
+            continue
+        if name in ("--overwrite", "--resume"):
+            continue
+        kept.append(argument)
+    return shlex.join([program, *kept, "--resume", "--output-dir", str(path)])
 
 
 def _progress_factory(name: str, quiet: bool):

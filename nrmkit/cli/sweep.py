@@ -21,6 +21,7 @@ Finished units are never recomputed: a sweep interrupted at any point continues 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -37,6 +38,9 @@ from nrmkit.core.errors import ConfigError, NrmkitRuntimeError
 EXECUTORS = ("serial", "local", "slurm")
 PARTS_DIR = "parts"
 SUBMITIT_DIR = "submitit"
+#: the most units a sweep may have: each is a file in the run folder, and listing, reading
+#: and stacking them must stay quick.
+MAX_UNITS = 1_000_000
 #: options that only say *where* units run: free to change between a run and its resumption.
 EXECUTION_OPTIONS = ("executor", "jobs", "task_index", "task_count", "slurm_partition",
                      "slurm_time", "slurm_gpus", "slurm_cpus", "slurm_array_parallelism",
@@ -180,9 +184,41 @@ def part_path(folder: Path, unit: int) -> Path:
 
 
 def finished_units(folder: Path | None, n_units: int) -> set[int]:
-    if folder is None:
+    """The units below ``n_units`` whose part is in ``folder`` (one listing of the folder)."""
+    if folder is None or not Path(folder).is_dir():
         return set()
-    return {unit for unit in range(n_units) if part_path(folder, unit).exists()}
+    units = set()
+    for name in os.listdir(folder):
+        digits = name[len("unit-"):-len(".npz")]
+        if name.startswith("unit-") and name.endswith(".npz") and digits.isdigit():
+            unit = int(digits)
+            if unit < n_units and part_path(folder, unit).name == name:
+                units.add(unit)
+    return units
+
+
+def read_part(folder: Path, unit: int) -> dict[str, Any]:
+    """The arrays of one unit's part, every one read (so that a damaged file is found).
+
+    Raises:
+        DataError: the file is not the ``.npz`` nrmkit wrote (truncated, overwritten, made
+            with pickled objects), naming it and how to recompute the unit.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from nrmkit.core.errors import DataError
+
+    path = part_path(folder, unit)
+    try:
+        with np.load(path, allow_pickle=False) as part:
+            return {name: part[name] for name in part.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        reason = "not a NumPy archive" if isinstance(error, (ValueError, zipfile.BadZipFile)) \
+            else type(error).__name__
+        raise DataError(f"{path} is damaged ({reason}); delete it and rerun with --resume "
+                        f"(or its array task) to recompute unit {unit}") from None
 
 
 def write_parts(folder: Path, units: list[int], arrays: dict[str, Any]) -> None:
@@ -209,12 +245,17 @@ def read_parts(folder: Path, n_units: int) -> dict[str, Any]:
     """The arrays of every unit stacked in unit order (first axis = unit)."""
     import numpy as np
 
+    from nrmkit.core.errors import DataError
+
     rows: dict[str, list] = {}
     for unit in range(n_units):
-        with np.load(part_path(folder, unit), allow_pickle=False) as part:
-            for name in part.files:
-                rows.setdefault(name, []).append(part[name])
-    return {name: np.stack(values) for name, values in rows.items()}
+        for name, value in read_part(folder, unit).items():
+            rows.setdefault(name, []).append(value)
+    try:
+        return {name: np.stack(values) for name, values in rows.items()}
+    except ValueError:
+        raise DataError(f"the parts in {folder} do not fit together (a file from another run "
+                        "was put there?); delete the odd ones and rerun with --resume") from None
 
 
 def _stack(pieces: list[dict[str, Any]]) -> dict[str, Any]:
@@ -227,6 +268,10 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
     """Run ``workflow``'s units with the executor in ``context.extras['executor']``."""
     options: ExecutorOptions = context.extras.get("executor", ExecutorOptions())
     n_units = workflow.n_units(config)
+    if n_units > MAX_UNITS:
+        raise ConfigError(workflow.unit_option, f"{n_units:,} {workflow.unit_name}s are more "
+                          f"than the {MAX_UNITS:,} a sweep may have (each is a file of the run "
+                          "folder): split the work into several runs")
     run_path = context.run_dir.path
     if run_path is None:
         if options.executor != "serial" or options.array_task:
@@ -236,6 +281,8 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
             config, context, list(range(n_units))))
     all_units = list(range(n_units))
     folder = parts_folder(run_path, config, context.seed, context.dtype)
+    for unit in finished_units(folder, n_units):
+        read_part(folder, unit)             # a damaged part stops the run before any work
     if options.array_task:
         mine = group_chunks(all_units, options.task_count, workflow.unit_group(config))
         selected = mine[options.task_index] if options.task_index < len(mine) else []
@@ -316,7 +363,10 @@ def make_executor(options: ExecutorOptions, folder: Path, n_jobs: int):
 
 
 def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder) -> None:
+    from nrmkit.core.rundir import record_tree
+
     run_path = Path(context.run_dir.path)
+    record_tree(run_path / SUBMITIT_DIR)        # submitit writes its job files and logs there
     executor = make_executor(options, run_path / SUBMITIT_DIR, len(pieces))
     # Local jobs use this process's thread count: the BLAS summation order, hence the last
     # bits of every number, depends on it (SLURM jobs use --slurm_cpus, else the node's).
@@ -334,12 +384,18 @@ def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder)
                 f"{run_path / SUBMITIT_DIR}")
     progress = context.progress(f"{options.executor} jobs")
     failures = []
-    for done, job in enumerate(jobs, start=1):
-        try:
-            job.result()
-        except Exception as error:      # submitit wraps the job's exception
-            failures.append(f"job {job.job_id}: {str(error).strip().splitlines()[-1]}")
-        progress(done, len(jobs))
+    try:
+        for done, job in enumerate(jobs, start=1):
+            try:
+                job.result()
+            except Exception as error:      # submitit wraps the job's exception
+                failures.append(f"job {job.job_id}: {str(error).strip().splitlines()[-1]}")
+            progress(done, len(jobs))
+    except BaseException:                   # Ctrl-C, SIGTERM: the jobs stop with the sweep
+        for job in jobs:
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise
     if failures:
         raise NrmkitRuntimeError(f"{len(failures)} of {len(jobs)} job(s) failed ("
                                  f"{'; '.join(failures[:3])}); finished units are kept — "
@@ -359,7 +415,7 @@ def run_chunk(module: str, config: Any, job_context: dict[str, Any], units: list
         torch.set_num_threads(int(job_context["threads"]))
     workflow = importlib.import_module(module).WORKFLOW
     run_path = Path(job_context["run_path"])
-    context = RunContext(run_dir=RunDir(run_path), device=job_context["device"],
+    context = RunContext(run_dir=RunDir.attach(run_path), device=job_context["device"],
                          dtype=job_context["dtype"], seed=job_context["seed"],
                          progress=lambda label: (lambda done, total: None),
                          log=lambda message: None)

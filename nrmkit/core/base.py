@@ -76,6 +76,23 @@ class Trainer(ABC):
         return math.isfinite(value) and value < self.early_stopping
 
 
+@dataclasses.dataclass(frozen=True)
+class MemoryTerm:
+    """One large allocation of a run, estimated before anything is allocated.
+
+    Attributes:
+        option: the option that sets its size, as a user types it (``"--n"``): a run whose
+            estimate exceeds the memory available is refused naming the option of its
+            largest term.
+        nbytes: its size in bytes (an estimate of the peak, not a lower bound).
+        what: a few words, e.g. ``"the 1000000×1000000 weight matrix"``.
+    """
+
+    option: str
+    nbytes: float
+    what: str
+
+
 class Workflow(ABC):
     """One command of the toolkit.
 
@@ -86,6 +103,15 @@ class Workflow(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+
+    def memory_terms(self, config: Any, *, itemsize: int) -> list[MemoryTerm]:
+        """The largest allocations of one run of ``config`` in one process (for a sweep: the
+        units or groups computed together), with floats of ``itemsize`` bytes (4 or 8).
+
+        The harness adds them up and refuses the run before it starts when the sum exceeds
+        the memory available (``--memory-limit``). Default: nothing to check.
+        """
+        return []
 
     @abstractmethod
     def run(self, config: Any, run_dir: Any, *, progress: Any = None) -> dict[str, Any]:
@@ -111,6 +137,8 @@ class SweepWorkflow(Workflow):
 
     #: what one unit is, for messages ("sample", "seed", "scaling factor").
     unit_name: ClassVar[str] = "unit"
+    #: the option that sets the number of units (named when there are too many).
+    unit_option: ClassVar[str] = "--n_samples"
 
     def is_sweep(self, config: Any) -> bool:
         """Whether runs with ``config`` are split into units (default: always)."""

@@ -40,3 +40,17 @@ class DivergenceError(NrmkitRuntimeError):
 
 class DataError(NrmkitRuntimeError):
     """Input data is missing or malformed."""
+
+
+class WriteError(NrmkitRuntimeError):
+    """The operating system refused a write (read-only file system, disk full, permissions).
+
+    Attributes:
+        path: the file or folder that could not be written.
+        reason: the system's reason, e.g. ``"No space left on device"``.
+    """
+
+    def __init__(self, path: object, error: OSError, *, action: str = "write"):
+        self.path = path
+        self.reason = error.strerror or str(error)
+        super().__init__(f"cannot {action} {path}: {self.reason}")

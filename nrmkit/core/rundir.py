@@ -1,9 +1,23 @@
-"""Run directories: where a workflow leaves ``config.json``, ``results.json``, arrays, figures.
+"""Run folders: where a workflow leaves ``config.json``, ``results.json``, arrays, figures.
 
-Every file is written atomically (a temporary file in the same folder, then
-``os.replace``), so a reader or a killed job never sees half a file. A directory that
-already holds files is refused unless the caller asks to overwrite (only a previous
-nrmkit run directory is ever cleared) or to resume.
+What a run folder guarantees (the README's "Run folders"):
+
+* **A marker only nrmkit writes.** ``.nrmkit/run.json`` names the workflow and the format
+  version. Every file nrmkit writes into a run folder is first recorded in a manifest of the
+  writing process, ``.nrmkit/written/<host>-<pid>-<random>.txt`` (one file per process, so
+  that array tasks on many nodes never write to the same file).
+* **``--overwrite`` removes only what nrmkit wrote.** A non-empty folder without the marker,
+  or one holding any file that no manifest lists, is refused — naming the file — and nothing
+  in it is deleted. Sub-folders left empty are removed.
+* **One run at a time.** A run holds the folder's lock (:mod:`nrmkit.core.folderlock`) from
+  start to end; array tasks and ``nrmkit collect`` hold it only while they write the shared
+  files (marker, ``config.json``, ``results.json``). A second run exits naming the holder.
+* **Atomic writes with the process umask.** A temporary file in the same folder, fsync, then
+  ``os.replace``: a reader or a killed job sees the old file or the new one, never half, and
+  files get the permissions of any other file the user creates (0644 under umask 022). An
+  operating-system error becomes a :class:`~nrmkit.core.errors.WriteError` naming the path.
+* **Nothing half-written after a failure.** :meth:`RunDir.discard` removes what the run wrote,
+  its marker, and the folders it created (empty parents of a default folder included).
 """
 
 from __future__ import annotations
@@ -14,87 +28,487 @@ import json
 import math
 import os
 import platform
+import re
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nrmkit import __version__
-from nrmkit.core.errors import ConfigError
+from nrmkit.core.errors import ConfigError, DataError, WriteError
+from nrmkit.core.folderlock import FolderLock, LockHeld
 
 #: Runs without ``--output-dir`` go to ``$NRMKIT_RUNS_DIR/<workflow>/<timestamp>``
 #: (default ``./data/runs``).
 DEFAULT_RUNS_DIR = Path("data") / "runs"
-MARKER_FILE = "config.json"
+#: nrmkit's own folder inside a run folder: marker, lock, manifests.
+MARKER_DIR = ".nrmkit"
+MARKER_FILE = "run.json"
+MANIFESTS = "written"
+#: version of the run-folder layout written into the marker.
+RUN_FORMAT = 1
+#: prefix of the temporary files of atomic writes (a killed writer may leave one behind).
+TEMPORARY_PREFIX = ".nrmkit-tmp-"
+#: how a run folder is opened (see :meth:`RunDir.open`).
+OPEN_MODES = ("new", "overwrite", "resume", "array-task", "collect")
+#: the lock roles that hold it only briefly, and how long others wait for them [s].
+BRIEF_HOLDERS = ("array task", "collect")
+BRIEF_WAIT_SECONDS = 120.0
 
 
-def default_run_path(workflow: str) -> Path:
-    """A fresh timestamped folder for ``workflow`` under the default runs directory."""
+def claim_default_folder(workflow: str) -> tuple[Path, list[Path]]:
+    """Create a fresh timestamped folder for ``workflow`` under the default runs directory,
+    ``<root>/<workflow>/<YYYYmmdd-HHMMSS>[-k]``; returns it and the folders created
+    (outermost first). The folder is claimed by an exclusive ``mkdir``, so runs started in
+    the same second (an array job) each get their own."""
     root = Path(os.environ.get("NRMKIT_RUNS_DIR", DEFAULT_RUNS_DIR))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = root / workflow / stamp
+    parents = _make_folders(root / workflow)
     suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = root / workflow / f"{stamp}-{suffix}"
-    return candidate
+    while True:
+        candidate = root / workflow / (stamp if suffix == 1 else f"{stamp}-{suffix}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        except OSError as error:
+            raise WriteError(candidate, error, action="create") from None
+        return candidate, [*parents, candidate]
 
+
+# ----------------------------------------------------------------------------- manifests
+
+class _Manifest:
+    """The files one process wrote into one run folder, one relative path per line."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.recorded: set[str] = set()
+        self._pid: int | None = None
+        self.path = root
+
+    def _file(self) -> Path:
+        if self._pid != os.getpid():           # a forked child writes a manifest of its own
+            self._pid = os.getpid()
+            host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+            name = f"{host}-{self._pid}-{secrets.token_hex(4)}.txt"
+            self.path = self.root / MARKER_DIR / MANIFESTS / name
+            self.recorded = set()
+        return self.path
+
+    def record(self, relative: str) -> None:
+        """Append ``relative`` (once) before the file is created."""
+        path = self._file()
+        if relative in self.recorded:
+            return
+        try:
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(relative + "\n")
+        except OSError as error:
+            raise WriteError(path, error) from None
+        self.recorded.add(relative)
+
+
+#: run folders open in this process (real path → its manifest); see :func:`atomic_write_bytes`.
+_OPEN_RUNS: dict[Path, _Manifest] = {}
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _owner(target: Path) -> tuple[_Manifest, str] | None:
+    """The manifest that must record ``target`` (the innermost open run folder holding it)
+    and its path relative to that folder; None outside open run folders or inside
+    ``.nrmkit/``."""
+    if not _OPEN_RUNS:
+        return None
+    parent = _real(target.parent)
+    roots = [root for root in _OPEN_RUNS if root == parent or root in parent.parents]
+    if not roots:
+        return None
+    root = max(roots, key=lambda path: len(path.parts))
+    relative = (parent / target.name).relative_to(root).as_posix()
+    if relative.split("/", 1)[0] == MARKER_DIR:
+        return None
+    return _OPEN_RUNS[root], relative
+
+
+def record_tree(folder: str | Path) -> None:
+    """Record ``folder`` (inside an open run folder) as a whole: another program writes its
+    files for nrmkit (submitit's job scripts and logs), so ``--overwrite`` may delete them."""
+    owner = _owner(Path(folder))
+    if owner is not None:
+        owner[0].record(owner[1].rstrip("/") + "/")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and
+    ``os.replace``: readers and killed jobs see the old file or the new one, never half.
+
+    The file gets the permissions ``0666 & ~umask`` (as ``open`` would give it); inside an
+    open run folder it is recorded in this process's manifest before it is created.
+
+    Raises:
+        WriteError: the operating system refused (read-only, disk full, permissions),
+            naming ``path`` and the reason; no temporary file is left behind.
+    """
+    target = Path(path)
+    owner = _owner(target)
+    temporary = None
+    try:
+        if owner is not None:
+            owner[0].record(owner[1])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=target.parent)
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except OSError as error:
+        _remove_quietly(temporary)
+        raise WriteError(target, error) from None
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    return target
+
+
+def _remove_quietly(path: str | None) -> None:
+    if path is not None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+# ----------------------------------------------------------------------------- inventory
+
+@dataclass
+class _Inventory:
+    """What a run folder holds, outside its own ``.nrmkit/``.
+
+    Attributes:
+        owned: files recorded in a manifest (or temporary files of atomic writes).
+        foreign: every other file, link or special file.
+        folders: every sub-folder, deepest first.
+        nested_markers: ``.nrmkit/`` folders of run folders inside this one.
+    """
+
+    owned: list[Path] = field(default_factory=list)
+    foreign: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+    nested_markers: list[Path] = field(default_factory=list)
+
+
+def _manifest_entries(run: Path) -> tuple[set[Path], set[Path]]:
+    """``(files, trees)`` the manifests of ``run`` list (a line ending in ``/`` is a folder
+    whose whole content another program wrote for nrmkit, e.g. submitit's job files)."""
+    files: set[Path] = set()
+    trees: set[Path] = set()
+    for manifest in (run / MARKER_DIR / MANIFESTS).glob("*.txt"):
+        try:
+            lines = manifest.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue                      # unreadable: its files count as foreign (safe side)
+        for line in lines:
+            parts = [part for part in line.split("/") if part]
+            if not parts or line.startswith("/") or ".." in parts:
+                continue
+            (trees if line.endswith("/") else files).add(run.joinpath(*parts))
+    return files, trees
+
+
+def _inventory(root: Path) -> _Inventory:
+    """Sort everything under ``root`` into nrmkit's files and foreign ones (links are never
+    followed: a link is an entry of its own)."""
+    inventory = _Inventory()
+    runs, files = [root], []
+    for current, dirnames, filenames in os.walk(root):
+        here = Path(current)
+        if MARKER_DIR in dirnames and (here == root
+                                       or (here / MARKER_DIR / MARKER_FILE).is_file()):
+            dirnames.remove(MARKER_DIR)          # the marker folder is nrmkit's own
+            if here != root:
+                runs.append(here)
+                inventory.nested_markers.append(here / MARKER_DIR)
+        for name in list(dirnames):
+            if (here / name).is_symlink():
+                dirnames.remove(name)
+                filenames.append(name)
+        inventory.folders.extend(here / name for name in dirnames)
+        files.extend(here / name for name in filenames)
+    recorded: set[Path] = set()
+    trees: set[Path] = set()
+    for run in runs:
+        run_files, run_trees = _manifest_entries(run)
+        recorded |= run_files
+        trees |= run_trees
+    for path in files:
+        mine = (path in recorded or path.name.startswith(TEMPORARY_PREFIX)
+                or any(tree in path.parents for tree in trees))
+        (inventory.owned if mine else inventory.foreign).append(path)
+    inventory.folders.sort(key=lambda path: len(path.parts), reverse=True)
+    return inventory
+
+
+def _delete_owned(inventory: _Inventory) -> None:
+    """Delete nrmkit's files, the marker folders of nested runs and the folders left empty."""
+    for path in inventory.owned:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise WriteError(path, error, action="delete") from None
+    for marker in inventory.nested_markers:
+        shutil.rmtree(marker, ignore_errors=True)
+    for folder in inventory.folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass                                 # it still holds something foreign
+
+
+def _named(paths: list[Path], root: Path, limit: int = 3) -> str:
+    names = [path.relative_to(root).as_posix() for path in sorted(paths)[:limit]]
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(names) + more
+
+
+def read_marker(folder: str | Path) -> dict[str, Any] | None:
+    """The marker of the run folder ``folder`` (``{"format", "workflow", …}``), or None if it
+    has none.
+
+    Raises:
+        DataError: the marker exists but is not one nrmkit wrote (corrupt JSON, missing
+            keys) or comes from a newer nrmkit.
+    """
+    path = Path(folder) / MARKER_DIR / MARKER_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is corrupt ({type(error).__name__}); it marks an nrmkit run "
+                        "folder — restore it or move the folder's files elsewhere") from None
+    if (not isinstance(record, dict) or not isinstance(record.get("workflow"), str)
+            or not isinstance(record.get("format"), int)):
+        raise DataError(f"{path} is not an nrmkit run marker")
+    if record["format"] > RUN_FORMAT:
+        raise DataError(f"{path}: the run folder was made by a newer nrmkit (format "
+                        f"{record['format']}); upgrade nrmkit to use it")
+    return record
+
+
+def _make_folders(target: Path) -> list[Path]:
+    """Create ``target`` and its missing parents; return those created, outermost first."""
+    missing, current = [], target
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(target, error, action="create") from None
+    return missing[::-1]
+
+
+# ----------------------------------------------------------------------------- run folders
 
 class RunDir:
-    """An output folder with atomic writers. Create with :meth:`create`."""
+    """A run folder with atomic writers.
 
-    def __init__(self, path: Path, *, created: bool = False):
+    Open one for a run with :meth:`open` (marker, lock, checks); a job process that writes
+    parts into a folder opened by its parent uses :meth:`attach`. ``RunDir(path)`` alone is
+    a writer into ``path`` without checks (a sub-folder of an open run folder).
+    """
+
+    def __init__(self, path: str | Path, *, mode: str = "attached",
+                 created_folders: list[Path] | None = None):
         self.path = Path(path)
-        self.created = created
+        self.mode = mode
+        self.created_folders = list(created_folders or [])
+        self.previous: dict[str, Any] | None = None
+        self.lock: FolderLock | None = None
         self.written: list[Path] = []
 
+    @property
+    def created(self) -> bool:
+        """Whether this run created the folder."""
+        return bool(self.created_folders)
+
     @classmethod
-    def create(
-        cls,
-        path: str | Path | None,
-        *,
-        workflow: str,
-        overwrite: bool = False,
-        resume: bool = False,
-    ) -> RunDir:
-        """Open ``path`` (or a fresh default folder) for a new run.
+    def open(cls, path: str | Path | None, *, workflow: str | None, mode: str = "new",
+             option: str = "--output-dir") -> RunDir:
+        """Open ``path`` (or a fresh default folder) for a run, holding its lock.
+
+        Modes: ``new`` (the folder must be empty or absent), ``overwrite`` (a previous nrmkit
+        run is cleared first: only files nrmkit wrote; anything else is refused), ``resume``
+        (a run of ``workflow`` must be there), ``array-task`` (empty, or a run of
+        ``workflow`` — other tasks' — is there), ``collect`` (any nrmkit run). The marker
+        found is in :attr:`previous`.
 
         Raises:
-            ConfigError: ``path`` is a file, or a non-empty folder without ``overwrite``
-                or ``resume``, or (with ``overwrite``) a non-empty folder that is not
-                an nrmkit run directory.
+            ConfigError: naming ``option``: an empty path, a file, a non-empty folder in
+                ``new`` mode, foreign files for ``overwrite``/``array-task``, no run to
+                resume or collect, or a folder locked by another process (named).
+            WriteError: the folder cannot be created or locked.
+            DataError: a corrupt marker.
         """
-        target = default_run_path(workflow) if path is None else Path(path)
+        if mode not in OPEN_MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        if path is not None and not str(path).strip():
+            raise ConfigError(option, "is empty: give a folder (`.` for the current one)")
+        if workflow is None and path is None:
+            raise ValueError("a default run folder needs a workflow name")
+        if path is None:
+            target, created = claim_default_folder(workflow)
+            return cls._locked(target, created, workflow, mode, option)
+        target = Path(path)
         if target.exists() and not target.is_dir():
-            raise ConfigError("--output-dir", f"{target} exists and is not a directory")
-        existing = list(target.iterdir()) if target.exists() else []
-        if existing and not resume:
-            if not overwrite:
-                raise ConfigError(
-                    "--output-dir",
-                    f"{target} is not empty (use --overwrite to replace a previous run)",
-                )
-            if not (target / MARKER_FILE).exists():
-                raise ConfigError(
-                    "--output-dir",
-                    f"{target} is not empty and is not an nrmkit run directory; "
-                    "refusing to delete it",
-                )
-            for entry in existing:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-        created = not target.exists()
+            raise ConfigError(option, f"{target} exists and is not a folder")
+        if mode in ("resume", "collect") and read_marker(target) is None:
+            what = f"{workflow} run" if workflow else "nrmkit run"
+            raise ConfigError("--resume" if mode == "resume" else option,
+                              f"there is no {what} in {target}")
+        cls._refuse_foreign(target, mode, option)     # before anything is created in it
+        return cls._locked(target, _make_folders(target), workflow, mode, option)
+
+    @classmethod
+    def _locked(cls, target: Path, created: list[Path], workflow: str | None, mode: str,
+                option: str) -> RunDir:
+        """Take the lock of the existing folder ``target`` and prepare it (see :meth:`open`)."""
+        run = cls(target, mode=mode, created_folders=created)
+        marker_folder = target / MARKER_DIR
+        had_marker_folder = marker_folder.is_dir()
+        role = {"array-task": "array task", "collect": "collect"}.get(mode, "run")
         try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError("--output-dir", f"cannot create {target}: {error}") from None
-        return cls(target, created=created)
+            try:
+                marker_folder.mkdir(exist_ok=True)
+                lock = FolderLock(target, role=role, workflow=workflow)
+                lock.acquire(wait_for=BRIEF_HOLDERS if role in BRIEF_HOLDERS else (),
+                             timeout=BRIEF_WAIT_SECONDS)
+            except OSError as error:
+                raise WriteError(marker_folder, error, action="lock") from None
+            run.lock = lock
+            run._prepare(workflow, option)
+        except LockHeld as held:                  # the marker folder is the holder's
+            raise ConfigError(option, f"{target} is in use by {held} (lock "
+                                      f"{held.path}); wait until it ends, or choose another "
+                                      "folder") from None
+        except BaseException:
+            run._undo_creation(had_marker_folder)  # still under the lock
+            run.unlock()
+            raise
+        _OPEN_RUNS[_real(target)] = _Manifest(_real(target))
+        return run
+
+    @staticmethod
+    def _refuse_foreign(target: Path, mode: str, option: str) -> None:
+        """Refuse a non-empty folder that is no run folder, without writing into it."""
+        if mode not in ("new", "overwrite", "array-task") or not target.is_dir():
+            return
+        entries = [entry for entry in target.iterdir() if entry.name != MARKER_DIR]
+        if not entries:
+            return
+        if mode == "new":
+            raise ConfigError(option, f"{target} is not empty (--overwrite replaces a previous "
+                                      "nrmkit run in it, --resume continues one)")
+        if read_marker(target) is None:
+            raise ConfigError(option, f"{target} is not empty and is not an nrmkit run folder "
+                                      f"(no {MARKER_DIR}/{MARKER_FILE}); refusing to touch "
+                                      f"its files ({_named(entries, target)})")
+
+    def _prepare(self, workflow: str | None, option: str) -> None:
+        """Under the lock: check what the folder holds for this mode; clear it for
+        ``overwrite``; write the marker of a new run."""
+        target, mode = self.path, self.mode
+        self._refuse_foreign(target, mode, option)     # again: it may have changed
+        marker = read_marker(target)
+        if marker is not None and workflow is not None and mode in ("resume", "array-task") \
+                and marker["workflow"] != workflow:
+            raise ConfigError(option, f"{target} holds a {marker['workflow']} run, not a "
+                                      f"{workflow} run")
+        self.previous = marker
+        if mode == "overwrite":
+            inventory = _inventory(target)
+            if inventory.foreign:
+                raise ConfigError(option, f"{target} holds {_named(inventory.foreign, target)}, "
+                                          "which nrmkit did not write; refusing to delete "
+                                          "anything (move it away, or choose another folder)")
+            _delete_owned(inventory)
+        if mode in ("new", "overwrite") or (mode == "array-task" and marker is None):
+            shutil.rmtree(target / MARKER_DIR / MANIFESTS, ignore_errors=True)
+            atomic_write_bytes(target / MARKER_DIR / MARKER_FILE, (json.dumps({
+                "format": RUN_FORMAT, "workflow": workflow, "nrmkit": __version__,
+                "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            }, indent=2) + "\n").encode())
+
+    def _undo_creation(self, had_marker_folder: bool) -> None:
+        """Remove the marker folder and the folders :meth:`open` created (a refused open)."""
+        if not had_marker_folder:
+            shutil.rmtree(self.path / MARKER_DIR, ignore_errors=True)
+        self._remove_created_folders()
+
+    def _remove_created_folders(self) -> None:
+        for folder in reversed(self.created_folders):
+            try:
+                folder.rmdir()
+            except OSError:
+                break                            # not empty: keep it and its parents
+
+    @classmethod
+    def attach(cls, path: str | Path) -> RunDir:
+        """The run folder ``path``, opened by another process (a job's parent): writes are
+        recorded in this process's manifest; no lock is taken.
+
+        Raises:
+            DataError: ``path`` is no nrmkit run folder.
+        """
+        target = Path(path)
+        if read_marker(target) is None:
+            raise DataError(f"{target} is not an nrmkit run folder")
+        _OPEN_RUNS[_real(target)] = _Manifest(_real(target))
+        return cls(target)
+
+    def unlock(self) -> None:
+        """Give the folder's lock back (array tasks, once the shared files are written)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def close(self) -> None:
+        """End the run: release the lock, stop recording writes."""
+        self.unlock()
+        _OPEN_RUNS.pop(_real(self.path), None)
+
+    def discard(self) -> None:
+        """Remove what the run wrote (after a failure): nrmkit's files, the folders left
+        empty, the marker when nothing else remains, and the folders :meth:`open` created."""
+        if not self.path.is_dir():
+            return
+        inventory = _inventory(self.path)
+        try:
+            _delete_owned(inventory)
+        except WriteError:
+            pass                                  # e.g. a read-only folder: nothing to do
+        if not any(entry.name != MARKER_DIR for entry in self.path.iterdir()):
+            shutil.rmtree(self.path / MARKER_DIR, ignore_errors=True)
+        self._remove_created_folders()
 
     # -- writers -----------------------------------------------------------------------
     def file(self, name: str) -> Path:
@@ -124,44 +538,40 @@ class RunDir:
 
     def save_figure(self, figure: Any, stem: str, *, formats: tuple[str, ...] = ("png", "pdf")):
         """Save a matplotlib figure as ``figures/<stem>.png`` and ``.pdf``; close it."""
-        paths = []
-        for fmt in formats:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=fmt, dpi=200 if fmt == "png" else None,
-                           bbox_inches="tight")
-            paths.append(self._atomic_write_bytes(f"figures/{stem}.{fmt}", buffer.getvalue()))
         import matplotlib.pyplot as plt
 
-        plt.close(figure)
+        paths = []
+        try:
+            for fmt in formats:
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format=fmt, dpi=200 if fmt == "png" else None,
+                               bbox_inches="tight")
+                paths.append(self._atomic_write_bytes(f"figures/{stem}.{fmt}",
+                                                      buffer.getvalue()))
+        finally:
+            plt.close(figure)
         return paths
 
-    def discard(self) -> None:
-        """Remove what this run wrote (after a failure); remove the folder if we made it."""
-        for path in self.written:
-            path.unlink(missing_ok=True)
-        figures = self.path / "figures"
-        if figures.is_dir() and not any(figures.iterdir()):
-            figures.rmdir()
-        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
 
+def read_run_record(folder: str | Path) -> dict[str, Any]:
+    """``config.json`` of the run folder ``folder``, checked to be one nrmkit wrote.
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``: readers and killed jobs see the old file or the new one, never half."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    Raises:
+        DataError: missing, unreadable, not JSON, or without ``workflow`` and ``options``.
+    """
+    path = Path(folder) / "config.json"
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; the run folder is incomplete") from None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else type(error).__name__
+        raise DataError(f"{path} is corrupt ({reason}); it is not the record nrmkit "
+                        "wrote") from None
+    if (not isinstance(record, dict) or not isinstance(record.get("workflow"), str)
+            or not isinstance(record.get("options"), dict)):
+        raise DataError(f"{path} is not an nrmkit run record (no workflow and options)")
+    return record
 
 
 def to_jsonable(value: Any) -> Any:

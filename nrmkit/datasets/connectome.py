@@ -29,12 +29,12 @@ This module does not print, write files or hold global state.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import io
 import math
 import os
 import pickle
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -508,13 +508,14 @@ def read_roi_folder(path: str | os.PathLike[str]) -> Connectome:
     connection by its postsynaptic neuron, which violates Dale's law; we do not.)
 
     The ``.npy`` files are read with ``allow_pickle=False``; the ``.pkl`` files with a
-    restricted unpickler that admits only plain builtins (dict, list, tuple, set, str,
-    numbers) and refuses any other global — never a plain ``pickle.load``.
+    restricted unpickler (never a plain ``pickle.load``, see :func:`_load_label_pickle`):
+    at most :data:`MAX_LABEL_PICKLE_BYTES`, no globals at all (dicts, lists, strings and
+    numbers are pickle opcodes), and the result must be a dict of id → scalar label.
 
     Raises:
-        DataError: a missing file (named, with the folder), a refused or malformed pickle,
-            shapes that do not match, negative or non-finite weights, ei values other than
-            0/1.
+        DataError: a missing file (named, with the folder), a refused, oversized or
+            malformed pickle, shapes that do not match, negative or non-finite weights, ei
+            values other than 0/1.
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -565,34 +566,54 @@ def read_roi_folder(path: str | os.PathLike[str]) -> Connectome:
     )
 
 
-#: Globals the ROI-folder unpickler may resolve. Dicts, lists, ints, floats, strings and
-#: bytes are protocol-level opcodes and never need a global; these cover the rest of what a
-#: pickled dict of ids → strings may contain. ``bytes``/``bytearray`` are left out on
-#: purpose: ``bytes(n)`` would let a file allocate arbitrary memory.
-_SAFE_BUILTINS: frozenset[str] = frozenset(
-    {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool", "complex"}
-)
+#: Largest label pickle read (bytes), checked before unpickling: a dict of labels for the
+#: ~25,000 neurons of the whole hemibrain takes about 1 MiB, so this leaves room for any
+#: real region while refusing files that could make the unpickler build gigabytes.
+MAX_LABEL_PICKLE_BYTES: int = 256 * 2**20
+
+#: Label values accepted: what a label (or a missing one: None, NaN) can be.
+_LABEL_TYPES = (str, int, float, bool, type(None))
 
 
-class _BuiltinsOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the plain builtins in :data:`_SAFE_BUILTINS`."""
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """An unpickler that resolves no global at all.
+
+    A dict of neuron id → label needs none: dicts, lists, tuples, strings, numbers, booleans
+    and None are protocol opcodes. Without globals no callable exists for ``REDUCE``, so a
+    file can neither run code nor build objects through constructors (``str`` of a shared,
+    deeply nested list would take exponential time and memory).
+    """
 
     def __init__(self, file: io.BufferedIOBase, *, source: Path):
         super().__init__(file)
         self._source = source
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
-            return getattr(builtins, name)
-        raise DataError(f"refusing to unpickle {module}.{name} from {self._source}: only "
-                        "plain builtins are allowed")
+        raise DataError(f"refusing to unpickle {module}.{name} from {self._source}: a label "
+                        "file may hold only a dict of plain ids and labels")
 
 
 def _load_label_pickle(path: Path) -> dict[Any, Any]:
-    """Read a pickled dict with :class:`_BuiltinsOnlyUnpickler`."""
+    """Read a pickled dict of neuron id → label, refusing anything else.
+
+    Checked in this order, each failure a one-line :class:`DataError` naming the file: the
+    size (at most :data:`MAX_LABEL_PICKLE_BYTES`, before unpickling), the pickle (no globals,
+    see :class:`_NoGlobalsUnpickler`), the result (a dict whose keys are ints or strings and
+    whose values are strings, numbers, booleans or None). A nested list or dict is refused
+    without being walked, however large its shared structure.
+    """
     try:
-        with path.open("rb") as handle:
-            value = _BuiltinsOnlyUnpickler(handle, source=path).load()
+        size = path.stat().st_size
+        if size > MAX_LABEL_PICKLE_BYTES:
+            raise DataError(f"{path}: {size:,} bytes, more than the "
+                            f"{MAX_LABEL_PICKLE_BYTES:,} a label file may hold")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        # Unpickled from memory: a length field claiming more bytes than the file holds
+        # then fails as truncated instead of asking a file object for that many bytes.
+        value = _NoGlobalsUnpickler(io.BytesIO(data), source=path).load()
     except DataError:
         raise
     except Exception as exc:  # any malformed pickle: UnpicklingError, EOFError, ...
@@ -600,6 +621,13 @@ def _load_label_pickle(path: Path) -> dict[Any, Any]:
     if not isinstance(value, dict):
         raise DataError(f"{path}: expected a dict of neuron id → label, got "
                         f"{type(value).__name__}")
+    for key, label in value.items():
+        if not isinstance(key, (int, str)):
+            raise DataError(f"{path}: neuron ids must be integers or strings, got a "
+                            f"{type(key).__name__}")
+        if not isinstance(label, _LABEL_TYPES):
+            raise DataError(f"{path}: the label of neuron {reprlib.repr(key)} is a "
+                            f"{type(label).__name__}, not a string or number")
     return value
 
 

@@ -37,14 +37,16 @@ The Dale-signed weights the networks use are ``W_eff = (w @ m) ⊙ som_m``
 
 Required fields (reading fails with :class:`~nrmkit.core.errors.DataError` naming the missing
 ones): ``w, w_in, w_out, taus, taus_gaus, m, som_m, exc, inh, N`` — what the published LIF
-code loads. Every other field present is returned as well.
+code loads. Every other field present is returned as well. The fields that define the
+network (:data:`NETWORK_FIELDS`) must be finite where a model is built from them
+(:mod:`nrmkit.workflows.rate_to_lif` refuses a file holding NaN or inf there).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,11 @@ import numpy as np
 import scipy.io
 
 from nrmkit.core.errors import DataError
+from nrmkit.core.rundir import atomic_write_bytes
 
 REQUIRED_FIELDS = ("w", "w_in", "w_out", "taus", "taus_gaus", "m", "som_m", "exc", "inh", "N")
+#: the numbers a network's dynamics and read-out are built from.
+NETWORK_FIELDS = ("w", "w_in", "w_out", "b_out", "taus", "taus_gaus", "m", "som_m")
 _MATRICES = ("w", "w0", "w_in", "m", "som_m")
 _ROWS = ("w_out", "taus", "losses")                         # written (1, n), read (n,)
 _COLUMNS = ("taus_gaus", "taus_gaus0")                      # written (n, 1), read (n,)
@@ -88,26 +93,18 @@ def write_rate_model_mat(path: str | os.PathLike, fields: Mapping[str, Any]) -> 
     """Write a rate model as a MATLAB ``.mat`` file, atomically; returns the path.
 
     ``fields`` must hold every required field (see the module docstring); optional and extra
-    fields are written too. The file is written to a temporary file in the same folder and
-    moved into place with :func:`os.replace`, so a reader never sees a partial file.
+    fields are written too. The file is serialised in memory and written with
+    :func:`~nrmkit.core.rundir.atomic_write_bytes` (a temporary file moved into place), so a
+    reader never sees a partial file.
     """
     missing = [f for f in REQUIRED_FIELDS if f not in fields]
     if missing:
         raise ValueError(f"missing required field(s): {', '.join(missing)}")
     path = Path(path)
     data = {name: _to_mat(name, value) for name, value in fields.items()}
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            scipy.io.savemat(fh, data, do_compression=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, data, do_compression=True)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -143,7 +140,8 @@ def read_rate_model_mat(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise DataError(f"{path}: no such file") from exc
     except Exception as exc:    # scipy raises several types (ValueError, MatReadError, …)
-        raise DataError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"{path}: not a readable MATLAB .mat file ({reason})") from exc
     missing = [f for f in REQUIRED_FIELDS if f not in raw]
     if missing:
         raise DataError(f"{path}: missing required field(s): {', '.join(missing)}")
@@ -154,7 +152,8 @@ def read_rate_model_mat(path: str | os.PathLike) -> dict[str, Any]:
         try:
             out[name] = _from_mat(name, value)
         except (TypeError, ValueError) as exc:
-            raise DataError(f"{path}: field {name!r} is malformed ({exc})") from exc
+            reason = " ".join(str(exc).split())
+            raise DataError(f"{path}: field {name!r} is malformed ({reason})") from exc
     out.setdefault("b_out", 0.0)
     out.setdefault("activation", "sigmoid")
     n = out["N"]

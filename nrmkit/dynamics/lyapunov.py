@@ -103,13 +103,17 @@ class LyapunovResult:
     def sorted(self) -> LyapunovResult:
         """A copy with exponents (and increments, basis rows) in descending order."""
         order = torch.argsort(self.exponents.detach(), dim=-1, descending=True)
+        # gather with an expanded (stride-0) index: take_along_dim would first materialise
+        # the index at the size of the increments, as large as the history itself
+        increments_order = order.unsqueeze(0).expand_as(self.log_increments)
+        basis_order = order.unsqueeze(-1).expand_as(self.basis)
         return LyapunovResult(
-            exponents=torch.take_along_dim(self.exponents, order, dim=-1),
-            log_increments=torch.take_along_dim(self.log_increments, order.unsqueeze(0), dim=-1),
+            exponents=torch.gather(self.exponents, -1, order),
+            log_increments=torch.gather(self.log_increments, -1, increments_order),
             tons=self.tons,
             t_accumulated=self.t_accumulated,
             state=self.state,
-            basis=torch.take_along_dim(self.basis, order.unsqueeze(-1), dim=-2),
+            basis=torch.gather(self.basis, -2, basis_order),
             n_blocks=self.n_blocks,
             order=order,
         )
@@ -207,17 +211,27 @@ def lyapunov_spectrum(
         basis = random_basis(model.batch_shape, n_exponents, dim, generator=generator,
                              dtype=state.dtype, device=state.device)
 
-    increments = []
+    # Without autograd the increments are written into one preallocated array: a list of
+    # n_ons small tensors stacked at the end holds the history twice, plus per-tensor
+    # overhead and heap fragmentation (≈3.5× the history in all). Autograd needs the list.
+    log_increments: Tensor | None = None
+    differentiable: list[Tensor] = []
     for interval in range(n_basis + n_ons):
         for _ in range(steps_per_ons):
             state, basis = model.step_with_tangent(state, basis, drive_at(step_index))
             step_index += 1
         basis, log_diagonal = orthonormalize(basis)
         if interval >= n_basis:
-            increments.append(log_diagonal)
+            if log_diagonal.requires_grad:
+                differentiable.append(log_diagonal)
+            else:
+                if log_increments is None:
+                    log_increments = log_diagonal.new_empty((n_ons, *log_diagonal.shape))
+                log_increments[interval - n_basis] = log_diagonal
         report(step_index)
 
-    log_increments = torch.stack(increments)
+    if differentiable:
+        log_increments = torch.stack(differentiable)
     t_accumulated = n_ons * tons_effective
     exponents = log_increments.sum(0) / t_accumulated
     if check_finite:

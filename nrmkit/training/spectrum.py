@@ -137,8 +137,8 @@ class SpectrumTrainer(Trainer):
             from nrmkit.core.errors import DivergenceError
 
             bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
-            raise DivergenceError(f"the loss became non-finite at epoch {epoch} for "
-                                  f"network(s) {bad}", [(i,) for i in bad])
+            raise DivergenceError(f"the loss became non-finite in {len(bad)} of "
+                                  f"{self.n_networks} networks", [(i,) for i in bad])
         detached = losses.detach().cpu()
         newly = ~self.frozen
         if self.early_stopping is not None:

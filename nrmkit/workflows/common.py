@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
-from nrmkit.core.base import IncrementalSweep
-from nrmkit.core.errors import ConfigError
+from nrmkit.core.base import IncrementalSweep, MemoryTerm
+from nrmkit.core.errors import ConfigError, DivergenceError
 from nrmkit.core.registry import ACTIVATIONS
 
 PARAMETER_SETS = ("weights", "shifts", "gains")
 GAIN_SHIFT_FREE = ("tanh",)  # activations whose value ignores gains and shifts
+
+#: the most Euler steps one computation may take. The engine's Python loop costs tens of µs
+#: a step even for a tiny network (0.2 ms measured at N = 10 on a 2-core machine), so 10⁹
+#: steps are hours at the very least and days to weeks at useful sizes: a larger value is a
+#: typo, not a plan.
+MAX_STEPS = 10**9
 
 
 def check(condition: bool, option_name: str, reason: str) -> None:
@@ -72,7 +81,53 @@ class LyapunovSettings:
               f"cannot exceed --tsim ({self.tons} > {self.tsim})")
         check(self.ttrans >= 0, "--ttrans", f"must be non-negative, got {self.ttrans}")
         if self.tbasis is not None:
+            check_finite(self.tbasis, "--tbasis")
             check(self.tbasis >= 0, "--tbasis", f"must be non-negative, got {self.tbasis}")
+        self._check_step_count()
+
+    @property
+    def tbasis_effective(self) -> float:
+        """The basis transient [τ]: ``--tbasis``, or 10 % of ``tsim`` when not given."""
+        return 0.1 * self.tsim if self.tbasis is None else self.tbasis
+
+    @property
+    def euler_steps(self) -> float:
+        """Euler steps of one computation, ``(ttrans + tbasis + tsim) / dt`` (a float: inf
+        when the division overflows)."""
+        return (self.ttrans + self.tbasis_effective + self.tsim) / self.dt
+
+    @property
+    def tangent_steps(self) -> float:
+        """Euler steps that propagate the tangent basis, ``(tbasis + tsim) / dt``."""
+        return (self.tbasis_effective + self.tsim) / self.dt
+
+    @property
+    def n_ons(self) -> int:
+        """Accumulated re-orthonormalisations, ``tsim / t_ONS`` (≥ 1)."""
+        return max(1, round(self.tsim / self.tons_effective))
+
+    def _check_step_count(self) -> None:
+        """Refuse more than :data:`MAX_STEPS` Euler steps, naming the option that raised the
+        count most above this workflow's default (a time, or ``--dt``)."""
+        steps = self.euler_steps
+        if math.isfinite(steps) and steps <= MAX_STEPS:
+            return
+        times = {"--tsim": self.tsim, "--ttrans": self.ttrans}
+        if self.tbasis is not None:  # by default the basis transient follows --tsim
+            times["--tbasis"] = self.tbasis
+        growth = {name: value / max(default_value(self, name), 1e-300)
+                  for name, value in times.items()}
+        growth["--dt"] = default_value(self, "--dt") / self.dt
+        blamed = leading_option(growth)
+        count = f"{steps:.2g}" if math.isfinite(steps) else "over 1e+308"
+        total = self.ttrans + self.tbasis_effective + self.tsim
+        if blamed == "--dt":
+            reason = (f"{self.dt:g} τ makes {count} Euler steps over --ttrans + --tbasis + "
+                      f"--tsim = {total:g} τ")
+        else:
+            reason = (f"{times[blamed]:g} τ at --dt {self.dt:g} makes {count} Euler steps in "
+                      "all (--ttrans + --tbasis + --tsim)")
+        raise ConfigError(blamed, f"{reason}; a run may take at most {MAX_STEPS:.0e}")
 
     @property
     def steps_per_ons(self) -> int:
@@ -86,6 +141,110 @@ class LyapunovSettings:
         """Keyword arguments of :func:`nrmkit.dynamics.lyapunov_spectrum`."""
         return {"tsim": self.tsim, "tons": self.tons, "ttrans": self.ttrans,
                 "tbasis": self.tbasis}
+
+
+def default_value(config: Any, option_name: str) -> float:
+    """The default of ``option_name`` (``"--tsim"``) in ``config``'s class: what a user gets
+    without the option (``--tbasis``: 10 % of ``tsim``; ``--nle``: all ``N`` when None)."""
+    fields = {field.name: field.default for field in dataclasses.fields(config)}
+    name = option_name.lstrip("-").replace("-", "_")
+    value = fields[name]
+    if value is None and name == "tbasis":
+        return 0.1 * fields["tsim"]
+    if value is None and name in ("nle", "spectrum_nle"):
+        return fields["n"]
+    return value
+
+
+def raised(config: Any, option_name: str, power: float = 1.0) -> float:
+    """``(value / default) ** power``: how much an option multiplies a size that grows as its
+    value to ``power`` (e.g. ``--n`` with power 2 for an N×N matrix, ``--dt`` with −1 for a
+    step count), relative to the workflow's default."""
+    name = option_name.lstrip("-").replace("-", "_")
+    value = getattr(config, name)
+    default = default_value(config, option_name)
+    if value is None:
+        value = default
+    return (max(float(value), 1e-300) / max(float(default), 1e-300)) ** power
+
+
+def leading_option(growth: Mapping[str, float]) -> str:
+    """The option that raised a size most above its default: the key of the largest value
+    of ``growth`` (option → factor, see :func:`raised`; the first on ties)."""
+    return max(growth, key=lambda name: growth[name])
+
+
+def plural(count: float, noun: str) -> str:
+    """``"1 network"``, ``"7 networks"``."""
+    return f"{count:g} {noun}" if count == 1 else f"{count:g} {noun}s"
+
+
+def memory_term(growth: Mapping[str, float], nbytes: float, what: str) -> MemoryTerm:
+    """A :class:`~nrmkit.core.base.MemoryTerm` of ``nbytes`` charged to the option that made
+    it large: :func:`leading_option` of ``growth``."""
+    return MemoryTerm(leading_option(growth), float(nbytes), what)
+
+
+def steps_growth(config: Any) -> dict[str, float]:
+    """How ``--tsim`` and ``--dt`` multiply a step count relative to the defaults."""
+    return {"--tsim": raised(config, "--tsim"), "--dt": raised(config, "--dt", -1)}
+
+
+#: measured peak bytes of dense-matrix drawing per entry, beyond the entry itself: the
+#: standard normals and their scaled copy in float64 (2 × 8 bytes) before the cast.
+DRAW_BYTES_PER_ENTRY = 16
+#: measured peak of one engine step in floats per entry of the stacked rows ``[φ | φ'⊙Q]``
+#: (``B·(k+1)·N``): state, φ, φ', the rows, their product with W, the new basis, the
+#: initial draws (float64) and the QR's copies (6.2–6.6× at N = 200, B = 2000, k = 1 … 50).
+ENGINE_FLOATS_PER_ROW_ENTRY = 7
+#: bytes kept per result value of a sweep: the float64 parts, arrays and their copies, and
+#: a Python float in the lists of results.json.
+RESULT_BYTES_PER_VALUE = 128
+#: float64 logs of the engine (``log|R_ii|``, accumulated in float64 whatever the dtype).
+LOG_ITEMSIZE = 8
+
+
+def weight_memory(n: int, matrices: float, itemsize: int) -> float:
+    """Peak bytes of drawing ``matrices`` dense N×N weight matrices:
+    ``matrices · N² · (16 + itemsize)`` (drawn and scaled in float64, then cast; measured
+    20.3 bytes per entry in float32, 17.4 in float64, at N = 4000)."""
+    return float(matrices) * n * n * (DRAW_BYTES_PER_ENTRY + itemsize)
+
+
+def engine_memory(*, networks: float, n: int, nle: int, n_ons: float,
+                  itemsize: int) -> tuple[float, float]:
+    """Peak bytes of one :func:`nrmkit.dynamics.lyapunov_spectrum` call on ``networks``
+    (``B``) networks of ``N`` neurons with ``k = nle`` exponents and ``n_ons``
+    re-orthonormalisations, then :meth:`~nrmkit.dynamics.LyapunovResult.sorted`:
+
+    * working set ``7 · B·(k+1)·N · itemsize + B·k² · itemsize`` (the step's tensors and
+      the QR's R factor);
+    * history ``2 · n_ons · B · k · 8`` (the float64 log increments and their sorted copy).
+
+    Returns ``(working set, history)``. Measured (float32, peak RSS above a tiny run): B =
+    2000, N = 200, k = 50: 517 MiB for 565 estimated; B = 2000, N = k = 100: 475 for 616;
+    B = 100, N = k = 20, 20000 re-orthonormalisations: 617 MiB for 610.
+    """
+    working = (ENGINE_FLOATS_PER_ROW_ENTRY * networks * (nle + 1) * n
+               + networks * nle * nle) * itemsize
+    history = 2.0 * n_ons * networks * nle * LOG_ITEMSIZE
+    return float(working), float(history)
+
+
+@contextlib.contextmanager
+def naming_divergence(describe: Callable[[tuple[int, ...]], str], *,
+                      hint: str | None = None,
+                      every: list[tuple[int, ...]] = ()) -> Iterator[None]:
+    """Re-raise a :class:`~nrmkit.core.errors.DivergenceError` of the block as one that
+    names the parameters of every network that diverged (:func:`divergence_message`); one
+    that does not say which networks names all of ``every``."""
+    try:
+        yield
+    except DivergenceError as error:
+        if not error.batch_indices:
+            error.batch_indices = list(every)
+        raise DivergenceError(divergence_message(error, describe, hint=hint),
+                              list(error.batch_indices)) from None
 
 
 def check_coupling_grid(gmin: float, gmax: float, m_g: int, n_samples: int) -> None:
@@ -170,17 +329,19 @@ def parameter_option(default: tuple[str, ...] = ("weights",)) -> Callable:
     )
 
 
-def save_option() -> Callable:
-    return option("--save", type=click.BOOL, default=True,
-                  help="Write the run directory (false: print results only).")
+#: what to try after a divergence.
+DIVERGENCE_HINT = "try a smaller --dt or coupling, or --dtype float64"
 
 
-def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], str]) -> str:
-    """Name the parameters of the networks that diverged."""
+def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], str], *,
+                       hint: str | None = None) -> str:
+    """``"<error> (<describe(index)>; …); <hint>"``: the parameters of the networks that
+    diverged (the first five, then how many more), and what to try."""
     indices = getattr(error, "batch_indices", [])
     named = "; ".join(describe(index) for index in indices[:5])
     more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
-    return f"{error} ({named}{more}); try a smaller --dt or coupling, or --dtype float64"
+    which = f" ({named}{more})" if named else ""
+    return f"{error}{which}; {hint or DIVERGENCE_HINT}"
 
 
 def unit_seed(seed: int, unit: int) -> int:
@@ -229,7 +390,6 @@ def iter_coupling_sweep(
     import numpy as np
     import torch
 
-    from nrmkit.core.errors import DivergenceError
     from nrmkit.dynamics import lyapunov_spectrum
     from nrmkit.dynamics.lyapunov import random_basis
     from nrmkit.nn.rate_rnn import random_rate_network
@@ -252,15 +412,13 @@ def iter_coupling_sweep(
         def report(done: int, total: int, position: int = position) -> None:
             progress(position * total + done, len(samples) * total)
 
-        try:
+        def describe(index: tuple[int, ...], sample: int = sample,
+                     columns: int = model.batch_shape[1]) -> str:
+            return f"g={couplings[index[0] * columns + index[1]]:g}, sample {sample}"
+
+        with naming_divergence(describe):
             result = lyapunov_spectrum(model, settings.nle, state=state, basis=basis,
                                        progress=report, **settings.engine_kwargs()).sorted()
-        except DivergenceError as error:
-            def describe(index: tuple[int, ...], sample: int = sample,
-                         columns: int = model.batch_shape[1]) -> str:
-                g_index = index[0] * columns + index[1]
-                return f"g={couplings[g_index]:g}, sample {sample}"
-            raise DivergenceError(divergence_message(error, describe)) from None
         yield sample, {
             "exponents": result.exponents.detach().cpu().numpy().reshape(1, m_g, settings.nle),
             "stderr": result.standard_error.detach().cpu().numpy().reshape(1, m_g, settings.nle),
@@ -277,6 +435,56 @@ class CouplingSweep(IncrementalSweep):
 
     def n_units(self, config: Any) -> int:
         return config.n_samples
+
+    @abstractmethod
+    def couplings_growth(self, config: Any) -> dict[str, float]:
+        """The option that sets the number of couplings, and how much it raised that number
+        above the default (see :func:`raised`)."""
+
+    def memory_terms(self, config: Any, *, itemsize: int) -> list[MemoryTerm]:
+        """One sample at a time, batched over the ``m`` couplings (``k = nle``, ``n_ons =
+        tsim / t_ONS``; bytes):
+
+        * weights ``M · N² · (16 + itemsize)`` with ``M = m`` under ``--independent-draws``,
+          else 1 (:func:`weight_memory`);
+        * engine ``7 · m·(k+1)·N · itemsize + m·k² · itemsize``, plus
+          ``m · N · (8 + itemsize)`` for each drawn set of gains or shifts;
+        * history ``2 · n_ons · m · k · 8`` (:func:`engine_memory`);
+        * results ``128 · n_samples · m · k``: every exponent of every sample in the parts,
+          the arrays and the lists of ``results.json``.
+
+        Measured (float32, peak RSS above the same run at N = 20): ``transition_2_chaos
+        --m_g 7 --n 3000 --independent-draws --tsim 2``: 1127 MiB for 1203 estimated;
+        ``spectrum --n 500`` (full spectra at 12 couplings, ``--tons 1 --tsim 4``): 109 MiB
+        for 97.
+        """
+        m, n, k = config.n_couplings, config.n, config.nle
+        couplings = self.couplings_growth(config)
+        n_growth = raised(config, "--n")
+        k_growth = (k + 1) / (default_value(config, "--nle") + 1)
+        matrices = m if config.independent_draws else 1
+        working, history = engine_memory(networks=m, n=n, nle=k, n_ons=config.n_ons,
+                                         itemsize=itemsize)
+        drawn = len([name for name in config.parameter if name != "weights"])
+        working += drawn * m * n * (LOG_ITEMSIZE + itemsize)
+        each = (f"the {m} {n}×{n} weight matrices" if matrices > 1
+                else f"the {n}×{n} weight matrix")
+        return [
+            memory_term({"--n": n_growth ** 2, **(couplings if matrices > 1 else {})},
+                        weight_memory(n, matrices, itemsize), f"{each} of each sample"),
+            memory_term({"--n": n_growth, **couplings, "--nle": k_growth}, working,
+                        f"the states and {plural(k, 'tangent vector')} of "
+                        f"{plural(m, 'network')} of {n} neurons"),
+            memory_term({"--tsim": raised(config, "--tsim"),
+                         "--tons": raised(config, "--tons", -1), **couplings,
+                         "--nle": k_growth}, history,
+                        f"the float64 logs of {plural(config.n_ons, 're-orthonormalisation')} of "
+                        f"{plural(k, 'exponent')} of {plural(m, 'network')}"),
+            memory_term({"--n_samples": raised(config, "--n_samples"), **couplings,
+                         "--nle": k_growth},
+                        RESULT_BYTES_PER_VALUE * config.n_samples * m * k,
+                        f"the {config.n_samples}×{m}×{k} exponents of the sweep"),
+        ]
 
     def iter_units(self, config: Any, context: Any, units: list[int]):
         for sample, arrays in iter_coupling_sweep(

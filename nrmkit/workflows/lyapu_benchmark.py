@@ -57,14 +57,22 @@ import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.core.base import Workflow
+from nrmkit.core.base import MemoryTerm, Workflow
 from nrmkit.workflows.common import (
+    DRAW_BYTES_PER_ENTRY,
+    ENGINE_FLOATS_PER_ROW_ENTRY,
+    MAX_STEPS,
     LyapunovSettings,
     check,
     check_coupling_grid,
     coupling_grid,
+    engine_memory,
     lyapunov_options,
-    save_option,
+    memory_term,
+    naming_divergence,
+    plural,
+    raised,
+    weight_memory,
 )
 
 #: scaling grid: exponents k at N = SCALING_NLE_AT_N, and sizes N at k = SCALING_N_AT_NLE.
@@ -76,6 +84,11 @@ SCALING_N_AT_NLE = 10
 MATMUL_REPEATS = 5
 #: a timed call shorter than this [s] is repeated (best of three) to tame timer noise.
 SHORT_MEASUREMENT = 0.2
+#: peak N×N arrays of a dense-Jacobian reference (:mod:`nrmkit.dynamics.reference`): the
+#: scaled matrix, its sign mask and magnitudes, and per step the signed matrix, the scaled
+#: identity, diag(Δt φ'), their product and the Jacobian (the O(N³) FlyStability product
+#: needs no N×N×N array).
+REFERENCE_MATRICES = 9
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,8 @@ class BenchmarkConfig(LyapunovSettings):
             check(value >= per_ons, "--" + name.replace("_", "-"),
                   f"must be at least one re-orthonormalisation interval ({per_ons} steps), "
                   f"got {value}")
+            check(value <= MAX_STEPS, "--" + name.replace("_", "-"),
+                  f"{value} Euler steps are more than the {MAX_STEPS:.0e} a run may take")
         check(self.full_spectrum_n >= 2, "--full-spectrum-n",
               f"a network needs at least 2 neurons, got {self.full_spectrum_n}")
 
@@ -138,6 +153,84 @@ class _Clock:
 class LyapunovBenchmark(Workflow):
     name = "lyapu_benchmark"
     config_class = BenchmarkConfig
+
+    def memory_terms(self, config: BenchmarkConfig, *, itemsize: int) -> list[MemoryTerm]:
+        """The phases run one after the other; their terms are added (an overestimate of at
+        most the number of phases). ``S = n_samples``, ``m = m_g``, ``k = nle``, ``F =
+        full-spectrum-n``, ``i = itemsize`` (bytes):
+
+        * sweep: weights ``S · N² · (16 + i)``, engine on ``B = m·S`` networks
+          ``7 · B·(k+1)·N · i + B·k² · i`` and history ``2 · n_ons · B · k · 8``
+          (:func:`~nrmkit.workflows.common.engine_memory`), references ``9 · N² · i``;
+        * independent draws: weights ``m·S · N² · (16 + i)``;
+        * the float64 logs of the other timings, ``2 · (steps / steps per t_ONS) · networks
+          · k · 8``;
+        * full spectrum, held throughout: weights and final basis ``2 · F² · i``, the
+          operands of the timed matrix product ``2 · F² · (4 + i)``; and the largest of the
+          phases that come and go: the draw ``16 · F²``, the engine ``8 · F² · i``, the
+          references ``9 · F² · i``;
+        * scaling (unless ``--no-scaling``): the same for its largest network (N = 1000,
+          k = 10).
+
+        Measured (float32, peak RSS above the same run at N = F = 20, ``--no-scaling``,
+        a few steps): ``--n 2000 --m_g 4 --n_samples 4 --full-spectrum-n 600``: 1261 MiB for
+        1685 estimated (the independent draws dominate; the sweep's terms come on top);
+        ``--full-spectrum-n 1500``: 135 MiB for 129.
+        """
+        samples, m, n, k, i = config.n_samples, config.m_g, config.n, config.nle, itemsize
+        networks = m * samples
+        working, history = engine_memory(networks=networks, n=n, nle=k, n_ons=config.n_ons,
+                                         itemsize=i)
+        n_grow = raised(config, "--n")
+        batch = {"--m_g": raised(config, "--m_g"), "--n_samples": raised(config, "--n_samples")}
+        full = config.full_spectrum_n
+        # held throughout: the weights and final basis (2 F² i) and the operands of the timed
+        # product (drawn in float32, then cast); then the largest of what comes and goes:
+        # the draw, the engine's step, the reference's matrices (9 F² i)
+        full_bytes = full * full * (2 * i + 2 * (4 + i) + max(
+            DRAW_BYTES_PER_ENTRY, ENGINE_FLOATS_PER_ROW_ENTRY * i + i, REFERENCE_MATRICES * i))
+
+        def timing_history(steps: int, networks: int, k: int) -> float:
+            """The float64 logs of a timing of ``steps`` steps (no transients)."""
+            return engine_memory(networks=networks, n=1, nle=k, n_ons=steps
+                                 / config.steps_per_ons, itemsize=i)[1]
+        terms = [
+            memory_term({"--n": n_grow ** 2, "--n_samples": batch["--n_samples"]},
+                        weight_memory(n, samples, i),
+                        f"the {n}×{n} weight matrices of {plural(samples, 'sample')}"),
+            memory_term({"--n": n_grow, **batch, "--nle": raised(config, "--nle")},
+                        working + REFERENCE_MATRICES * n * n * i,
+                        f"the states and {plural(k, 'tangent vector')} of "
+                        f"{plural(networks, 'network')} of {n} neurons, and the dense "
+                        "reference Jacobians"),
+            memory_term({"--tsim": raised(config, "--tsim"),
+                         "--tons": raised(config, "--tons", -1), **batch,
+                         "--nle": raised(config, "--nle")}, history,
+                        f"the float64 logs of {plural(config.n_ons, 're-orthonormalisation')}"
+                        f" of {plural(networks, 'network')}"),
+            memory_term({"--n": n_grow ** 2, **batch}, weight_memory(n, networks, i),
+                        f"the {networks} {n}×{n} weight matrices of the independent draws"),
+            memory_term({"--full-spectrum-n": raised(config, "--full-spectrum-n", 2)},
+                        full_bytes, f"the {full}×{full} matrices of the full-spectrum timing"),
+        ]
+        timings = {"--independent-steps": (config.independent_steps, networks, k),
+                   "--full-spectrum-steps": (config.full_spectrum_steps, 1, full)}
+        if config.scaling:
+            largest, k_largest = max(SCALING_N), SCALING_N_AT_NLE
+            scaling_working, _ = engine_memory(networks=1, n=largest, nle=k_largest, n_ons=1,
+                                               itemsize=i)
+            terms.append(MemoryTerm(
+                "--scaling", weight_memory(largest, 1, i) + scaling_working
+                + REFERENCE_MATRICES * largest * largest * i,
+                f"the {largest}×{largest} matrices of the scaling timings"))
+            timings["--scaling-steps"] = (config.scaling_steps, 1, max(SCALING_NLE))
+        terms.append(memory_term(
+            {name: raised(config, name) for name in timings},
+            sum(timing_history(*timing) for timing in timings.values()),
+            "the float64 logs of the timings (" + ", ".join(
+                f"{steps} {name[2:].replace('-steps', '')}"
+                for name, (steps, _, _) in timings.items()) + " steps)"))
+        return terms
 
     def run(self, config: BenchmarkConfig, context) -> dict:
         import numpy as np
@@ -229,8 +322,14 @@ class LyapunovBenchmark(Workflow):
 
         # 1. the sweep ------------------------------------------------------------------
         model = network(config.n, couplings, config.n_samples, offset=0)
-        lyapunov_spectrum(model, config.nle, generator=context.generator(1), tsim=per_ons * dt,
-                          tons=config.tons, ttrans=per_ons * dt, tbasis=0.0)  # warm-up
+
+        def sweep_network(index: tuple[int, ...]) -> str:  # batch (sample, coupling)
+            return f"g={couplings[index[1]]:g}, sample {index[0]}"
+
+        with naming_divergence(sweep_network):
+            lyapunov_spectrum(model, config.nle, generator=context.generator(1),
+                              tsim=per_ons * dt, tons=config.tons, ttrans=per_ons * dt,
+                              tbasis=0.0)  # warm-up
         clock = _Clock(context.progress("engine sweep"))
 
         def sweep_call():
@@ -238,7 +337,8 @@ class LyapunovBenchmark(Workflow):
             return lyapunov_spectrum(model, config.nle, generator=context.generator(1),
                                      progress=clock, **config.engine_kwargs())
 
-        engine_seconds, sweep_result = timed(sweep_call)
+        with naming_divergence(sweep_network):
+            engine_seconds, sweep_result = timed(sweep_call)
         steps = clock.total
         warmup_steps = max(0, round(config.ttrans / dt))
         tangent_steps = steps - warmup_steps
@@ -298,8 +398,13 @@ class LyapunovBenchmark(Workflow):
         # independent draws: a fresh matrix per (g, sample) ---------------------------------
         del model
         independent = network(config.n, couplings, config.n_samples, offset=2, shared=False)
-        seconds, independent_steps, _ = engine(independent, config.nle,
-                                               config.independent_steps, offset=3)
+        def independent_network(index: tuple[int, ...]) -> str:  # sample-major (m_g·S, 1)
+            sample, g_index = divmod(index[0], config.m_g)
+            return f"g={couplings[g_index]:g}, sample {sample} (independent draws)"
+
+        with naming_divergence(independent_network):
+            seconds, independent_steps, _ = engine(independent, config.nle,
+                                                   config.independent_steps, offset=3)
         del independent
         independent_ms = 1e3 * seconds / (independent_steps * networks)
         independent_draws = {
@@ -317,8 +422,10 @@ class LyapunovBenchmark(Workflow):
         # 2. full spectrum --------------------------------------------------------------
         n_full = config.full_spectrum_n
         model = network(n_full, [config.gmax], 1, offset=4)
-        seconds, full_steps, result = engine(model, n_full, config.full_spectrum_steps,
-                                             offset=5)
+        with naming_divergence(lambda index: f"g={config.gmax:g}, the full-spectrum network "
+                               f"of N={n_full}"):
+            seconds, full_steps, result = engine(model, n_full, config.full_spectrum_steps,
+                                                 offset=5)
         full_ms = 1e3 * seconds / full_steps
         flops = 2.0 * n_full * n_full * (n_full + 1)
         gflops = flops * full_steps / seconds / 1e9
@@ -360,8 +467,10 @@ class LyapunovBenchmark(Workflow):
             engine_costs, reference_costs, broadcast_costs = [], [], []
             for number, (n, k) in enumerate(points):
                 model = network(n, [config.gmax], 1, offset=10 + number)
-                seconds, n_steps, result = engine(model, k, config.scaling_steps,
-                                                  offset=30 + number)
+                with naming_divergence(lambda index, n=n, k=k: f"g={config.gmax:g}, the "
+                                       f"scaling network of N={n}, k={k}"):
+                    seconds, n_steps, result = engine(model, k, config.scaling_steps,
+                                                      offset=30 + number)
                 engine_costs.append(1e3 * seconds / n_steps)
                 state, basis = entry(result, (0, 0))
                 for costs, construction in ((reference_costs, "product"),
@@ -486,7 +595,6 @@ def _phase_rates(records: list[tuple[int, float]], seconds: float, total: int,
         help="Time the cost per step vs nle (N=200) and vs N (nle=10).")
 @option("--scaling-steps", "--scaling_steps", type=int, default=100,
         help="Euler steps of every scaling timing.")
-@save_option()
 @common_options
 def command(**kwargs):
     """Time the batched Lyapunov engine against dense-Jacobian references (FlyStability).

@@ -49,6 +49,39 @@ MODES = ("all", "train", "convert", "eval")
 TRAINING_CHECKPOINT = "checkpoints/training.pt"
 LYAPUNOV_TRAJECTORIES = 10
 
+#: N × N matrices alive while training (in floats of the run's dtype): the weights, their
+#: gradient, Adam's two moments, the SOM mask, the effective weights and the temporaries
+#: that form them, and a checkpoint of weights, mask and moments.
+TRAINING_MATRICES = 12
+#: N × N float64 matrices while the ``.mat`` is written: ``w``, ``m`` and ``som_m``, their
+#: float64 copies, and the compressed file.
+MAT_MATRICES = 7
+#: N × N matrices of a LIF simulation: the network's weights, mask and effective weights,
+#: and the synaptic jumps ``[W/τ | diag(1/τ)]`` (N × 2N) with the temporaries forming them.
+LIF_MATRICES = 7
+#: bytes per (network, neuron) of the LIF state (:func:`nrmkit.nn.lif.simulate_lif`): ten
+#: float buffers (v, [IPSC | r] and its rise, last spike, drive, two scratch, r summed over a
+#: rate step), the int64 spike counts and the bool spikes.
+LIF_STATE_FLOATS, LIF_STATE_BYTES = 10, 8 + 1
+#: copies of ``(T, trials, N)`` in a run of the rate network without gradients: the noise,
+#: the input drive, the rates of every step and their stacked copy, and a transfer temporary.
+RATE_RUN_COPIES = 5
+#: floats kept per step, trial and unit for backpropagation through a training batch (the
+#: state, rates, recurrent input and update, the noise and drive), with allocator slack.
+RATE_TRAINING_FLOATS = 14
+#: firing rate assumed for sizing spike records and spike-driven temporaries (converted
+#: networks at their best λ fire at 10–50 Hz, untrained ones or small λ at 150–210 Hz; the
+#: refractory period alone would allow ~500 Hz).
+SPIKE_RATE_BOUND_HZ = 200.0
+#: resident memory over the size of one step's spike-driven temporaries (``(spikes, 2N)``,
+#: a different size every step, so the allocator keeps fragments of many: measured 8× at
+#: N = 800 and up to 30× at N = 1500, 20 trials, ``lif_dt`` 0.5 ms).
+SPIKE_TEMPORARY_SLACK = 4
+#: bytes per N² entry while a model is loaded: a ``.mat``'s float64 ``w``, ``m`` and
+#: ``som_m`` with their squeezed copies, and the network they are copied into (measured
+#: 54–64).
+MODEL_LOAD_BYTES = 64
+
 
 def parse_decay_taus(values) -> tuple[float, ...]:
     """``("4 20",)``, ``("4,20",)`` or ``("4", "20")`` → ``(4.0, 20.0)``."""
@@ -153,11 +186,16 @@ class RateToLif(SweepWorkflow):
     name = "rate_to_lif"
     config_class = RateToLifConfig
     unit_name = "scaling factor"
+    unit_option = "--lambdas"
     resumable = True
     resume_free_options = ("n_trials",)
 
     def is_sweep(self, config: RateToLifConfig) -> bool:
         return config.mode == "convert"
+
+    def memory_terms(self, config: RateToLifConfig, *, itemsize: int) -> list:
+        """See :func:`rate_to_lif_memory_terms`."""
+        return rate_to_lif_memory_terms(config, itemsize=itemsize)
 
     def n_units(self, config: RateToLifConfig) -> int:
         return len(_lambdas(config, _load(config, _task(config))[0]))
@@ -224,12 +262,126 @@ class RateToLif(SweepWorkflow):
         return results
 
 
+def rate_to_lif_memory_terms(config: RateToLifConfig, *, itemsize: int) -> list:
+    """Estimated peak allocations of one run, in bytes, for ``N`` units, trials of ``T``
+    5-ms steps, ``L`` scaling factors and floats of ``itemsize`` bytes. Training and the LIF
+    runs come one after the other: the terms of the phase with the larger sum are returned.
+
+    Training (``train``, ``all``):
+
+    * ``N²·(itemsize·12 + 8·7)`` — weights, gradient, Adam state, mask, effective weights and
+      a checkpoint (:data:`TRAINING_MATRICES`), and the float64 ``.mat`` fields
+      (:data:`MAT_MATRICES`);
+    * ``itemsize·14·T·batch·N`` — backpropagation through a batch of trials, or, when
+      larger, ``itemsize·5·T·100·N`` for the evaluations on 100 trials between updates
+      (:data:`RATE_RUN_COPIES`).
+
+    LIF (``convert``, ``eval``, ``all``), with ``M = --lif_trials · L`` networks
+    (``L = 1`` for ``eval``):
+
+    * ``itemsize·7·N²`` — the weights and the synaptic jumps (:data:`LIF_MATRICES`), plus
+      ``64·N²`` to load ``--model`` (:data:`MODEL_LOAD_BYTES`);
+    * ``4·2·itemsize·2N`` per spike of one LIF step of ``dt`` ms at
+      :data:`SPIKE_RATE_BOUND_HZ` (``M·N·rate·dt`` spikes): their synaptic jumps, with the
+      allocator's slack (:data:`SPIKE_TEMPORARY_SLACK`);
+    * ``M·N·(10·itemsize + 9)`` — the state of every network; or, if larger,
+      ``itemsize·5·T·trials·N`` for the rate network on the same trials;
+    * ``eval``: the spike times and neurons of trial 0 (16 bytes per spike, twice) at
+      :data:`SPIKE_RATE_BOUND_HZ`.
+
+    With ``--model``, ``N`` comes from the file without loading its weights (a ``.mat``'s
+    header, a run folder's ``results.json``); a bare ``model.pt`` gives no estimate.
+    """
+    from nrmkit.core.base import MemoryTerm
+    from nrmkit.datasets.cognitive import get_task
+    from nrmkit.training.rate_task import EVAL_TRIALS
+
+    steps = get_task(config.task).n_steps
+    if config.model is None:
+        n, size_option = config.n, "--n"
+    else:
+        n, size_option = _model_units(config.model), "--model"
+        if n is None:
+            return []
+    phases = []
+    if config.mode in ("train", "all"):
+        backpropagation = MemoryTerm(
+            "--batch", itemsize * RATE_TRAINING_FLOATS * steps * config.batch * n,
+            f"backpropagation through {config.batch} trials of {steps} steps")
+        evaluation = MemoryTerm(size_option, itemsize * RATE_RUN_COPIES * steps * EVAL_TRIALS
+                                * n, f"the evaluations on {EVAL_TRIALS} trials")
+        phases.append([
+            MemoryTerm(size_option, n * n * (itemsize * TRAINING_MATRICES + 8 * MAT_MATRICES),
+                       f"the {n}×{n} weights with their gradient, Adam state and copies"),
+            max(backpropagation, evaluation, key=lambda term: term.nbytes),
+        ])
+    if config.mode != "train":
+        params = _lif_parameters(config)
+        lambdas = 1 if config.mode == "eval" else len(config.lambdas) or _default_grid_size(
+            config)
+        networks = config.lif_trials * lambdas
+        spikes_per_step = networks * n * SPIKE_RATE_BOUND_HZ * params.dt / 1000.0
+        state = networks * n * (LIF_STATE_FLOATS * itemsize + LIF_STATE_BYTES)
+        rate_run = itemsize * RATE_RUN_COPIES * steps * config.lif_trials * n
+        loading = MODEL_LOAD_BYTES * n * n if config.model is not None else 0
+        phase = [
+            MemoryTerm(size_option, itemsize * LIF_MATRICES * n * n + loading,
+                       f"the {n}×{n} weights of the LIF networks and their synaptic jumps"),
+            # M·N spiking neurons, each adding a row of 2N: named after the larger factor.
+            MemoryTerm(size_option if n >= networks else "--lif_trials",
+                       SPIKE_TEMPORARY_SLACK * spikes_per_step * 2 * itemsize * 2 * n,
+                       "the synaptic jumps of one LIF step's spikes at "
+                       f"{SPIKE_RATE_BOUND_HZ:g} Hz"),
+            MemoryTerm("--lif_trials", max(state, rate_run),
+                       f"{networks:,} LIF networks of {n} neurons"),
+        ]
+        if config.mode in ("eval", "all"):
+            duration_s = steps * params.rate_step_ms / 1000.0
+            spikes = n * SPIKE_RATE_BOUND_HZ * duration_s
+            phase.append(MemoryTerm(size_option, 2 * 16 * spikes,
+                                    "the spike times of the raster"))
+        phases.append(phase)
+    return max(phases, key=lambda terms: sum(term.nbytes for term in terms))
+
+
+def _model_units(model: str) -> int | None:
+    """``N`` of ``--model`` read without its weights: the shape of a ``.mat``'s ``w`` or a run
+    folder's ``results.json``; None otherwise (a bare ``model.pt``, an unreadable file:
+    loading it reports why)."""
+    import json
+
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    path = Path(model)
+    try:
+        if path.is_dir():
+            return int(json.loads((path / "results.json").read_text())["n"])
+        if path.suffix == ".mat":
+            shapes = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
+            return int(max(shapes["w"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, MatReadError):
+        return None
+    return None
+
+
+def _default_grid_size(config) -> int:
+    """λ values of the published grid: the model's transfer function's, or the largest
+    grid when the model's function is not known before loading it."""
+    from nrmkit.core.registry import TRANSFER_FUNCTIONS
+
+    if config.model is None:
+        return len(TRANSFER_FUNCTIONS.get(config.act).lif_scaling_grid)
+    return max(len(TRANSFER_FUNCTIONS.get(name).lif_scaling_grid)
+               for name in TRANSFER_FUNCTIONS.names())
+
+
 def _train(config, context, task, results):
     import numpy as np
 
     from nrmkit import plotting
     from nrmkit.nn.dale import DaleRateRNN, DaleSpec
-    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
     from nrmkit.training.rate_task import EVAL_TRIALS, RateTaskTrainer, evaluate_rate
 
     spec = DaleSpec(n=config.n, n_inputs=task.n_inputs, p_inh=config.p_inh,
@@ -244,7 +396,7 @@ def _train(config, context, task, results):
     run_dir = context.run_dir
     checkpoint = None if run_dir.path is None else run_dir.path / TRAINING_CHECKPOINT
     if checkpoint is not None and checkpoint.exists():
-        trainer.load_state_dict(load_checkpoint(checkpoint))
+        restore_checkpoint(checkpoint, trainer)
         context.log(f"rate_to_lif: resuming after {trainer.updates} updates")
     context.log(f"rate_to_lif: training a {spec.n}-unit {spec.activation} Dale network on "
                 f"{task.name} (batch {config.batch}, at most {config.n_trials} updates)")
@@ -328,12 +480,14 @@ def _write_models(context, task, network, results, losses) -> None:
 
 
 def _load(config, task):
-    """The network of ``--model`` and its stored best λ (or None)."""
-    import json
+    """The network of ``--model`` and its stored best λ (or None).
 
-    from nrmkit.datasets.matfile import read_rate_model_mat
-    from nrmkit.nn.dale import network_from_mat_fields
-    from nrmkit.training.checkpoint import load_dale_network
+    Raises:
+        ConfigError: naming ``--model`` when its file cannot be read, is not a rate model,
+            lacks fields or holds non-finite weights (one line naming the file); naming
+            ``--task`` when the model was trained on another task.
+    """
+    import json
 
     path = Path(config.model)
     stored_lambda = None
@@ -347,23 +501,16 @@ def _load(config, task):
         path = path / "model.pt"
         if not path.exists():
             raise ConfigError("--model", f"no model.pt in {config.model}")
+    try:
+        network, record = _read_model(path)
+    except DataError as error:
+        raise ConfigError("--model", str(error)) from None
+    stored_task = record.get("task")
     if path.suffix == ".mat":
-        fields = read_rate_model_mat(path)
-        if "opt_scaling_factor" in fields:
-            value = float(fields["opt_scaling_factor"].squeeze())
+        if "opt_scaling_factor" in record:
+            value = float(record["opt_scaling_factor"].squeeze())
             stored_lambda = value if value == value else None
-        stored_task = fields.get("task")
-        try:
-            network = network_from_mat_fields(fields, noise_std=0.1)
-        except KeyError:
-            raise DataError(f"{path}: unknown activation {fields.get('activation')!r}") from None
     else:
-        try:
-            network, record = load_dale_network(path)
-        except Exception as error:      # torch's unpickler raises many types on junk
-            raise DataError(f"{path}: not a rate_to_lif model ({type(error).__name__}: "
-                            f"{error})") from None
-        stored_task = record.get("task")
         stored_lambda = record.get("best_lambda") or stored_lambda
     if stored_task and str(stored_task) != task.name:
         raise ConfigError("--task", f"the model was trained on {stored_task}, not {task.name}")
@@ -371,6 +518,33 @@ def _load(config, task):
         raise ConfigError("--task", f"the model has {network.spec.n_inputs} input channel(s); "
                                     f"{task.name} needs {task.n_inputs}")
     return network, stored_lambda
+
+
+def _read_model(path: Path):
+    """``(network, record)`` from a published-layout ``.mat`` (record: its fields) or a
+    ``model.pt`` of this workflow; every failure is a :class:`DataError` naming the file."""
+    from nrmkit.datasets.matfile import NETWORK_FIELDS, read_rate_model_mat
+    from nrmkit.nn.dale import network_from_mat_fields
+    from nrmkit.training.checkpoint import load_dale_network, require_finite
+
+    if path.suffix == ".mat":
+        fields = read_rate_model_mat(path)
+        require_finite({name: fields[name] for name in NETWORK_FIELDS if name in fields},
+                       path)
+        try:
+            network, record = network_from_mat_fields(fields, noise_std=0.1), fields
+        except KeyError:
+            raise DataError(f"{path}: unknown activation {fields.get('activation')!r}") \
+                from None
+    else:
+        network, record = load_dale_network(path)
+    taus = network.spec.taus
+    # the bounds --decay_taus enforces: a decay under one step makes the Euler update and
+    # the LIF synapses meaningless
+    if not (1.0 <= taus[0] <= taus[-1] < float("inf")):
+        raise DataError(f"{path}: taus must be [τ_min, τ_max] or [τ] in 5-ms steps with "
+                        f"1 ≤ τ_min ≤ τ_max < ∞, got {list(taus)}")
+    return network, record
 
 
 def _lif_parameters(config):

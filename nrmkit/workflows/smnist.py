@@ -82,6 +82,9 @@ SEEDS_DIR = "seeds"
 #: display names of the cells (the registry keys are lower case).
 NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU", "glifr": "GLIFR"}
 NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
+#: state dimensions per hidden unit (GLIFR: rate, voltage, two after-spike currents and the
+#: one-step delay buffer).
+STATE_PER_UNIT = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE, "GLIFR": 5}
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,7 @@ class SmnistConfig:
                   "--test evaluates one saved model; to test a sweep's seed give its folder "
                   "seeds/seed-<s> with --model")
         if not self.test and self.lyapunov:
-            per_unit = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE,
-                        "GLIFR": 5}   # rate, voltage, two after-spike currents, delay buffer
-            state_dim = per_unit[self.net_type] * self.nhid
+            state_dim = STATE_PER_UNIT[self.net_type] * self.nhid
             check(self.lyapunov <= state_dim, "--lyapunov",
                   f"the {self.net_type} state has {state_dim} dimensions, fewer than "
                   f"{self.lyapunov}")
@@ -188,23 +189,178 @@ def save_sequence_model(path: Path, model, data: dict[str, Any]) -> None:
 
 
 def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype=None):
-    """``(model, data settings)`` from an smnist run directory or its ``model.pt``."""
+    """``(model, data settings)`` from an smnist run directory or its ``model.pt``.
+
+    Raises:
+        DataError: naming the file: unreadable, not written by :func:`save_sequence_model`,
+            or holding non-finite weights.
+    """
     import torch
 
     from nrmkit.nn.recurrent import build_sequence_model
-    from nrmkit.training.checkpoint import load_checkpoint
+    from nrmkit.training.checkpoint import build_from_record, load_checkpoint, require_finite
+
+    path = _model_file(str(path))
+    what = "an smnist model file"
+    record = load_checkpoint(path, what=what)
+
+    def build():
+        state = record["state_dict"]
+        require_finite(state, path)
+        model = build_sequence_model(record["spec"])
+        model.load_state_dict(state)
+        data = dict(record["data"])
+        if data.get("permutation") is not None:
+            data["permutation"] = data["permutation"].numpy()
+        return model, data
+
+    model, data = build_from_record(path, what, build)
+    return model.to(device=device, dtype=dtype or torch.float32), data
+
+
+def load_digit_splits(dataset: str, data_dir: str | None):
+    """The train / validation / test splits of ``dataset``
+    (:func:`nrmkit.datasets.digits.load_digit_splits`).
+
+    Raises:
+        ConfigError: naming ``--data-dir`` when the MNIST files given there are missing,
+            truncated or malformed (one line naming the file).
+        DataError: the data cannot be found or read otherwise.
+    """
+    from nrmkit.datasets import digits
 
     try:
-        record = load_checkpoint(_model_file(str(path)))
-        model = build_sequence_model(record["spec"])
-        model.load_state_dict(record["state_dict"])
-    except (OSError, KeyError, RuntimeError, ValueError) as error:
-        raise DataError(f"cannot load the smnist model in {path}: {error}") from None
-    model = model.to(device=device, dtype=dtype or torch.float32)
-    data = dict(record["data"])
-    if data.get("permutation") is not None:
-        data["permutation"] = data["permutation"].numpy()
-    return model, data
+        return digits.load_digit_splits(dataset, data_dir=data_dir)
+    except DataError as error:
+        if data_dir is None or dataset != "mnist":
+            raise
+        raise ConfigError("--data-dir", str(error)) from None
+
+
+# ----------------------------------------------------------------------------- memory
+
+#: ``(image height, width)`` and the number of images (train + validation + test) of each
+#: dataset: the sequences of ``--input rows`` have ``height`` steps of ``width`` inputs,
+#: those of ``--input pixels`` ``height·width`` steps of one input.
+DATASET_SIZES = {"digits": ((8, 8), 1797), "mnist": ((28, 28), 70_000)}
+#: hidden-to-hidden (and input-to-hidden) weight blocks of each cell: gates of LSTM and GRU.
+WEIGHT_BLOCKS = {"RNN": 1, "ANRU": 1, "LSTM": 4, "GRU": 3, "GLIFR": 1}
+#: floats that autograd keeps per time step, sequence and hidden unit for backpropagation
+#: (counted with ``torch.autograd.graph.saved_tensors_hooks``): ANRU keeps its 50-unit
+#: controller state of every neuron; GLIFR see :func:`saved_floats_per_unit`.
+SAVED_PER_UNIT = {"RNN": 1, "ANRU": ANRU_CONTROLLER_SIZE + 7, "LSTM": 7, "GRU": 8}
+#: peak resident memory over what autograd keeps: the allocator holds on to the freed
+#: per-step temporaries (measured ``ru_maxrss`` over the saved tensors: 1.3–4 for the cells
+#: above, at 100 sequences of 16 to 512 steps of 100 to 400 units).
+ALLOCATOR_SLACK = 2
+#: copies of the parameters during training: the parameters, their gradients, Adam's two
+#: moments, and a checkpoint (parameters and moments serialised into one buffer). Measured:
+#: 7.0 copies of the parameters' size at peak (RNN of 3000 units, ``ru_maxrss``).
+TRAINING_COPIES = 4 + 3
+#: float64 arrays of orders × conditions × steps × units the fractional-order fit holds at
+#: its peak (101 orders, 4 step amplitudes, 150 steps; see
+#: :func:`nrmkit.dynamics.fractional.fractional_order`): the derivatives, the complex
+#: spectrum they come from and their window of half the steps. Measured: 2.1 arrays
+#: (400 units, ``ru_maxrss``).
+FRACTIONAL_ARRAYS, FRACTIONAL_SIZE = 2.5, 101 * 4 * 150
+
+
+def sequence_shape(dataset: str, input_mode: str) -> tuple[int, int]:
+    """``(steps, inputs)`` of the sequences of ``dataset`` presented by ``input_mode``."""
+    (height, width), _ = DATASET_SIZES[dataset]
+    return (height, width) if input_mode == "rows" else (height * width, 1)
+
+
+def saved_floats_per_unit(net_type: str, *, gamma: bool = False, per_step: bool = False,
+                          n_ascs: int = 2, delay: int = 1) -> int:
+    """Floats autograd keeps per time step, sequence and hidden unit of a sequence model:
+    :data:`SAVED_PER_UNIT` (+1 for a gamma nonlinearity's shape); GLIFR ``5 + 2·n_ascs + d``
+    (its currents and the ``d``-step delay buffer, copied every step); +1 with a read-out at
+    every step."""
+    if net_type == "GLIFR":
+        saved = 5 + 2 * n_ascs + delay
+    else:
+        saved = SAVED_PER_UNIT[net_type] + (1 if gamma else 0)
+    return saved + (1 if per_step else 0)
+
+
+def sequence_model_parameters(net_type: str, hidden: int, inputs: int) -> int:
+    """Parameters of a cell with its 10-class read-out, up to a few ``hidden`` (an upper
+    bound for every cell: the weight blocks, their biases, gamma or neuron parameters)."""
+    return (WEIGHT_BLOCKS[net_type] * hidden * (hidden + inputs + 2) + 20 * hidden
+            + 3 * ANRU_CONTROLLER_SIZE ** 2)
+
+
+def training_memory_terms(net_type: str, *, hidden: int, steps: int, inputs: int,
+                          batch: int, itemsize: int, saved: int, hidden_option: str,
+                          batch_option: str):
+    """The two large allocations of training a sequence model with Adam, in bytes:
+
+    * ``itemsize · TRAINING_COPIES · P`` — the ``P`` parameters, their gradients, Adam's two
+      moments and a checkpoint of parameters and moments (serialised);
+    * ``itemsize · steps · batch · hidden · ALLOCATOR_SLACK · saved`` — the activations
+      that backpropagation through time keeps for every step of a batch (``saved`` from
+      :func:`saved_floats_per_unit`).
+    """
+    from nrmkit.core.base import MemoryTerm
+
+    parameters = sequence_model_parameters(net_type, hidden, inputs)
+    return [
+        MemoryTerm(hidden_option, itemsize * TRAINING_COPIES * parameters,
+                   f"the {parameters:,} parameters of the {hidden:,}-unit {net_type} with their "
+                   "gradients, Adam state and checkpoint copies"),
+        MemoryTerm(batch_option, itemsize * steps * batch * hidden * ALLOCATOR_SLACK * saved,
+                   f"the activations of {batch} sequences × {steps} steps × {hidden} units "
+                   "kept for backpropagation"),
+    ]
+
+
+def smnist_memory_terms(config: SmnistConfig, *, itemsize: int) -> list:
+    """Estimated peak allocations of one ``smnist`` run (one seed of a sweep: seeds run one
+    after the other in a process), in bytes:
+
+    * training (:func:`training_memory_terms`): ``itemsize·7·P`` with ``P ≈ blocks·H·(H + I
+      + 2)`` (blocks: 1 RNN/ANRU/GLIFR, 4 LSTM, 3 GRU) and ``itemsize·T·B·H·2·s`` with ``s``
+      from :func:`saved_floats_per_unit`;
+    * the images, as float32 arrays, their sequences and the tensors:
+      ``n_images·pixels·(8 + itemsize)``;
+    * ``--fractional_order``: ``2.5 · 8 · 101·4·150 · H`` (float64 fits of 101 orders);
+    * ``--lyapunov K``: ``itemsize · 8 · samples · K · D``, an allowance of eight copies of
+      the tangent vectors for their pushes (``D`` the state dimension,
+      :data:`STATE_PER_UNIT` · H; not measured).
+
+    With ``--test`` the model's size is not in the options: its file, loaded and copied into
+    the network (``2 ×`` its size), stands for it.
+    """
+    import os
+
+    from nrmkit.core.base import MemoryTerm
+
+    steps, inputs = sequence_shape(config.dataset, config.input)
+    (height, width), n_images = DATASET_SIZES[config.dataset]
+    terms = [MemoryTerm("--dataset", n_images * height * width * (8 + itemsize),
+                        f"the {n_images:,} {config.dataset} images and their sequences")]
+    if config.test:
+        try:
+            size = os.stat(_model_file(config.model)).st_size
+        except (OSError, TypeError):
+            return terms
+        return [*terms, MemoryTerm("--model", 2 * size, f"the saved model {config.model}")]
+    hidden = config.nhid
+    saved = saved_floats_per_unit(config.net_type, gamma=config.uses_gamma)
+    terms += training_memory_terms(config.net_type, hidden=hidden, steps=steps, inputs=inputs,
+                                   batch=config.batch, itemsize=itemsize, saved=saved,
+                                   hidden_option="--nhid", batch_option="--batch")
+    if config.fractional_order:
+        terms.append(MemoryTerm("--fractional_order",
+                                8 * FRACTIONAL_ARRAYS * FRACTIONAL_SIZE * hidden,
+                                f"the fractional-order fit of {hidden} neurons"))
+    if config.lyapunov:
+        state_dim = STATE_PER_UNIT[config.net_type] * hidden
+        terms.append(MemoryTerm("--lyapunov", itemsize * 8 * config.lyapunov_samples
+                                * config.lyapunov * state_dim,
+                                f"{config.lyapunov} tangent vectors of {state_dim} dimensions"))
+    return terms
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -254,6 +410,7 @@ class Smnist(IncrementalSweep):
     name = "smnist"
     config_class = SmnistConfig
     unit_name = "seed"
+    unit_option = "--n_seeds"
     resumable = True
     resume_free_options = ("epochs", "lyapunov", "lyapunov_steps", "lyapunov_samples",
                            "fractional_order", "note", "save_freq")
@@ -263,6 +420,10 @@ class Smnist(IncrementalSweep):
 
     def n_units(self, config: SmnistConfig) -> int:
         return config.n_seeds
+
+    def memory_terms(self, config: SmnistConfig, *, itemsize: int) -> list:
+        """See :func:`smnist_memory_terms`."""
+        return smnist_memory_terms(config, itemsize=itemsize)
 
     def run(self, config: SmnistConfig, context) -> dict | None:
         if self.is_sweep(config):
@@ -348,7 +509,9 @@ def _seed_run_dir(context, seed: int):
     """The run folder of ``seed`` inside the sweep's, with a ``config.json`` of its own.
 
     That record is the sweep's with ``seed`` and ``n_seeds = 1``: the folder is the run
-    ``smnist --seed SEED`` would make (``--test --model`` and ``--resume`` accept it).
+    ``smnist --seed SEED`` would make (``--test --model`` accepts it). Its files are
+    recorded as the sweep's (the sweep folder is the run folder that ``--resume``
+    continues and ``--overwrite`` clears).
     """
     import json
 
@@ -397,21 +560,24 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
 
     from nrmkit.datasets import digits as data
     from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
-    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
     from nrmkit.training.sequence import SequenceTrainer, evaluate
 
     context = dataclasses.replace(context, seed=seed, run_dir=run_dir)
     device, dtype = context.device, context.torch_dtype
 
     if config.test:
-        model, settings = load_sequence_model(config.model, device=device, dtype=dtype)
+        try:
+            model, settings = load_sequence_model(config.model, device=device, dtype=dtype)
+        except DataError as error:
+            raise ConfigError("--model", str(error)) from None
         context.log(f"smnist: testing the model in {config.model} "
                     f"({settings['dataset']}, {settings['input']} input"
                     f"{', permuted' if settings['permutation'] is not None else ''})")
     else:
         settings = {"dataset": config.dataset, "input": config.input,
                     "permutation": None}
-    splits = data.load_digit_splits(settings["dataset"], data_dir=config.data_dir)
+    splits = load_digit_splits(settings["dataset"], config.data_dir)
     if not config.test and config.permute:
         settings["permutation"] = data.pixel_permutation(splits.n_pixels, context.seed)
 
@@ -454,7 +620,7 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
             augment_ratio=config.transform_ratio, clip=config.clip)
         checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
         if checkpoint is not None and checkpoint.exists():
-            trainer.load_state_dict(load_checkpoint(checkpoint))
+            restore_checkpoint(checkpoint, trainer)
             context.log(f"smnist: resuming after epoch {trainer.epoch}")
         progress = context.progress("epochs")
 

@@ -36,9 +36,9 @@ from nrmkit.workflows.common import (
     check,
     check_finite,
     check_parameter_sets,
+    default_value,
     lyapunov_options,
     parameter_option,
-    save_option,
 )
 
 #: ``tons·(λ_1 − λ_k)`` beyond which the QR method loses precision, per dtype.
@@ -75,10 +75,18 @@ class SpectrumConfig(LyapunovSettings):
     def couplings(self) -> list[float]:
         return list(self.g) if self.g else [float(2**k) for k in range(self.variance_max)]
 
+    @property
+    def n_couplings(self) -> int:
+        return len(self.g) if self.g else self.variance_max
+
 
 class Spectrum(CouplingSweep):
     name = "spectrum"
     config_class = SpectrumConfig
+
+    def couplings_growth(self, config: SpectrumConfig) -> dict[str, float]:
+        option_name = "--g" if config.g else "--variance_max"
+        return {option_name: config.n_couplings / default_value(config, "--variance_max")}
 
     def aggregate(self, config: SpectrumConfig, context, arrays) -> dict:
         import numpy as np
@@ -143,7 +151,6 @@ class Spectrum(CouplingSweep):
 @lyapunov_options(n=100, nle=None, tsim=200.0, tons=0.2)
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
-@save_option()
 @executor_options
 @common_options
 def command(**kwargs):

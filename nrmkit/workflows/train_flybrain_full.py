@@ -125,6 +125,8 @@ def connectome_batch(config, context, *, populations_by: str | None,
 class TrainFlybrainFull(TrainOnSpectrum):
     name = "train_flybrain_full"
     config_class = FlybrainConfig
+    dense_weights = False
+
     def prepare(self, config, context):
         return load_selected(config.roi, config.cell_classes)
 

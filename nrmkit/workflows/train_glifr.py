@@ -29,6 +29,7 @@ histograms), ``silencing``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.core.base import IncrementalSweep
-from nrmkit.core.errors import DataError
+from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.workflows.common import check, check_finite
 
 TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
@@ -127,11 +128,25 @@ def parameter_count(model: str, hidden: int, *, inputs: int, outputs: int,
 
 def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
                         n_ascs: int = 2) -> int:
-    """The largest hidden size whose :func:`parameter_count` does not exceed ``budget``."""
-    hidden = 1
-    while parameter_count(model, hidden + 1, inputs=inputs, outputs=outputs,
-                          n_ascs=n_ascs) <= budget:
+    """The largest hidden size whose :func:`parameter_count` does not exceed ``budget``
+    (at least 1).
+
+    The count is a quadratic ``a·H² + b·H + c`` in ``H``: its root is the first guess, then
+    whole steps make it exact, so a budget of millions of units costs no loop over them.
+    """
+    def count(hidden: int) -> int:
+        return parameter_count(model, hidden, inputs=inputs, outputs=outputs, n_ascs=n_ascs)
+
+    constant = count(0)
+    quadratic = (count(2) - 2 * count(1) + constant) / 2
+    linear = count(1) - constant - quadratic
+    room = max(budget - constant, 0)
+    hidden = max(1, int((math.sqrt(linear ** 2 + 4 * quadratic * room) - linear)
+                        / (2 * quadratic)))
+    while count(hidden + 1) <= budget:
         hidden += 1
+    while hidden > 1 and count(hidden) > budget:
+        hidden -= 1
     return hidden
 
 
@@ -139,11 +154,54 @@ class TrainGlifr(IncrementalSweep):
     name = "train_glifr"
     config_class = GlifrConfig
     unit_name = "trial"
+    unit_option = "--ntrials"
     resumable = True
     resume_free_options = ("epochs", "silence", "silence_draws")
 
     def n_units(self, config: GlifrConfig) -> int:
         return config.ntrials
+
+    def memory_terms(self, config: GlifrConfig, *, itemsize: int) -> list:
+        """Estimated peak allocations of one trial (trials run one after the other), as
+        :func:`nrmkit.workflows.smnist.training_memory_terms` computes them for the model's
+        parameter-matched hidden size ``H`` (from ``--hidden``): ``itemsize·7·P`` for the
+        parameters, gradients, Adam state and checkpoint, and ``itemsize·T·B·H·2·s`` for
+        backpropagation through the ``T`` steps of a batch of ``B`` sequences, with ``s``
+        floats per unit and step (GLIFR: ``5 + 2·n_ascs + d``, its currents and the
+        ``d``-step delay buffer, +1 for the sine task's read-out at every step); plus the
+        digit images for lmnist and pmnist (see :func:`smnist_memory_terms
+        <nrmkit.workflows.smnist.smnist_memory_terms>`).
+        """
+        from nrmkit.core.base import MemoryTerm
+        from nrmkit.datasets.sine import N_FREQUENCIES, N_STEPS
+        from nrmkit.workflows.smnist import (
+            DATASET_SIZES,
+            saved_floats_per_unit,
+            sequence_shape,
+            training_memory_terms,
+        )
+
+        terms = []
+        if config.task == "sine":
+            steps, inputs, outputs, n_sequences = N_STEPS, 1, 1, N_FREQUENCIES
+        else:
+            steps, inputs = sequence_shape(config.dataset,
+                                           "rows" if config.task == "lmnist" else "pixels")
+            (height, width), n_sequences = DATASET_SIZES[config.dataset]
+            outputs = 10
+            terms.append(MemoryTerm("--dataset", n_sequences * height * width * (8 + itemsize),
+                                    f"the {n_sequences:,} {config.dataset} images and their "
+                                    "sequences"))
+        n_ascs = 2 if config.ascs else 0
+        budget = parameter_count("rnn", config.hidden, inputs=inputs, outputs=outputs)
+        hidden = matched_hidden_size(config.model, budget, inputs=inputs, outputs=outputs,
+                                     n_ascs=n_ascs)
+        saved = saved_floats_per_unit(CELLS[config.model], per_step=config.task == "sine",
+                                      n_ascs=n_ascs, delay=config.delay_steps)
+        return terms + training_memory_terms(
+            CELLS[config.model], hidden=hidden, steps=steps, inputs=inputs,
+            batch=min(config.batch, n_sequences), itemsize=itemsize, saved=saved,
+            hidden_option="--hidden", batch_option="--batch")
 
     def iter_units(self, config: GlifrConfig, context, units: list[int]):
         """Train and score the trials ``units`` (trial ``k`` uses the seeds ``seed + k``),
@@ -268,8 +326,9 @@ def _task_data(config, context) -> dict:
         return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
                 "mode": "sine", "frequencies": frequencies}
     from nrmkit.datasets import digits
+    from nrmkit.workflows.smnist import load_digit_splits
 
-    splits = digits.load_digit_splits(config.dataset, data_dir=config.data_dir)
+    splits = load_digit_splits(config.dataset, config.data_dir)
     mode = "rows" if config.task == "lmnist" else "pixels"
 
     def tensors(images, labels):
@@ -286,14 +345,49 @@ def _task_data(config, context) -> dict:
 
 
 def _lhet_values(run: str) -> dict:
+    """The learned neuron parameters of the first trial of the lhet run ``run``.
+
+    Raises:
+        ConfigError: naming ``--lhet_run``: its ``neuron_parameters.npz`` is unreadable
+            (arrays of objects are refused), holds no trial, lacks a parameter, or holds
+            non-finite values.
+    """
+    import zipfile
+
     import numpy as np
     import torch
 
+    from nrmkit.nn.glifr import NEURON_PARAMETERS
+    from nrmkit.training.checkpoint import require_finite
+
+    path = Path(run) / "neuron_parameters.npz"
     try:
-        with np.load(Path(run) / "neuron_parameters.npz") as arrays:
-            return {name: torch.as_tensor(arrays[name][0]) for name in arrays.files}
-    except (OSError, KeyError, ValueError) as error:
-        raise DataError(f"cannot read the trained lhet run in {run}: {error}") from None
+        handle = path.open("rb")
+    except OSError as error:
+        raise ConfigError("--lhet_run", f"cannot read {path}: {error.strerror}") from None
+    try:
+        with handle, np.load(handle) as arrays:
+            stored = {name: arrays[name] for name in arrays.files}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        # numpy's own message would suggest allow_pickle=True: a file holding pickled
+        # objects is refused, never loaded that way.
+        raise ConfigError("--lhet_run", f"{path} is not an archive of numeric arrays "
+                                        "(truncated, not a numpy file, or holding pickled "
+                                        "objects, which are refused)") from None
+    empty = [name for name, array in stored.items() if array.ndim == 0 or len(array) == 0]
+    if empty:
+        raise ConfigError("--lhet_run", f"{path}: {', '.join(empty)} hold no trial (one row "
+                                        "per trial expected)")
+    values = {name: array[0] for name, array in stored.items()}
+    missing = [name for name in NEURON_PARAMETERS if name not in values]
+    if missing:
+        raise ConfigError("--lhet_run", f"{path} lacks the neuron parameter(s) "
+                                        f"{', '.join(missing)}")
+    try:
+        require_finite(values, path)
+    except DataError as error:
+        raise ConfigError("--lhet_run", str(error)) from None
+    return {name: torch.as_tensor(value) for name, value in values.items()}
 
 
 def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet):
@@ -328,12 +422,12 @@ def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet
 
 
 def _train(config, context, trainer, trial) -> None:
-    from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
 
     run_dir = context.run_dir
     checkpoint = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
     if checkpoint is not None and checkpoint.exists():
-        trainer.load_state_dict(load_checkpoint(checkpoint))
+        restore_checkpoint(checkpoint, trainer)
     every = max(1, config.epochs // 20)
     progress = context.progress(f"trial {trial + 1}/{config.ntrials}")
 

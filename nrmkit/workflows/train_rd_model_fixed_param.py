@@ -15,7 +15,8 @@ import click
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.workflows.common import check
+from nrmkit.core.base import MemoryTerm
+from nrmkit.workflows.common import DRAW_BYTES_PER_ENTRY, check, memory_term, plural, raised
 from nrmkit.workflows.train_rd_model import RandomTrainingConfig, random_batch
 from nrmkit.workflows.training import NetworkBatch, TrainOnSpectrum, training_options
 
@@ -37,11 +38,30 @@ class FixedParamConfig(RandomTrainingConfig):
         for label, value in (("G", gains), ("S", shifts)):
             check(0 <= value <= n, "--number_param", f"{label} must lie in [0, N = {n}], got "
                   f"{value}")
+        counts = dict(zip(("weights", "gains", "shifts"), self.number_param, strict=True))
+        check(any(counts[name] > 0 for name in self.trained_sets), "--number_param",
+              "nothing would be trained: the trained sets ("
+              + ", ".join(f"{name} {counts[name]}" for name in self.trained_sets)
+              + ") have no trainable entry")
 
 
 class TrainFixedParam(TrainOnSpectrum):
     name = "train_rd_model_fixed_param"
     config_class = FixedParamConfig
+
+    def memory_terms(self, config: FixedParamConfig, *, itemsize: int) -> list[MemoryTerm]:
+        """Those of :class:`~nrmkit.workflows.training.TrainOnSpectrum`, plus the boolean
+        masks of the batch, ``B · N² · (2 + (1 + itemsize)·w)`` bytes (each network's mask
+        and their stack; with trained weights (``w = 1``) the complement and the entries
+        it restores after every step), and ``16 · N²`` for drawing one mask (the int64
+        indices of the off-diagonal entries and their permutation)."""
+        n, batch = config.n, config.samples_per_batch
+        trained = "weights" in config.trained_sets
+        masks = batch * n * n * (2 + (1 + itemsize) * trained) + DRAW_BYTES_PER_ENTRY * n * n
+        return [*super().memory_terms(config, itemsize=itemsize), memory_term(
+            {"--samples_per_batch": raised(config, "--samples_per_batch"),
+             "--n": raised(config, "--n", 2)}, masks,
+            f"the {n}×{n} masks of trainable weights of {plural(batch, 'network')}")]
 
     def build(self, config, context, generators, shared) -> NetworkBatch:
         import torch

@@ -41,11 +41,31 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import RegistryChoice, option
-from nrmkit.core.base import IncrementalSweep
+from nrmkit.core.base import IncrementalSweep, MemoryTerm
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
-from nrmkit.workflows.common import LyapunovSettings, check, check_finite
+from nrmkit.workflows.common import (
+    DRAW_BYTES_PER_ENTRY,
+    RESULT_BYTES_PER_VALUE,
+    LyapunovSettings,
+    check,
+    check_finite,
+    engine_memory,
+    memory_term,
+    naming_divergence,
+    plural,
+    raised,
+    steps_growth,
+)
 
 CHECKPOINTS = "checkpoints"
+#: floats the autograd graph keeps per Euler step and network, per stacked row ``[φ | φ'⊙Q]``
+#: and as state-sized tensors (fitted to peak RSS at k = 1 and k = 30, N = 300).
+GRAPH_ROW_FLOATS = 2
+GRAPH_STATE_FLOATS = 10
+#: a Python float in a list (the object and its slot) [bytes].
+PYTHON_FLOAT_BYTES = 32
+#: what to try after a training run diverged.
+TRAINING_DIVERGENCE_HINT = "try a smaller --dt, --g or --lr, or --dtype float64"
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,8 @@ class TrainingSettings(LyapunovSettings):
         object.__setattr__(self, "loss", LOSSES.canonical(self.loss))
         for name in ("target", "lr", "clip"):
             check_finite(getattr(self, name), f"--{name}")
+        if self.early_stopping is not None:
+            check_finite(self.early_stopping, "--early_stopping")
         check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
         check(self.clip > 0, "--clip", f"must be positive, got {self.clip}")
         check(self.spectrum_every >= 1, "--spectrum_every",
@@ -179,6 +201,9 @@ class TrainOnSpectrum(IncrementalSweep):
 
     unit_name = "sample"
     resumable = True
+    #: whether the networks have dense N×N weight matrices of their own (random networks)
+    #: or share one sparse connectome.
+    dense_weights: bool = True
 
     def prepare(self, config: Any, context: Any) -> Any:
         """Data every network of a chunk shares (a connectome); default none."""
@@ -187,6 +212,84 @@ class TrainOnSpectrum(IncrementalSweep):
     @abstractmethod
     def build(self, config: Any, context: Any, generators: list, shared: Any) -> NetworkBatch:
         """The initial networks, one per generator (each drawn from its own generator)."""
+
+    def memory_terms(self, config: Any, *, itemsize: int) -> list[MemoryTerm]:
+        """A batch of ``B = --samples_per_batch`` networks of ``N`` neurons trained together
+        on ``k = nle`` exponents, back-propagating through ``T = (tbasis + tsim)/dt`` Euler
+        steps in ``T / s`` re-orthonormalisations of ``s`` steps each (``i = itemsize``;
+        bytes):
+
+        * autograd graph ``T · B · N · i · (2·(k+1) + 10) + (T/s) · B · k · (N+k) · i``: per
+          step the stacked rows ``[φ | φ'⊙Q]`` and the basis, and ≈ 10 state-sized tensors
+          of the activation with its gains and shifts; per re-orthonormalisation the QR's Q
+          and R;
+        * logged spectra (``k' = --spectrum_nle``, no graph): the engine's working set and
+          history (:func:`~nrmkit.workflows.common.engine_memory`);
+        * per-epoch records: ``n_epochs · (32 · B · (k + 4 + sets + k'/e) + 128 · n_samples
+          · (6 + sets + k'/e))`` (``e = --spectrum_every``): the trainer's history of Python
+          floats (spectrum, loss, λ_max, gradient norms), then every sample's padded arrays
+          and the lists of ``results.json``;
+        * dense weights of the batch ``B · N² · i · (4 + 4·w) + 16 · N²`` (``w = 1`` when
+          the weights are trained: gradient, Adam's two moments, the copy that keeps frozen
+          entries) and of the model rebuilt from all ``n_samples`` networks at the end,
+          ``n_samples · N² · i · (4 + w)``; none for a sparse connectome.
+
+        Measured (float32, peak RSS above the same run at N = 20 and tsim = 1, samples =
+        batch): ``--n 300 --nle 30 --samples_per_batch 8 --tsim 50``: 458 MiB for 469
+        estimated; ``--n 300 --nle 1 --samples_per_batch 64 --tsim 50``: 647 MiB for 763;
+        ``--n 2000 --nle 1 --samples_per_batch 4 --tsim 1``: 374 MiB for 555, with
+        ``--train_weights true`` 527 MiB for 860 (the batch and the rebuilt model are not
+        alive at once: with samples = batch their sum overestimates).
+        """
+        batch, n, k, i = config.samples_per_batch, config.n, config.nle, itemsize
+        steps = config.tangent_steps
+        intervals = steps / config.steps_per_ons
+        graph = (steps * batch * n * i * (GRAPH_ROW_FLOATS * (k + 1) + GRAPH_STATE_FLOATS)
+                 + intervals * batch * k * (n + k) * i)
+        spectrum_k = config.spectrum_nle
+        working, history = engine_memory(networks=batch, n=n, nle=spectrum_k,
+                                         n_ons=config.n_ons, itemsize=i)
+        sizes = {"--n": raised(config, "--n")} if self.dense_weights else {}
+        per_batch = {"--samples_per_batch": raised(config, "--samples_per_batch")}
+        terms = [
+            memory_term({**per_batch, **steps_growth(config), **sizes,
+                         "--nle": raised(config, "--nle")}, graph,
+                        f"the autograd graph of {plural(batch, 'network')} of {n} neurons "
+                        f"over {plural(round(steps), 'Euler step')} with "
+                        f"{plural(k, 'tangent vector')}"),
+            memory_term({**per_batch, "--spectrum_nle": raised(config, "--spectrum_nle"),
+                         **sizes}, working + history,
+                        f"the logged spectra of {plural(spectrum_k, 'exponent')} of "
+                        f"{plural(batch, 'network')}"),
+        ]
+        logged_per_epoch = spectrum_k / config.spectrum_every
+        sets = len(config.trained_sets)
+        terms.append(memory_term(
+            {"--n_epochs": raised(config, "--n_epochs"), **per_batch,
+             "--n_samples": raised(config, "--n_samples")},
+            config.n_epochs * (
+                PYTHON_FLOAT_BYTES * batch * (k + 4 + sets + logged_per_epoch)
+                + RESULT_BYTES_PER_VALUE * config.n_samples * (6 + sets + logged_per_epoch)),
+            f"the per-epoch records of {plural(config.n_epochs, 'epoch')} of "
+            f"{plural(config.n_samples, 'sample')}"))
+        if self.dense_weights:
+            trained = "weights" in config.trained_sets
+            square = {"--n": raised(config, "--n", 2)}
+            terms += [
+                memory_term({**per_batch, **square},
+                            batch * n * n * i * (4 + 4 * trained) + DRAW_BYTES_PER_ENTRY * n * n,
+                            f"the {n}×{n} weight matrices of {plural(batch, 'network')}"
+                            + (" with their gradients and Adam moments" if trained else "")),
+                memory_term({"--n_samples": raised(config, "--n_samples"), **square},
+                            config.n_samples * n * n * i * (4 + trained),
+                            f"the {n}×{n} weight matrices of "
+                            f"{plural(config.n_samples, 'sample')} in the saved model"),
+            ]
+        return terms
+
+    def describe_network(self, config: Any, sample: int) -> str:
+        """The parameters of network ``sample`` that a divergence message names."""
+        return f"g={config.g:g}, sample {sample}"
 
     def n_units(self, config: Any) -> int:
         return config.n_samples
@@ -201,6 +304,10 @@ class TrainOnSpectrum(IncrementalSweep):
 
         size = config.samples_per_batch
         batches = sorted({unit // size for unit in units})
+        context.log(f"{self.name}: training {', '.join(config.trained_sets)} on the top "
+                    f"{config.nle} exponents ({config.loss}, target {config.target:g}) for "
+                    f"{config.n_epochs} epochs; {len(units)} of {config.n_samples} sample(s) "
+                    f"here, {size} per batch, N={config.n}")
         shared = self.prepare(config, context)
         folder = checkpoint_folder(config, context)
         progress = context.progress("epochs")
@@ -221,19 +328,31 @@ class TrainOnSpectrum(IncrementalSweep):
         one padded record per network (:func:`network_record`)."""
         import torch
 
-        from nrmkit.core.errors import DivergenceError
         from nrmkit.dynamics.lyapunov import random_basis
         from nrmkit.nn.connectivity import normal_like
-        from nrmkit.training.checkpoint import load_checkpoint, save_checkpoint
+        from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import SpectrumTrainer
         from nrmkit.workflows.common import unit_seed
 
+        n_networks = len(samples)
+        name = f"samples {samples[0]}-{samples[-1]}" if n_networks > 1 else f"sample {samples[0]}"
+        checkpoint = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
+        resuming = checkpoint is not None and checkpoint.exists()
+        context.log(f"{self.name}: {name}: building {plural(n_networks, 'network')} of "
+                    f"{config.n} neurons" + ("" if resuming else " and their initial spectra"))
         generators = [torch.Generator().manual_seed(unit_seed(context.seed, sample))
                       for sample in samples]
         batch = self.build(config, context, generators, shared)
         model = batch.model
-        n_networks, shape = len(samples), model.batch_shape
+        shape = model.batch_shape
+
+        everyone = [(i,) for i in range(n_networks)]
+
+        def describe(index: tuple[int, ...]) -> str:
+            flat = index[0] if len(index) == 1 else index[0] * shape[1] + index[1]
+            return self.describe_network(config, samples[flat])
+
         dtype, device = model.weight.dtype, model.weight.device
         state = model.initial_std * torch.cat([           # N draws per network, its own seed
             normal_like((1, model.state_dim), generator=generator, dtype=dtype, device=device)
@@ -248,22 +367,16 @@ class TrainOnSpectrum(IncrementalSweep):
             train=config.trained_sets, lr=config.lr, clip=config.clip, masks=batch.masks,
             early_stopping=config.early_stopping,
         )
-        name = f"samples {samples[0]}-{samples[-1]}" if n_networks > 1 else f"sample {samples[0]}"
-        checkpoint = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
         if checkpoint is not None and checkpoint.exists():
-            saved = load_checkpoint(checkpoint)
-            trainer.load_state_dict(saved["trainer"])
+            saved = restore_checkpoint(checkpoint, trainer, key="trainer")
             initial = saved["spectrum_initial"].numpy()
             context.log(f"{self.name}: {name} resume at epoch {trainer.epoch}")
         else:
-            initial = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
-                .reshape(n_networks, -1)
+            with naming_divergence(describe, hint=TRAINING_DIVERGENCE_HINT, every=everyone):
+                initial = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
+                    .reshape(n_networks, -1)
         if samples[0] == 0:
-            context.log(f"{self.name}: {batch.description}; training "
-                        f"{', '.join(config.trained_sets)} on the top {config.nle} exponents "
-                        f"({config.loss}, target {config.target:g}) for {config.n_epochs} "
-                        f"epochs; {config.n_samples} sample(s), {config.samples_per_batch} "
-                        "per batch")
+            context.log(f"{self.name}: {batch.description}")
 
         def end_of_epoch(epoch: int, metrics: dict) -> None:
             if (epoch + 1) % config.spectrum_every == 0:
@@ -278,16 +391,13 @@ class TrainOnSpectrum(IncrementalSweep):
                         + ", ".join(f"{value:+.4f}" for value in metrics["lambda_max"]))
 
         finished = config.early_stopping is not None and bool(trainer.frozen.all())
-        try:
-            if not finished:
+        if not finished:
+            with naming_divergence(lambda index: f"{describe(index)}, epoch {trainer.epoch + 1}",
+                                   hint=TRAINING_DIVERGENCE_HINT, every=everyone):
                 trainer.fit(config.n_epochs, on_epoch_end=(end_of_epoch,))
-        except DivergenceError as error:
-            failed = [samples[index[0]] for index in error.batch_indices] or samples
-            label = "sample" if len(failed) == 1 else "samples"
-            raise DivergenceError(f"{label} {', '.join(map(str, failed))}: {error}",
-                                  [(sample,) for sample in failed]) from None
-        final = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
-            .reshape(n_networks, -1)
+        with naming_divergence(describe, hint=TRAINING_DIVERGENCE_HINT, every=everyone):
+            final = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
+                .reshape(n_networks, -1)
         return [network_record(config, trainer, i, initial[i], final[i], batch.masks)
                 for i in range(n_networks)]
 

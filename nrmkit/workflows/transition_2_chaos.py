@@ -38,7 +38,7 @@ from nrmkit.workflows.common import (
     coupling_grid,
     lyapunov_options,
     parameter_option,
-    save_option,
+    raised,
 )
 
 
@@ -63,10 +63,17 @@ class TransitionConfig(LyapunovSettings):
     def couplings(self) -> list[float]:
         return coupling_grid(self.gmin, self.gmax, self.m_g)
 
+    @property
+    def n_couplings(self) -> int:
+        return self.m_g
+
 
 class TransitionToChaos(CouplingSweep):
     name = "transition_2_chaos"
     config_class = TransitionConfig
+
+    def couplings_growth(self, config: TransitionConfig) -> dict[str, float]:
+        return {"--m_g": raised(config, "--m_g")}
 
     def aggregate(self, config: TransitionConfig, context, arrays) -> dict:
         import numpy as np
@@ -117,7 +124,6 @@ class TransitionToChaos(CouplingSweep):
 @lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
-@save_option()
 @executor_options
 @common_options
 def command(**kwargs):
