@@ -271,3 +271,31 @@ def test_training_says_what_it_builds_before_building(tmp_path):
     first_epoch = next(i for i, line in enumerate(lines) if "epoch" in line and "loss" in line)
     assert building < first_epoch
     assert "2 per batch" in " ".join(lines[:building])
+
+
+MEASURE_PEAK = """
+import resource, sys
+from click.testing import CliRunner
+from nrmkit.workflows import transition_2_chaos as t
+common = ["--gmin", "1", "--gmax", "3", "--m_g", "7", "--n_samples", "1", "--tsim", "2",
+          "--ttrans", "1", "--independent-draws", "--save", "false", "--quiet"]
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+assert CliRunner().invoke(t.command, [*common, "--n", "20"]).exit_code == 0
+before = peak()
+assert CliRunner().invoke(t.command, [*common, "--n", sys.argv[1]]).exit_code == 0
+print(peak() - before)
+"""
+
+
+def test_estimate_matches_the_measured_peak():
+    """The estimate of a sweep of 7 independent 2500×2500 matrices is within a factor of 1.6
+    of the peak resident memory it adds (measured in a fresh process)."""
+    n = 2500
+    done = run_script(sys.executable, "-c", MEASURE_PEAK, str(n), timeout=300)
+    assert done.returncode == 0, done.stderr
+    measured = float(done.stdout.split()[-1])
+    estimated, _ = total_and_largest(transition_2_chaos, n=n, m_g=7, gmin=1.0, gmax=3.0,
+                                     n_samples=1, tsim=2.0, ttrans=1.0, independent_draws=True)
+    assert measured > 200 * 2**20, "the run must be large enough to measure"
+    assert estimated / 1.6 < measured < estimated * 1.6, (measured, estimated)
