@@ -274,23 +274,28 @@ def test_training_says_what_it_builds_before_building(tmp_path):
 
 
 MEASURE_PEAK = """
-import resource, sys
+import sys
+from pathlib import Path
 from click.testing import CliRunner
 from nrmkit.workflows import transition_2_chaos as t
 common = ["--gmin", "1", "--gmax", "3", "--m_g", "7", "--n_samples", "1", "--tsim", "2",
           "--ttrans", "1", "--independent-draws", "--save", "false", "--quiet"]
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
 assert CliRunner().invoke(t.command, [*common, "--n", "20"]).exit_code == 0
-before = peak()
+Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts at the current RSS
+before = status("VmRSS")
 assert CliRunner().invoke(t.command, [*common, "--n", sys.argv[1]]).exit_code == 0
-print(peak() - before)
+print(status("VmHWM") - before)
 """
 
 
 def test_estimate_matches_the_measured_peak():
-    """The estimate of a sweep of 7 independent 2500×2500 matrices is within a factor of 1.6
-    of the peak resident memory it adds (measured in a fresh process)."""
+    """The estimate of a sweep of 7 independent 2500×2500 matrices is not below the peak
+    resident memory the run adds (measured in a fresh process, after its imports and a tiny
+    run), and not above it by more than a factor of 1.6."""
     n = 2500
     done = run_script(sys.executable, "-c", MEASURE_PEAK, str(n), timeout=300)
     assert done.returncode == 0, done.stderr
@@ -298,4 +303,4 @@ def test_estimate_matches_the_measured_peak():
     estimated, _ = total_and_largest(transition_2_chaos, n=n, m_g=7, gmin=1.0, gmax=3.0,
                                      n_samples=1, tsim=2.0, ttrans=1.0, independent_draws=True)
     assert measured > 200 * 2**20, "the run must be large enough to measure"
-    assert estimated / 1.6 < measured < estimated * 1.6, (measured, estimated)
+    assert estimated / 1.6 < measured < estimated * 1.1, (measured, estimated)

@@ -28,7 +28,7 @@ def gaussian_coupling(
     """
     draw = torch.randn((*batch, n, n), generator=generator, dtype=torch.float64)
     draw.diagonal(dim1=-2, dim2=-1).zero_()
-    return (draw / n**0.5).to(device=device, dtype=dtype)
+    return draw.div_(n**0.5).to(device=device, dtype=dtype)  # in place: one float64 copy
 
 
 def normal_like(

@@ -190,9 +190,9 @@ def steps_growth(config: Any) -> dict[str, float]:
     return {"--tsim": raised(config, "--tsim"), "--dt": raised(config, "--dt", -1)}
 
 
-#: measured peak bytes of dense-matrix drawing per entry, beyond the entry itself: the
-#: standard normals and their scaled copy in float64 (2 × 8 bytes) before the cast.
-DRAW_BYTES_PER_ENTRY = 16
+#: peak bytes of dense-matrix drawing per entry, beyond the entry itself: the standard
+#: normals in float64, scaled in place before the cast.
+DRAW_BYTES_PER_ENTRY = 8
 #: measured peak of one engine step in floats per entry of the stacked rows ``[φ | φ'⊙Q]``
 #: (``B·(k+1)·N``): state, φ, φ', the rows, their product with W, the new basis, the
 #: initial draws (float64) and the QR's copies (6.2–6.6× at N = 200, B = 2000, k = 1 … 50).
@@ -206,8 +206,7 @@ LOG_ITEMSIZE = 8
 
 def weight_memory(n: int, matrices: float, itemsize: int) -> float:
     """Peak bytes of drawing ``matrices`` dense N×N weight matrices:
-    ``matrices · N² · (16 + itemsize)`` (drawn and scaled in float64, then cast; measured
-    20.3 bytes per entry in float32, 17.4 in float64, at N = 4000)."""
+    ``matrices · N² · (8 + itemsize)`` (drawn and scaled in place in float64, then cast)."""
     return float(matrices) * n * n * (DRAW_BYTES_PER_ENTRY + itemsize)
 
 
@@ -445,7 +444,7 @@ class CouplingSweep(IncrementalSweep):
         """One sample at a time, batched over the ``m`` couplings (``k = nle``, ``n_ons =
         tsim / t_ONS``; bytes):
 
-        * weights ``M · N² · (16 + itemsize)`` with ``M = m`` under ``--independent-draws``,
+        * weights ``M · N² · (8 + itemsize)`` with ``M = m`` under ``--independent-draws``,
           else 1 (:func:`weight_memory`);
         * engine ``7 · m·(k+1)·N · itemsize + m·k² · itemsize``, plus
           ``m · N · (8 + itemsize)`` for each drawn set of gains or shifts;

@@ -75,7 +75,7 @@ class Convergence(Workflow):
         """``S = n_samples`` networks of ``N`` neurons in one engine call per t_ONS, ``k =
         nle``; ``n_ons`` re-orthonormalisations at the smallest t_ONS (bytes):
 
-        * weights ``S · N² · (16 + itemsize)`` (:func:`weight_memory`);
+        * weights ``S · N² · (8 + itemsize)`` (:func:`weight_memory`);
         * engine ``7 · S·(k+1)·N · itemsize + S·k² · itemsize`` (:func:`engine_memory`);
         * history ``4 · n_ons · S · k · 8``: the float64 log increments, their sorted copy
           and the running estimate λ_i(t) (a cumulative sum, then divided by t), kept for
