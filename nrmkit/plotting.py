@@ -187,6 +187,43 @@ def convergence(
 
 
 @_styled
+def trained_spectra(
+    exponents: np.ndarray, dimension: np.ndarray, entropy: np.ndarray, n: int, *,
+    sum_rule: float | None = None, title: str = "",
+) -> Figure:
+    """The networks of one model: (a) spectra λ_i vs i/N, (b) D/N and (c) H/N per network.
+
+    ``exponents[network, k]``; ``dimension``, ``entropy``: ``[network]``.
+    """
+    figure, axes = _figure(9.0, 2.8, ncols=3)
+    networks, k = exponents.shape
+    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, max(networks, 1)))
+    index = np.arange(1, k + 1) / n
+    for number, (spectrum, color) in enumerate(zip(exponents, colors, strict=False)):
+        axes[0].plot(index, spectrum, color=color, lw=1.0,
+                     label=f"network {number}" if networks <= 8 else None)
+    axes[0].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
+    if sum_rule is not None:
+        axes[0].axhline(sum_rule, color="grey", lw=0.7, ls=":",
+                        label=f"sum-rule mean {sum_rule:.3f}")
+    if networks <= 8 or sum_rule is not None:
+        axes[0].legend(frameon=False, loc="lower left")
+    axes[0].set_xlabel("i / N")
+    axes[0].set_ylabel(r"$\lambda_i$  [1/τ]")
+    numbers = np.arange(networks)
+    for axis, values, label in ((axes[1], dimension / n, "attractor dimension D / N"),
+                                (axes[2], entropy / n, "entropy rate H / N  [nats/τ]")):
+        axis.bar(numbers, values, color=colors[:networks], width=0.7)
+        axis.set_xlabel("network")
+        axis.set_ylabel(label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        figure.suptitle(title, fontsize=9)
+    _label_panels(axes)
+    return figure
+
+
+@_styled
 def benchmark(
     labels: Sequence[str], ms_per_network_step: Sequence[float], *,
     nle: np.ndarray | None = None, engine_vs_nle: Sequence[float] | None = None,
@@ -272,18 +309,35 @@ def benchmark(
 def training_curves(
     loss: np.ndarray, lambda_max: np.ndarray, spectrum_initial: np.ndarray,
     spectrum_final: np.ndarray, *, target: float | None = None, title: str = "",
+    evaluated: tuple[np.ndarray, np.ndarray] | None = None,
+    baseline: np.ndarray | None = None,
 ) -> Figure:
     """Training on the spectrum: (a) loss per epoch, (b) λ_max per epoch, (c) spectra.
 
-    ``loss``, ``lambda_max``: ``[epoch, network]`` (NaN after a network stopped early);
-    spectra ``[network, k]`` (1/τ).
+    ``loss``, ``lambda_max``: ``[epoch, network]`` estimates of the training runs (NaN
+    after a network stopped early); spectra ``[network, k]`` (1/τ) of the evaluation runs.
+    ``evaluated``: the evaluation losses ``[network]`` before and after training (circles
+    at epoch 0 and at the last epoch); ``baseline``: the best global gain's loss
+    ``[network]`` (dashed).
     """
     figure, axes = _figure(9.0, 2.8, ncols=3)
     epochs = np.arange(1, loss.shape[0] + 1)
     colors = plt.get_cmap("tab10")(np.arange(loss.shape[1]) % 10)
     for i, color in enumerate(colors):
-        axes[0].plot(epochs, loss[:, i], color=color, lw=1)
+        axes[0].plot(epochs, loss[:, i], color=color, lw=1, alpha=0.8)
         axes[1].plot(epochs, lambda_max[:, i], color=color, lw=1)
+        if evaluated is not None:
+            axes[0].plot([0, epochs[-1]], [evaluated[0][i], evaluated[1][i]], "o",
+                         color=color, mfc="white", ms=5)
+        if baseline is not None:
+            axes[0].axhline(baseline[i], color=color, ls="--", lw=0.8)
+    if evaluated is not None:
+        axes[0].plot([], [], color="grey", lw=1, label="training")
+        axes[0].plot([], [], "o", color="grey", mfc="white", label="evaluation")
+    if baseline is not None:
+        axes[0].plot([], [], color="grey", ls="--", lw=0.8, label="best global gain")
+    if evaluated is not None or baseline is not None:
+        axes[0].legend(frameon=False, fontsize=7)
     if np.all(loss[np.isfinite(loss)] > 0):
         axes[0].set_yscale("log")
     axes[0].set_xlabel("epoch")

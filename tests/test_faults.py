@@ -104,6 +104,7 @@ def wait_for(condition, process=None, timeout: float = 120.0) -> None:
 def results_without_time(folder: Path) -> dict:
     results = json.loads((folder / "results.json").read_text())
     results.pop("elapsed_seconds")
+    results.pop("seconds_per_epoch", None)  # timings of training runs
     return results
 
 

@@ -255,7 +255,7 @@ def test_divergence_exits_1_naming_coupling_and_samples(script, args, named, tmp
 def test_divergence_during_training_names_the_epoch(tmp_path):
     # a stable linear network whose weights a huge learning rate makes explode
     done = run_script("train_rd_model", "--n", "10", "--g", "0.5", *LINEAR, "--lr", "1000",
-                      "--nle", "2", "--tsim", "20", "--ttrans", "2", "--n_epochs", "5",
+                      "--nle", "2", "--tsim", "10", "--ttrans", "2", "--n_epochs", "5",
                       "--quiet", "--save", "false")
     assert_one_line_error(done, 1, "diverged", "g=0.5, sample 0, epoch 2", "--lr")
 

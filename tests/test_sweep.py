@@ -33,6 +33,7 @@ def _run(command, *args):
 def _results(path):
     results = json.loads((path / "results.json").read_text())
     results.pop("elapsed_seconds")
+    results.pop("seconds_per_epoch", None)  # timings of training runs
     return results
 
 

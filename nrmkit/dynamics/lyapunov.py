@@ -24,6 +24,38 @@ connectivity with ``k`` columns, shared with the state update): no ``N×N`` Jaco
 formed. Everything is batched over the model's batch of independent systems, runs in the
 model's dtype and device, and is differentiable by autograd through ``torch.linalg.qr``
 (logs are accumulated in float64).
+
+Adaptive interval (``tons="auto"``, :func:`choose_tons`)
+--------------------------------------------------------
+Between two re-orthonormalisations the ``k`` tangent vectors stretch by factors
+``≈ e^{λ_i t_ONS}``. The QR factorisation recovers direction ``k`` only while the ratio
+``R_kk/R_11 ≈ e^{−(λ_1−λ_k) t_ONS}`` stays above the round-off of the dtype, ``ε``: hence
+the precision limit
+
+.. math:: t_{ONS}\,(\lambda_1 - \lambda_k) \lesssim L, \qquad L \approx \ln(1/\varepsilon)
+
+(:data:`TONS_SPREAD_LIMIT`: 15 in float32, 35 in float64, as measured for N = 200, g = 3).
+The norms themselves, ``e^{λ_i t_ONS}``, must also stay representable:
+``t_ONS·max(|λ_1|, |λ_k|) ≲ R = ln(largest float)`` (88.7 in float32, 709.8 in float64).
+``tons="auto"`` measures the exponents in a short *pilot* after the state warm-up — QR every
+``pilot_tons`` (default one step) for ``tpilot`` τ, the first half re-orthonormalised only,
+the second half averaged, nothing of it counted in the result — and takes, with ``s`` the
+safety factor (default ½) and the maxima over the whole batch (a batch shares one interval):
+
+.. math::
+
+    t_{ONS} = \Big\lfloor \min\Big(\frac{s L}{\max_b(\lambda_1 - \lambda_k)},
+              \frac{s R}{\max_b \max(|\lambda_1|, |\lambda_k|)},\ t_{max},
+              \frac{T}{n_{blocks}}\Big) \Big/ \Delta t \Big\rfloor\,\Delta t,
+
+at least one step ``Δt``; ``t_max`` (default 10 τ) bounds it where the spread is tiny
+(``k = 1``, or a near-neutral linear map), and ``T/n_blocks`` keeps at least ``n_blocks``
+intervals for the standard error. The accumulation then continues from the pilot's state
+and basis (the pilot is an extra transient; it runs without autograd). Within the limits the
+interval changes nothing but the work: the QR factorisation of a product of Jacobians does
+not depend on how the product is grouped (``R`` of a longer interval is the product of the
+``R`` of its steps), so on one trajectory every admissible interval gives the same exponents
+to round-off, and a longer one makes fewer QR factorisations.
 """
 
 from __future__ import annotations
@@ -44,6 +76,16 @@ DEFAULT_TTRANS = 100.0
 DEFAULT_BASIS_FRACTION = 0.1
 #: default number of blocks for the standard error of the exponents.
 DEFAULT_BLOCKS = 20
+#: ``t_ONS·(λ_1 − λ_k)`` beyond which the QR method loses the smallest exponents, per dtype
+#: (measured: float32 correct at 5 τ and wrong at 10 τ, float64 correct at 10 τ and wrong at
+#: 20 τ for a spread of 2.75/τ); other dtypes use ``ln(1/ε)``.
+TONS_SPREAD_LIMIT = {torch.float32: 15.0, torch.float64: 35.0}
+#: fraction of the limits an adaptive interval targets.
+DEFAULT_TONS_SAFETY = 0.5
+#: the longest adaptive interval, in model time units (τ).
+DEFAULT_TONS_MAX = 10.0
+#: duration of the pilot of an adaptive interval (half transient, half measurement) [τ].
+DEFAULT_TPILOT = 10.0
 
 Drive = Tensor | Callable[[int], Tensor | None] | None
 Progress = Callable[[int, int], None] | None
@@ -61,6 +103,7 @@ class LyapunovResult:
         tons: effective interval between re-orthonormalisations (a whole number of steps).
         t_accumulated: time over which the exponents were averaged.
         state, basis: final state ``(*batch, D)`` and basis ``(*batch, k, D)`` (to continue).
+        tons_choice: how an adaptive interval was chosen (``tons="auto"``), else None.
     """
 
     exponents: Tensor
@@ -71,6 +114,7 @@ class LyapunovResult:
     basis: Tensor
     n_blocks: int = DEFAULT_BLOCKS
     order: Tensor | None = field(default=None, repr=False)
+    tons_choice: TonsChoice | None = field(default=None, repr=False)
 
     @property
     def times(self) -> Tensor:
@@ -116,6 +160,7 @@ class LyapunovResult:
             basis=torch.gather(self.basis, -2, basis_order),
             n_blocks=self.n_blocks,
             order=order,
+            tons_choice=self.tons_choice,
         )
 
 
@@ -152,7 +197,7 @@ def lyapunov_spectrum(
     n_exponents: int,
     *,
     tsim: float,
-    tons: float,
+    tons: float | str,
     ttrans: float = DEFAULT_TTRANS,
     tbasis: float | None = None,
     state: Tensor | None = None,
@@ -170,13 +215,15 @@ def lyapunov_spectrum(
         n_exponents: ``k``, 1 ≤ k ≤ state dimension.
         tsim: accumulation time ``T`` (rounded to a whole number of ``tons`` intervals).
         tons: interval between re-orthonormalisations (rounded to whole steps, ≥ 1 step).
-            Keep ``tons·(λ_1 − λ_k)`` below ≈15 in float32 and ≈35 in float64.
+            Keep ``tons·(λ_1 − λ_k)`` below ≈15 in float32 and ≈35 in float64. ``"auto"``
+            chooses it from a pilot after the warm-up (:func:`choose_tons`, defaults; the
+            module docstring gives the rule); the choice is in ``result.tons_choice``.
         ttrans: state warm-up before the tangent basis is started.
         tbasis: basis transient (default ``0.1·tsim``).
         state: initial state ``(*batch, D)``; default ``model.initial_state(generator)``.
         basis: initial basis rows ``(*batch, k, D)``; default random orthonormal.
         drive: external input: None, a constant tensor, or ``step_index -> tensor``
-            (the index counts every step, warm-up included).
+            (the index counts every step, warm-up and pilot included).
         generator: source of the random initial state and basis.
         n_blocks: blocks for :attr:`LyapunovResult.standard_error`.
         progress: ``callback(done_steps, total_steps)``, called a few hundred times at most.
@@ -188,15 +235,21 @@ def lyapunov_spectrum(
     dim = model.state_dim
     if not 1 <= n_exponents <= dim:
         raise ValueError(f"n_exponents must lie in [1, {dim}], got {n_exponents}")
+    adaptive = isinstance(tons, str)
+    if adaptive and tons != "auto":
+        raise ValueError(f"tons must be a number of time units or 'auto', got {tons!r}")
     dt = model.dt
-    steps_per_ons = max(1, round(tons / dt))
-    tons_effective = steps_per_ons * dt
-    n_ons = max(1, round(tsim / tons_effective))
-    n_warm = max(0, round(ttrans / dt))
     tbasis = DEFAULT_BASIS_FRACTION * tsim if tbasis is None else tbasis
-    n_basis = max(0, round(tbasis / tons_effective))
-    total = n_warm + (n_basis + n_ons) * steps_per_ons
-    report = _Reporter(progress, total)
+    n_warm = max(0, round(ttrans / dt))
+    if adaptive:   # the real interval is known after the pilot; the total is corrected then
+        pilot_steps_per_ons, pilot_half = _pilot_plan(dt, DEFAULT_TPILOT, None)
+        steps_per_ons = 1
+        n_pilot = 2 * pilot_half * pilot_steps_per_ons
+    else:
+        steps_per_ons = max(1, round(tons / dt))
+        n_pilot = 0
+    n_ons, n_basis = _intervals(tsim, tbasis, steps_per_ons * dt)
+    report = _Reporter(progress, n_warm + n_pilot + (n_basis + n_ons) * steps_per_ons)
     drive_at = _drive_function(drive)
 
     if state is None:
@@ -210,6 +263,19 @@ def lyapunov_spectrum(
     if basis is None:
         basis = random_basis(model.batch_shape, n_exponents, dim, generator=generator,
                              dtype=state.dtype, device=state.device)
+
+    choice = None
+    if adaptive:
+        offset = step_index
+        choice = choose_tons(model, n_exponents, state=state, basis=basis, tsim=tsim,
+                             drive=drive, step_offset=offset, n_blocks=n_blocks,
+                             progress=lambda done, _total: report(offset + done))
+        state, basis = choice.state, choice.basis
+        step_index += choice.pilot_steps
+        steps_per_ons = choice.steps_per_ons
+        n_ons, n_basis = _intervals(tsim, tbasis, steps_per_ons * dt)
+        report.total = step_index + (n_basis + n_ons) * steps_per_ons
+    tons_effective = steps_per_ons * dt
 
     # Without autograd the increments are written into one preallocated array: a list of
     # n_ons small tensors stacked at the end holds the history twice, plus per-tensor
@@ -238,7 +304,146 @@ def lyapunov_spectrum(
         _check_finite(state, exponents)
     return LyapunovResult(exponents=exponents, log_increments=log_increments,
                           tons=tons_effective, t_accumulated=t_accumulated,
-                          state=state, basis=basis, n_blocks=n_blocks)
+                          state=state, basis=basis, n_blocks=n_blocks, tons_choice=choice)
+
+
+def _intervals(tsim: float, tbasis: float, tons: float) -> tuple[int, int]:
+    """``(accumulated, transient)`` re-orthonormalisations for an interval of ``tons``."""
+    return max(1, round(tsim / tons)), max(0, round(tbasis / tons))
+
+
+def tons_spread_limit(dtype: torch.dtype) -> float:
+    """The precision limit ``L`` of ``t_ONS·(λ_1 − λ_k)`` for ``dtype``:
+    :data:`TONS_SPREAD_LIMIT`, else ``ln(1/ε)`` of the dtype."""
+    return TONS_SPREAD_LIMIT.get(dtype, -math.log(torch.finfo(dtype).eps))
+
+
+def tons_range_limit(dtype: torch.dtype) -> float:
+    """``R = ln(largest finite float)``: ``e^{λ t_ONS}`` must stay representable."""
+    return math.log(torch.finfo(dtype).max)
+
+
+@dataclass
+class TonsChoice:
+    """An interval chosen by :func:`choose_tons` (times in model units, rates per unit).
+
+    Attributes:
+        tons: the interval, a whole number of steps.
+        steps_per_ons: ``tons / dt``.
+        spread: ``max_b (λ_1 − λ_k)`` measured by the pilot (0 for ``k = 1``).
+        magnitude: ``max_b max(|λ_1|, |λ_k|)`` measured by the pilot.
+        limit, range_limit: ``L`` and ``R`` of the dtype (see the module docstring).
+        bound: which bound set the interval: ``"spread"``, ``"range"``, ``"tons_max"``,
+            ``"blocks"`` (``tsim / n_blocks``) or ``"one step"``.
+        pilot_exponents: ``(*batch, k)`` the pilot's estimates, descending.
+        pilot_steps: steps the pilot took (none of them accumulated).
+        state, basis: state and orthonormal basis after the pilot (detached).
+    """
+
+    tons: float
+    steps_per_ons: int
+    spread: float
+    magnitude: float
+    limit: float
+    range_limit: float
+    bound: str
+    pilot_exponents: Tensor = field(repr=False)
+    pilot_steps: int = 0
+    state: Tensor | None = field(default=None, repr=False)
+    basis: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def spread_product(self) -> float:
+        """``t_ONS · max_b(λ_1 − λ_k)`` as measured by the pilot (≤ safety · limit)."""
+        return self.tons * self.spread
+
+
+def _pilot_plan(dt: float, tpilot: float, pilot_tons: float | None) -> tuple[int, int]:
+    """``(steps per pilot interval, intervals per pilot half)``."""
+    steps_per_ons = max(1, round((dt if pilot_tons is None else pilot_tons) / dt))
+    half = max(1, round(0.5 * tpilot / (steps_per_ons * dt)))
+    return steps_per_ons, half
+
+
+def choose_tons(
+    model: DynamicalModel,
+    n_exponents: int,
+    *,
+    state: Tensor,
+    basis: Tensor | None = None,
+    tsim: float | None = None,
+    drive: Drive = None,
+    step_offset: int = 0,
+    generator: torch.Generator | None = None,
+    tpilot: float = DEFAULT_TPILOT,
+    pilot_tons: float | None = None,
+    safety: float = DEFAULT_TONS_SAFETY,
+    tons_max: float = DEFAULT_TONS_MAX,
+    n_blocks: int = DEFAULT_BLOCKS,
+    progress: Progress = None,
+) -> TonsChoice:
+    """Choose the re-orthonormalisation interval of ``model`` from a pilot run.
+
+    The pilot (without autograd) propagates ``basis`` (default random orthonormal) from
+    ``state`` for ``tpilot``: QR every ``pilot_tons`` (default one step, whole steps), the
+    first half re-orthonormalised only, the second half averaged into estimates of the ``k``
+    exponents of every system. The interval is the largest whole number of steps below every
+    bound of the module docstring (``safety·L/spread``, ``safety·R/magnitude``,
+    ``tons_max``, ``tsim/n_blocks``), and at least one step. To continue, pass
+    ``tons=choice.tons, state=choice.state, basis=choice.basis, ttrans=0`` to
+    :func:`lyapunov_spectrum`.
+
+    Args:
+        model, n_exponents: as for :func:`lyapunov_spectrum`.
+        state: ``(*batch, D)`` a state on the attractor (after the warm-up).
+        basis: ``(*batch, k, D)`` initial basis rows.
+        tsim: the accumulation time to come (bounds the interval by ``tsim / n_blocks``).
+        drive, step_offset: external input, indexed by ``step_offset`` + pilot step.
+        generator: source of the random basis when none is given.
+        tpilot, pilot_tons: pilot duration and its interval (model time units).
+        safety: the fraction of the limits targeted, in (0, 1].
+        tons_max: the longest interval.
+        n_blocks: see ``tsim``.
+        progress: ``callback(done_steps, pilot_steps)``.
+
+    Raises:
+        DivergenceError: the pilot's state or exponents are not finite.
+    """
+    if not 0 < safety <= 1:
+        raise ValueError(f"safety must lie in (0, 1], got {safety}")
+    dt = model.dt
+    steps_per_ons, half = _pilot_plan(dt, tpilot, pilot_tons)
+    interval = steps_per_ons * dt
+    drive_at = _drive_function(drive)
+    with torch.no_grad():
+        if basis is None:
+            basis = random_basis(model.batch_shape, n_exponents, model.state_dim,
+                                 generator=generator, dtype=state.dtype, device=state.device)
+        pilot = lyapunov_spectrum(
+            model, n_exponents, tsim=half * interval, tons=interval, ttrans=0.0,
+            tbasis=half * interval, state=state.detach(), basis=basis.detach(),
+            drive=lambda index: drive_at(step_offset + index), n_blocks=2,
+            progress=progress)
+    ordered = torch.sort(pilot.exponents, dim=-1, descending=True).values
+    spread = float((ordered[..., 0] - ordered[..., -1]).max())
+    magnitude = float(ordered[..., [0, -1]].abs().max())
+    dtype = state.dtype
+    limit, range_limit = tons_spread_limit(dtype), tons_range_limit(dtype)
+    bounds = {"tons_max": tons_max}
+    if spread > 0:
+        bounds["spread"] = safety * limit / spread
+    if magnitude > 0:
+        bounds["range"] = safety * range_limit / magnitude
+    if tsim is not None:
+        bounds["blocks"] = tsim / n_blocks
+    bound = min(bounds, key=lambda name: bounds[name])
+    steps = math.floor(bounds[bound] / dt * (1 + 1e-9))
+    if steps < 1:
+        steps, bound = 1, "one step"
+    return TonsChoice(tons=steps * dt, steps_per_ons=steps, spread=spread,
+                      magnitude=magnitude, limit=limit, range_limit=range_limit, bound=bound,
+                      pilot_exponents=ordered, pilot_steps=2 * half * steps_per_ons,
+                      state=pilot.state, basis=pilot.basis)
 
 
 def _drive_function(drive: Drive) -> Callable[[int], Tensor | None]:

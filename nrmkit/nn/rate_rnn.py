@@ -18,6 +18,9 @@ r"""The continuous-time rate network of FlyStability, Euler-discretised, batched
 The tangent map at ``h`` is ``J_t = (1 − Δt) I + Δt c W diag(φ'(h))``; it is applied to
 ``k`` tangent vectors without ever forming ``J_t``, and :meth:`RateRNN.step_with_tangent`
 shares one product ``W [φ(h) | φ'(h)⊙Q]`` between the state and the tangent update.
+:meth:`RateRNN.step` and :meth:`RateRNN.step_with_tangent` run as one autograd node with an
+analytic adjoint (:mod:`nrmkit.nn.tangent_step`); ``_reference_step`` and
+``_reference_step_with_tangent`` are the same maps as plain differentiable tensor ops.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ from torch import Tensor, nn
 from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
 from nrmkit.nn.connectivity import gaussian_coupling, normal_like
+from nrmkit.nn.tangent_step import (
+    StepPlan,
+    flat_population,
+    population_membership,
+    sparse_operators,
+    tangent_step,
+)
 
 
 class RateRNN(DynamicalModel):
@@ -138,6 +148,7 @@ class RateRNN(DynamicalModel):
         self.register_buffer("coupling", coupling.expand(*batch).clone())
         self.register_buffer("population", population)
         self._diagonal_hook = None
+        self._plan_cache = None
 
     # -- configuration -----------------------------------------------------------------
     @property
@@ -210,9 +221,11 @@ class RateRNN(DynamicalModel):
         return product * self.coupling[..., None, None]
 
     def step(self, state: Tensor, drive: Tensor | None = None) -> Tensor:
-        value, _ = self.activation_and_slope(state)
-        recurrent = self.propagate(value.unsqueeze(-2)).squeeze(-2)
-        return self._combine(state, recurrent, drive)
+        fused = self._fused()
+        if fused is None:
+            return self._reference_step(state, drive)
+        plan, gain, shift, weight = fused
+        return tangent_step(plan, state, None, gain, shift, weight, drive)
 
     def tangent(self, state: Tensor, vectors: Tensor, drive: Tensor | None = None) -> Tensor:
         _, slope = self.activation_and_slope(state)
@@ -221,6 +234,73 @@ class RateRNN(DynamicalModel):
     def step_with_tangent(
         self, state: Tensor, vectors: Tensor, drive: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
+        """``(h', Q')``: the step and the tangent map at ``h`` applied to the rows ``Q``.
+
+        Shapes ``state (S, G, N)``, ``vectors (S, G, k, N)``; one autograd node with an
+        analytic adjoint (:mod:`nrmkit.nn.tangent_step`), or no graph at all when nothing
+        requires a gradient.
+        """
+        fused = self._fused()
+        if fused is None:
+            return self._reference_step_with_tangent(state, vectors, drive)
+        plan, gain, shift, weight = fused
+        return tangent_step(plan, state, vectors, gain, shift, weight, drive)
+
+    def _fused(self) -> tuple[StepPlan, Tensor, Tensor, Tensor | None] | None:
+        """``(plan, gain, shift, dense weight or None)`` of the fused step, or None where it
+        does not apply (then the reference ops, differentiated by autograd, run instead).
+
+        Called every step: reads the module's dictionaries directly and rebuilds the plan
+        only when a tensor it holds was replaced or changed in place, or ``dt`` or the
+        activation changed.
+        """
+        parameters, buffers = self._parameters, self._buffers
+        coupling, population = buffers["coupling"], buffers["population"]
+        weight = buffers["weight"] if self.sparse else parameters["weight"]
+        activation = self.activation
+        if (activation.pullback is None or activation.linearize is None
+                or coupling.requires_grad or (self.sparse and weight.requires_grad)):
+            return None
+        key = (weight, weight._version, coupling, coupling._version, population, self.dt,
+               activation)
+        cache = self.__dict__.get("_plan_cache")  # absent in models pickled before it existed
+        if cache is None or not _same_key(cache[0], key):
+            cache = self._plan_cache = (key, self._make_plan(weight, coupling, population))
+        return cache[1], parameters["gain"], parameters["shift"], (
+            None if self.sparse else weight)
+
+    def _make_plan(self, weight: Tensor, coupling: Tensor, population: Tensor | None):
+        sparse = transposed = None
+        if self.sparse:
+            sparse, transposed = sparse_operators(weight)
+        count = 0 if population is None else int(population.max()) + 1
+        n_matrices, n_couplings = coupling.shape
+        scale = (self.dt * coupling).reshape(n_matrices, n_couplings, 1, 1)
+        return StepPlan(self.dt, self.activation, scale, population, count, sparse=sparse,
+                        sparse_transpose=transposed,
+                        membership=population_membership(population, self.gain.dtype),
+                        flat_population=flat_population(population, self.batch_shape))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_plan_cache"] = None  # derived data, rebuilt on the first step
+        return state
+
+    def _plan(self) -> StepPlan | None:
+        """The fused step's :class:`~nrmkit.nn.tangent_step.StepPlan` (None: not fused)."""
+        fused = self._fused()
+        return None if fused is None else fused[0]
+
+    def _reference_step(self, state: Tensor, drive: Tensor | None = None) -> Tensor:
+        """:meth:`step` as plain tensor ops (autograd differentiates them)."""
+        value, _ = self.activation_and_slope(state)
+        recurrent = self.propagate(value.unsqueeze(-2)).squeeze(-2)
+        return self._combine(state, recurrent, drive)
+
+    def _reference_step_with_tangent(
+        self, state: Tensor, vectors: Tensor, drive: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`step_with_tangent` as plain tensor ops (autograd differentiates them)."""
         value, slope = self.activation_and_slope(state)
         rows = torch.cat([value.unsqueeze(-2), slope.unsqueeze(-2) * vectors], dim=-2)
         product = self.propagate(rows)
@@ -244,6 +324,12 @@ class RateRNN(DynamicalModel):
         kind = "sparse" if self.sparse else "dense"
         return (f"N={self._n}, batch={tuple(self.batch_shape)}, {kind}, "
                 f"activation={self.activation.name}, dt={self.dt}")
+
+
+def _same_key(cached: tuple, key: tuple) -> bool:
+    """Tensors and the activation by identity, versions and ``dt`` by value."""
+    return all(a is b or (type(a) in (int, float) and a == b)
+               for a, b in zip(cached, key, strict=True))
 
 
 def _as_population_tensor(value: Tensor) -> Tensor:

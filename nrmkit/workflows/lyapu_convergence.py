@@ -5,20 +5,36 @@ bases) are run once per ``t_ONS``; the running estimates ``λ_i(t)`` show the co
 and the final spectra show whether a long ``t_ONS`` has corrupted the smallest exponents
 (the QR method needs ``t_ONS·(λ_1 − λ_k)`` ≲ 15 in float32, ≲ 35 in float64).
 
+``--tons auto`` (one of the values, or the only one) chooses the interval from a pilot run
+after the warm-up so that ``t_ONS·max(λ_1 − λ_k)`` is half that limit (all networks share one
+interval; :func:`nrmkit.dynamics.lyapunov.choose_tons`). ``--model RUN_DIR`` runs the
+networks saved by a training run instead of random ones (``--untrained``: the same networks
+before training); N, dt and the activation are then the model's, and ``--n``, ``--dt``,
+``--activation``, ``--g``, ``--n_samples`` are refused with it.
+
 results.json:
-    tons: the t_ONS values (effective, whole steps).
-    g, n, nle, tsim, dt.
-    exponents: for each t_ONS, for each sample, the nle final exponents (descending) [1/τ].
+    tons: the t_ONS values used (effective, whole steps; ``auto`` resolved).
+    tons_requested: the values asked for (numbers or ``"auto"``).
+    tons_choice: for each t_ONS, null, or for ``auto`` how it was chosen: ``spread`` =
+        max(λ_1 − λ_k) and ``magnitude`` = max(|λ_1|, |λ_k|) of the pilot [1/τ], ``limit``
+        (15 or 35), ``spread_product`` = t_ONS·spread, ``bound`` (what set the interval:
+        spread, range, tons_max, blocks, one step).
+    g (null with --model), n, nle, tsim, dt.
+    model: with --model, the file analysed (``path``, ``run``, ``workflow``, ``trained``,
+        ``file``, ``sha256``, ``networks``, ``sparse``).
+    exponents: for each t_ONS, for each network, the nle final exponents (descending) [1/τ].
     exponents_stderr: same shape, block standard errors.
     history: for each t_ONS, ``{"time": [...], "lambda": [...]}`` — the running estimate
-        λ_i(t), median over samples, per time point per exponent (at most 400 time points).
-Arrays: ``history_tons_<t>.npz`` (time, lambda[time, sample, k]) for every t_ONS.
+        λ_i(t), median over networks, per time point per exponent (at most 400 time points).
+Arrays: ``history_tons_<t>.npz`` (``history_tons_auto.npz`` for auto; time,
+lambda[time, network, k]) for every t_ONS.
 Figures: ``figures/lyapu_convergence.{png,pdf}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import click
 
@@ -27,15 +43,24 @@ from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import MemoryTerm, Workflow
 from nrmkit.workflows.common import (
     LOG_ITEMSIZE,
+    TONS_AUTO,
+    TONS_TYPE,
     LyapunovSettings,
+    adopt_trained_model,
     check,
     check_finite,
+    check_tons,
     engine_memory,
+    load_analysed_model,
     lyapunov_options,
     memory_term,
+    model_options,
     naming_divergence,
     plural,
     raised,
+    refuse_network_options,
+    trained_memory_terms,
+    trained_model_info,
     weight_memory,
 )
 
@@ -44,24 +69,36 @@ MAX_HISTORY_POINTS = 400
 
 @dataclass(frozen=True)
 class ConvergenceConfig(LyapunovSettings):
-    """Options of ``lyapu_convergence`` (``tons`` holds several values here)."""
+    """Options of ``lyapu_convergence`` (``tons_values`` holds several values here; ``tons``
+    is the one that bounds memory: ``auto`` if given, else the smallest).
+
+    With ``model`` (a training run's folder) ``n``, ``dt``, ``activation`` and ``n_samples``
+    (= its networks) are the model's, and ``model_sha256`` is its file's digest.
+    """
+
+    adaptive_tons: ClassVar[bool] = True
 
     n: int = 100
     nle: int | None = 20
     tsim: float = 700.0
     g: float = 1.5
     n_samples: int = 5
-    tons_values: tuple[float, ...] = (0.2, 1.0, 5.0)
+    tons_values: tuple[float | str, ...] = (0.2, 1.0, 5.0)
+    model: str | None = None
+    untrained: bool = False
+    model_sha256: str | None = None
 
     def __post_init__(self):
+        adopt_trained_model(self)
         check(len(self.tons_values) >= 1, "--tons", "give at least one value")
-        for value in self.tons_values:
-            check_finite(value, "--tons")
+        values = tuple(check_tons(value) for value in self.tons_values)
+        object.__setattr__(self, "tons_values", values)
         # validate every t_ONS against dt and tsim with the shared rules
-        for value in self.tons_values:
+        for value in values:
             object.__setattr__(self, "tons", value)
             super().__post_init__()
-        object.__setattr__(self, "tons", min(self.tons_values))
+        fixed = [value for value in values if value != TONS_AUTO]
+        object.__setattr__(self, "tons", TONS_AUTO if len(fixed) < len(values) else min(fixed))
         check_finite(self.g, "--g")
         check(self.g >= 0, "--g", f"couplings must be non-negative, got {self.g}")
         check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
@@ -84,7 +121,14 @@ class Convergence(Workflow):
         Measured (float32, peak RSS above the same run at N = 20, or at tsim = 2): ``--n
         3000 --n_samples 10 --nle 1 --tons 0.2 --tsim 2``: 1670 MiB for 1718 estimated;
         ``--n 20 --nle 20 --n_samples 100 --tons 0.1 --tsim 2000``: 1217 MiB for 1219.
+
+        ``--tons auto`` counts as one step (the most re-orthonormalisations it may make).
+        With ``--model`` the networks of the model in one engine call
+        (:func:`~nrmkit.workflows.common.trained_memory_terms`).
         """
+        if config.model is not None:
+            return trained_memory_terms(config, networks=config.n_samples, itemsize=itemsize,
+                                        history_copies=4.0)
         samples, n, k = config.n_samples, config.n, config.nle
         n_ons = config.n_ons  # config.tons is the smallest t_ONS
         working, _ = engine_memory(networks=samples, n=n, nle=k, n_ons=n_ons,
@@ -111,48 +155,75 @@ class Convergence(Workflow):
         from nrmkit.dynamics import lyapunov_spectrum
         from nrmkit.nn.rate_rnn import random_rate_network
 
-        model = random_rate_network(
-            config.n, [config.g], config.n_samples, activation=config.activation,
-            dt=config.dt, generator=context.generator(), dtype=context.torch_dtype,
-            device=context.device,
-        )
-        context.log(f"lyapu_convergence: g={config.g}, {config.n_samples} samples, "
-                    f"N={config.n}, nle={config.nle}, t_ONS {list(config.tons_values)}")
+        if config.model is None:
+            model = random_rate_network(
+                config.n, [config.g], config.n_samples, activation=config.activation,
+                dt=config.dt, generator=context.generator(), dtype=context.torch_dtype,
+                device=context.device,
+            )
+            networks = f"g={config.g}, {plural(config.n_samples, 'sample')}"
+            title = f"g={config.g:g}"
+        else:
+            info = trained_model_info(config.model, config.untrained)
+            model = load_analysed_model(config, context)
+            which = "trained" if info.trained else "initial"
+            networks = f"{plural(config.n_samples, f'{which} network')} of {config.model}"
+            title = f"{info.workflow} ({which})"
+        columns = model.batch_shape[1]
+
+        def describe(index: tuple[int, ...], tons: float | str) -> str:
+            network = index[0] * columns + index[1]
+            if config.model is None:
+                return f"g={config.g:g}, sample {network}, t_ONS={_text(tons)}"
+            return f"network {network}, t_ONS={_text(tons)}"
+
+        context.log(f"lyapu_convergence: {networks}, N={config.n}, nle={config.nle}, "
+                    f"t_ONS {', '.join(map(_text, config.tons_values))}")
+        k = config.nle
         tons_effective, times, histories, finals, errors, summaries = [], [], [], [], [], []
+        choices = []
         for tons in config.tons_values:
             generator = context.generator(offset=1)  # same initial state and basis each time
-            with naming_divergence(
-                    lambda index, t=tons: f"g={config.g:g}, sample {index[0]}, t_ONS={t:g}"):
+            with naming_divergence(lambda index, t=tons: describe(index, t)):
                 result = lyapunov_spectrum(
-                    model, config.nle, generator=generator,
-                    progress=context.progress(f"t_ONS={tons:g}"),
+                    model, k, generator=generator,
+                    progress=context.progress(f"t_ONS={_text(tons)}"),
                     **{**config.engine_kwargs(), "tons": tons},
                 )
             ordered = result.sorted()
-            history = result.history.detach().cpu().numpy()[:, :, 0, :]  # (time, sample, k)
+            history = result.history.detach().cpu().numpy()
+            history = history.reshape(history.shape[0], -1, k)         # (time, network, k)
             time = result.times.numpy()
-            exponents = ordered.exponents.detach().cpu().numpy()[:, 0, :]
-            stderr = ordered.standard_error.numpy()[:, 0, :]
-            context.run_dir.write_arrays(f"history_tons_{result.tons:g}.npz", time=time,
+            exponents = ordered.exponents.detach().cpu().numpy().reshape(-1, k)
+            stderr = ordered.standard_error.numpy().reshape(-1, k)
+            label = TONS_AUTO if tons == TONS_AUTO else f"{result.tons:g}"
+            context.run_dir.write_arrays(f"history_tons_{label}.npz", time=time,
                                          **{"lambda": history})
             keep = np.unique(np.geomspace(1, len(time), MAX_HISTORY_POINTS).astype(int) - 1)
             summaries.append({"time": time[keep], "lambda": np.median(history[keep], axis=1)})
             tons_effective.append(result.tons)
+            choices.append(_choice_record(result.tons_choice))
             times.append(time)
             histories.append(history[..., 0].copy())  # a view would keep every exponent
             finals.append(exponents)
             errors.append(stderr)
-            context.log(f"  t_ONS={result.tons:g}: λ_1 median {np.median(exponents[:, 0]):+.4f}"
-                        f", λ_{config.nle} median {np.median(exponents[:, -1]):+.4f}")
+            chosen = "" if tons != TONS_AUTO else (
+                f" (auto: pilot spread {result.tons_choice.spread:.3f}/τ, set by "
+                f"{result.tons_choice.bound})")
+            context.log(f"  t_ONS={result.tons:g}{chosen}: λ_1 median "
+                        f"{np.median(exponents[:, 0]):+.4f}, λ_{k} median "
+                        f"{np.median(exponents[:, -1]):+.4f}")
         figure = plotting.convergence(
             tons_effective, times, histories, finals, errors,
-            title=f"{config.activation}, g={config.g:g}, N={config.n}, "
-                  f"{config.n_samples} samples",
+            title=f"{config.activation}, {title}, N={config.n}, "
+                  f"{plural(config.n_samples, 'network')}",
         )
         context.run_dir.save_figure(figure, "lyapu_convergence")
-        return {
+        results = {
             "tons": tons_effective,
-            "g": config.g,
+            "tons_requested": list(config.tons_values),
+            "tons_choice": choices,
+            "g": config.g if config.model is None else None,
             "n": config.n,
             "nle": config.nle,
             "tsim": config.tsim,
@@ -161,21 +232,43 @@ class Convergence(Workflow):
             "exponents_stderr": errors,
             "history": summaries,
         }
+        if config.model is not None:
+            results["model"] = info.record()
+        return results
+
+
+def _text(tons: float | str) -> str:
+    return tons if isinstance(tons, str) else f"{tons:g}"
+
+
+def _choice_record(choice) -> dict | None:
+    """The ``tons_choice`` entry of results.json (None for a fixed interval)."""
+    if choice is None:
+        return None
+    return {"spread": choice.spread, "magnitude": choice.magnitude, "limit": choice.limit,
+            "spread_product": choice.spread_product, "bound": choice.bound}
 
 
 @click.command("lyapu_convergence", cls=Command)
-@option("--tons", "--tONS", "tons_values", type=float, multiple=True, default=(0.2, 1.0, 5.0),
-        help="Time between re-orthonormalisations [τ] (repeatable: one run per value).")
+@option("--tons", "--tONS", "tons_values", type=TONS_TYPE, multiple=True,
+        default=(0.2, 1.0, 5.0),
+        help="Time between re-orthonormalisations [τ] (repeatable: one run per value); auto: "
+             "chosen from a pilot run so that t_ONS·(λ_1 − λ_k) stays at half the dtype's "
+             "precision limit.")
 @option("--g", type=float, default=1.5, help="Coupling g of the random networks.")
 @option("--n_samples", type=int, default=5, help="Random networks.")
 @lyapunov_options(exclude=("tons",), n=100, nle=20, tsim=700.0)
+@model_options
 @common_options
 def command(**kwargs):
-    """Convergence of the Lyapunov exponents in time, for several t_ONS values.
+    """Convergence of the Lyapunov exponents in time, for several t_ONS values, of random
+    networks or of the networks of a training run (--model RUN_DIR [--untrained]).
 
-    Example: lyapu_convergence --tons 0.2 --tons 1 --tons 5 --g 3
+    Examples: lyapu_convergence --tons 0.2 --tons 1 --tons auto --g 3;
+    lyapu_convergence --model data/runs/train_rd_model/RUN --tons 0.2 --tons auto
     """
-    common = CommonOptions.pop_from(kwargs)
+    options = CommonOptions.pop_from(kwargs)
+    refuse_network_options(kwargs)
     kwargs["tons_values"] = tuple(kwargs["tons_values"])
     config = build_config(ConvergenceConfig, **kwargs)
-    execute(Convergence(), config, common)
+    execute(Convergence(), config, options)

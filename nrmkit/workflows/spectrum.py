@@ -1,44 +1,74 @@
-"""``spectrum``: full (or top-nle) Lyapunov spectra, attractor dimension and entropy vs g.
+"""``spectrum``: full (or top-nle) Lyapunov spectra, attractor dimension and entropy vs g —
+of random networks, or of the trained networks of a training run (``--model``).
 
 Couplings are ``σ = 2^0 … 2^(variance_max − 1)`` (FlyStability's grid) or given directly
-with ``--g`` (repeatable). For every coupling and sample the spectrum is computed in one
-batched engine call; from it the Kaplan–Yorke dimension ``D``, the entropy rate bound
-``H = Σ max(λ_i, 0)`` and the mean exponent (for a full spectrum fixed by the sum rule at
-``ln(1 − dt)/dt``).
+with ``--g`` (repeatable). For every sample the spectra at all couplings are computed in one
+batched engine call (the units of the sweep are the samples); from them the Kaplan–Yorke
+dimension ``D``, the entropy rate bound ``H = Σ max(λ_i, 0)`` and the mean exponent (for a
+full spectrum fixed by the sum rule at ``ln(1 − dt)/dt + O(1/N)``, whatever the weights,
+gains and shifts: with a zero-diagonal W the Jacobian's determinant does not depend on them).
+
+``--model RUN_DIR`` analyses the ``S`` networks saved by a training run instead
+(``model.pt``; ``--untrained``: ``model_initial.pt``, the same networks before training):
+N, dt and the activation are the model's (``--n``, ``--dt``, ``--activation``, ``--g``,
+``--variance_max``, ``--n_samples``, ``--parameter``, ``--independent-draws`` are refused
+with it); the units are the networks, network ``i`` one engine call starting from a state and
+basis drawn from its own seed (a hash of ``--seed`` and ``i``), so trained and untrained
+networks start alike and ``--resume``/executors work as for a sweep.
 
 The numerical limit of the QR method is checked: ``t_ONS·(λ_1 − λ_k)`` above ≈15 (float32)
 or ≈35 (float64) loses the smallest exponents; the run then warns and records
-``tons_ok: false``.
+``tons_ok: false``. ``--tons auto`` chooses the interval of every engine call from a pilot
+run so that this product stays near half the limit
+(:func:`nrmkit.dynamics.lyapunov.choose_tons`; the couplings of a sample share one interval,
+so the largest coupling sets it).
 
-results.json:
+results.json (random networks):
     g: couplings.
     exponents: for each g, for each sample, the nle exponents (descending) [1/τ].
     kaplan_yorke_dim, ks_entropy, mean_exponent: for each g, for each sample.
     exponents_stderr: like exponents, block standard errors.
     sum_rule_mean: ln(1 − dt)/dt, the N → ∞ mean of a full spectrum.
-    tons_spread_product, tons_ok: the numerical-limit check above.
-Arrays: ``spectrum.npz``. Figures: ``figures/spectrum.{png,pdf}``.
+    tons_effective: the longest interval used [τ]; tons_per_sample: each sample's interval.
+    tons_spread_product, tons_ok: the numerical-limit check above (largest over samples).
+results.json (``--model``):
+    model: ``path`` (the file analysed), ``run`` (its training run), ``workflow`` (of that
+        run), ``trained`` (false with --untrained), ``file``, ``sha256``, ``networks``,
+        ``sparse``.
+    exponents, exponents_stderr: for each network (= training sample), the nle exponents.
+    kaplan_yorke_dim, ks_entropy, mean_exponent: for each network.
+    n, nle, dt, activation (the model's), sum_rule_mean, tons_effective,
+    tons_per_network, tons_spread_product, tons_ok, t_accumulated.
+Arrays: ``spectrum.npz`` (``exponents[g, sample, k]``, or ``[network, k]`` with --model;
+``tons`` per sample or network). Figures: ``figures/spectrum.{png,pdf}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import click
 
 from nrmkit.cli.options import Command, common_options, option
 from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.cli.sweep import ExecutorOptions, executor_options
+from nrmkit.workflows import common
 from nrmkit.workflows.common import (
     CouplingSweep,
     LyapunovSettings,
     SweepResult,
+    adopt_trained_model,
     check,
     check_finite,
     check_parameter_sets,
     default_value,
     lyapunov_options,
+    model_options,
     parameter_option,
+    refuse_network_options,
+    trained_memory_terms,
 )
 
 #: ``tons·(λ_1 − λ_k)`` beyond which the QR method loses precision, per dtype.
@@ -47,7 +77,13 @@ TONS_SPREAD_LIMIT = {"float32": 15.0, "float64": 35.0}
 
 @dataclass(frozen=True)
 class SpectrumConfig(LyapunovSettings):
-    """Options of ``spectrum`` (``nle`` None = the full spectrum)."""
+    """Options of ``spectrum`` (``nle`` None = the full spectrum).
+
+    With ``model`` (a training run's folder) ``n``, ``dt``, ``activation`` and ``n_samples``
+    (= its networks) are the model's, and ``model_sha256`` is its file's digest.
+    """
+
+    adaptive_tons: ClassVar[bool] = True
 
     n: int = 100
     nle: int | None = None
@@ -56,8 +92,12 @@ class SpectrumConfig(LyapunovSettings):
     g: tuple[float, ...] = ()
     parameter: tuple[str, ...] = ("weights",)
     independent_draws: bool = False
+    model: str | None = None
+    untrained: bool = False
+    model_sha256: str | None = None
 
     def __post_init__(self):
+        adopt_trained_model(self)
         super().__post_init__()
         check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
         check(self.variance_max >= 1, "--variance_max",
@@ -81,6 +121,9 @@ class SpectrumConfig(LyapunovSettings):
 
 
 class Spectrum(CouplingSweep):
+    """Random networks over couplings (units: samples), or the networks of ``--model``
+    (units: networks)."""
+
     name = "spectrum"
     config_class = SpectrumConfig
 
@@ -88,7 +131,24 @@ class Spectrum(CouplingSweep):
         option_name = "--g" if config.g else "--variance_max"
         return {option_name: config.n_couplings / default_value(config, "--variance_max")}
 
+    def memory_terms(self, config: SpectrumConfig, *, itemsize: int) -> list:
+        """See :meth:`CouplingSweep.memory_terms`; with ``--model`` one network per engine
+        call (:func:`~nrmkit.workflows.common.trained_memory_terms`)."""
+        if config.model is not None:
+            return trained_memory_terms(config, networks=1, itemsize=itemsize)
+        return super().memory_terms(config, itemsize=itemsize)
+
+    def iter_units(self, config: SpectrumConfig, context, units: list[int]):
+        if config.model is None:
+            yield from super().iter_units(config, context, units)
+            return
+        for network, arrays in common.iter_trained_networks(self.name, config, context,
+                                                            units):
+            yield [network], arrays
+
     def aggregate(self, config: SpectrumConfig, context, arrays) -> dict:
+        if config.model is not None:
+            return self._aggregate_model(config, context, arrays)
         import numpy as np
 
         from nrmkit import plotting
@@ -101,18 +161,12 @@ class Spectrum(CouplingSweep):
         dimension = kaplan_yorke_dimension(exponents)
         entropy = ks_entropy(exponents)
         mean = mean_exponent(exponents)
-        spread = float((exponents[..., 0] - exponents[..., -1]).max()) * result.tons
-        tons_ok = spread <= TONS_SPREAD_LIMIT[context.dtype]
-        if not tons_ok:
-            context.log(
-                f"warning: t_ONS·(λ_1 − λ_k) = {spread:.1f} exceeds "
-                f"{TONS_SPREAD_LIMIT[context.dtype]:g} for {context.dtype}: the smallest "
-                "exponents are unreliable; lower --tons or use --dtype float64"
-            )
+        spread, tons_ok = _check_spread(context, exponents, result.tons_per_sample[None, :])
         sum_rule = euler_sum_rule_mean(config.dt)
         context.run_dir.write_arrays(
             "spectrum.npz", g=np.array(couplings), exponents=exponents, stderr=stderr,
             kaplan_yorke_dim=dimension, ks_entropy=entropy, mean_exponent=mean,
+            tons=result.tons_per_sample,
         )
         figure = plotting.spectrum_overview(
             np.array(couplings), exponents, dimension, entropy, config.n,
@@ -135,10 +189,72 @@ class Spectrum(CouplingSweep):
             "nle": config.nle,
             "sum_rule_mean": sum_rule,
             "tons_effective": result.tons,
+            "tons_per_sample": result.tons_per_sample,
             "tons_spread_product": spread,
             "tons_ok": tons_ok,
             "t_accumulated": result.t_accumulated,
         }
+
+    def _aggregate_model(self, config: SpectrumConfig, context, arrays) -> dict:
+        """Results of ``--model``: one spectrum per network of the model."""
+        from nrmkit import plotting
+        from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, mean_exponent
+        from nrmkit.dynamics.theory import euler_sum_rule_mean
+
+        info = common.trained_model_info(config.model, config.untrained)
+        exponents, stderr = arrays["exponents"], arrays["stderr"]      # [network, k]
+        tons = arrays["tons"].reshape(-1)
+        dimension = kaplan_yorke_dimension(exponents)
+        entropy = ks_entropy(exponents)
+        mean = mean_exponent(exponents)
+        spread, tons_ok = _check_spread(context, exponents, tons)
+        sum_rule = euler_sum_rule_mean(config.dt)
+        context.run_dir.write_arrays(
+            "spectrum.npz", exponents=exponents, stderr=stderr, kaplan_yorke_dim=dimension,
+            ks_entropy=entropy, mean_exponent=mean, tons=tons)
+        which = "trained" if info.trained else "before training"
+        figure = plotting.trained_spectra(
+            exponents, dimension, entropy, config.n,
+            sum_rule=sum_rule if config.nle == config.n else None,
+            title=f"{info.workflow} ({which}): {Path(info.run).name}, N={config.n}, "
+                  f"{config.activation}")
+        context.run_dir.save_figure(figure, "spectrum")
+        for network, (d, h, m) in enumerate(zip(dimension, entropy, mean, strict=True)):
+            context.log(f"  network {network}: λ_1 {exponents[network, 0]:+.4f}  D/N "
+                        f"{d / config.n:.4f}  H/N {h / config.n:.5f}  mean λ {m:+.4f}")
+        return {
+            "model": info.record(),
+            "exponents": exponents,
+            "exponents_stderr": stderr,
+            "kaplan_yorke_dim": dimension,
+            "ks_entropy": entropy,
+            "mean_exponent": mean,
+            "n": config.n,
+            "nle": config.nle,
+            "dt": config.dt,
+            "activation": config.activation,
+            "sum_rule_mean": sum_rule,
+            "tons_effective": float(tons.max()),
+            "tons_per_network": tons,
+            "tons_spread_product": spread,
+            "tons_ok": tons_ok,
+            "t_accumulated": float(arrays["t_accumulated"].min()),
+        }
+
+
+def _check_spread(context, exponents: Any, tons: Any) -> tuple[float, bool]:
+    """``max t_ONS·(λ_1 − λ_k)`` over every network (``tons`` broadcast against the
+    exponents' leading axes) and whether it is within :data:`TONS_SPREAD_LIMIT`; warns if
+    not."""
+    spread = float(((exponents[..., 0] - exponents[..., -1]) * tons).max())
+    limit = TONS_SPREAD_LIMIT[context.dtype]
+    tons_ok = spread <= limit
+    if not tons_ok:
+        context.log(
+            f"warning: t_ONS·(λ_1 − λ_k) = {spread:.1f} exceeds {limit:g} for "
+            f"{context.dtype}: the smallest exponents are unreliable; lower --tons (or "
+            "--tons auto) or use --dtype float64")
+    return spread, tons_ok
 
 
 @click.command("spectrum", cls=Command)
@@ -151,19 +267,23 @@ class Spectrum(CouplingSweep):
 @lyapunov_options(n=100, nle=None, tsim=200.0, tons=0.2)
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
+@model_options
 @executor_options
 @common_options
 def command(**kwargs):
-    """Lyapunov spectra, Kaplan–Yorke dimension and entropy of random networks vs coupling.
+    """Lyapunov spectra, Kaplan–Yorke dimension and entropy of random networks vs coupling,
+    or of the networks of a training run (--model RUN_DIR [--untrained]).
 
-    Example: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1
+    Examples: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1;
+    spectrum --model data/runs/train_rd_model/RUN --tons auto
     """
-    common = CommonOptions.pop_from(kwargs)
+    options = CommonOptions.pop_from(kwargs)
     executor = ExecutorOptions.pop_from(kwargs)
+    refuse_network_options(kwargs)
     kwargs["parameter"] = tuple(kwargs["parameter"])
     kwargs["g"] = tuple(kwargs["g"])
     config = build_config(SpectrumConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
+    execute(WORKFLOW, config, options, executor=executor)
 
 
 WORKFLOW = Spectrum()

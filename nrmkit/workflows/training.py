@@ -12,21 +12,37 @@ atomically after every epoch (``checkpoints/<fingerprint>/batch-<first sample>.p
 ``--resume`` continues unfinished batches from there (same options; a larger
 ``--n_epochs`` extends training), and finished networks are not recomputed (``parts/``).
 
+Training follows ``--procedure`` (default ``windows``: truncated back-propagation through
+``--window``-long windows of trajectories carried on across epochs, ``--replicas`` per
+network; ``single``: the original one-window procedure), see
+:mod:`nrmkit.training.spectrum`. Every number called *evaluated* comes from separate runs:
+a fresh initial state (its own random stream), ``--eval_ttrans`` warm-up, ``--eval_tsim``
+of accumulation, no gradient — the same state before, during and after training.
+
 results.json:
-    samples: one entry per network: ``loss`` and ``lambda_max`` per epoch run,
-        ``spectrum_initial`` and ``spectrum_final`` (top ``spectrum_nle`` exponents before and
-        after training, descending, 1/τ), ``n_trainable`` (entries per set: weights, gains,
-        shifts), ``epochs_run``, ``stopped_early`` (loss below ``--early_stopping``: the
-        network stops training there).
-    target, loss, nle, spectrum_nle, epochs (the most epochs any network ran), spectra
-    (``{epoch: [sample][k]}`` logged every ``spectrum_every`` epochs; null for a network that
-    had stopped early), populations (names, for population-shared parameters).
+    samples: one entry per network: ``loss`` and ``lambda_max`` per epoch (the training
+        runs' estimates: mean over the epoch's windows and replicas); ``evaluation``:
+        ``loss_initial``, ``loss_final``, ``lambda_max_initial``, ``lambda_max_final``
+        (evaluated before and after training); ``baseline_global_gain``: ``gain``, ``loss``,
+        ``lambda_max`` of the best single global gain (all gains equal, shifts 0; evaluated
+        at each of ``baseline_gains``; null without ``--baseline``); ``spectrum_initial``
+        and ``spectrum_final`` (top ``spectrum_nle`` evaluated exponents, descending, 1/τ);
+        ``n_trainable`` (entries per set: weights, gains, shifts), ``epochs_run``,
+        ``stopped_early`` (loss below ``--early_stopping``: the network stops training).
+    procedure; seconds_per_epoch (training time per epoch, evaluations excluded, mean over
+    batches); baseline_gains (the scanned global gains); target, loss, nle, spectrum_nle,
+    epochs (the most epochs any network ran), spectra (``{epoch: [sample][k]}`` evaluated
+    every ``spectrum_every`` epochs; null for a network that had stopped early), populations
+    (names, for population-shared parameters).
 Arrays: ``trained_parameters.npz`` (gains, shifts per network; weights when trained),
-``spectra.npz`` (initial, final ``[sample, k]``; loss, lambda_max ``[epoch, sample]``, NaN
-after a network stopped; epochs_run), ``masks.npz`` (fixed-parameter runs);
+``spectra.npz`` (initial, final ``[sample, k]`` evaluated; loss, lambda_max ``[epoch, sample]``
+of training, NaN after a network stopped; epochs_run; loss_initial, loss_final ``[sample]``
+evaluated; baseline_gains ``[M]``, baseline_loss, baseline_lambda_max ``[sample, M]``),
+``masks.npz`` (fixed-parameter runs);
 ``training_log.csv`` (epoch, sample, loss, λ_max, gradient norm of each trained set before
-clipping, frozen); the trained model: ``model.pt`` (load with
-:func:`nrmkit.training.checkpoint.load_trained_model`).
+clipping, frozen); the trained networks ``model.pt`` and the same networks before training
+``model_initial.pt`` (load either with :func:`nrmkit.training.checkpoint.load_trained_model`;
+``spectrum --model RUN_DIR`` analyses them).
 Figures: ``figures/training`` (loss, λ_max per epoch, spectrum before/after) and
 ``figures/trained_parameters`` (gains and shifts per population or per neuron).
 """
@@ -43,12 +59,15 @@ import click
 from nrmkit.cli.options import RegistryChoice, option
 from nrmkit.core.base import IncrementalSweep, MemoryTerm
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
+from nrmkit.training import BASELINE_GAINS, PROCEDURES
 from nrmkit.workflows.common import (
     DRAW_BYTES_PER_ENTRY,
+    MAX_STEPS,
     RESULT_BYTES_PER_VALUE,
     LyapunovSettings,
     check,
     check_finite,
+    default_value,
     engine_memory,
     memory_term,
     naming_divergence,
@@ -58,6 +77,12 @@ from nrmkit.workflows.common import (
 )
 
 CHECKPOINTS = "checkpoints"
+#: QR interval of the evaluation runs (chosen from a pilot run, see ``lyapunov_spectrum``).
+EVALUATION_TONS = "auto"
+#: default evaluation length in epochs' simulated time (``--eval_tsim = 4 · --tsim``).
+EVALUATION_EPOCHS = 4
+#: default window of the windows procedure [τ] (at most --tsim).
+DEFAULT_WINDOW = 10.0
 #: floats the autograd graph keeps per Euler step and network, per stacked row ``[φ | φ'⊙Q]``
 #: and as state-sized tensors (fitted to peak RSS at k = 1 and k = 30, N = 300).
 GRAPH_ROW_FLOATS = 2
@@ -84,7 +109,13 @@ class TrainingSettings(LyapunovSettings):
     loss: str = "MSE"
     target: float = 0.0
     lr: float = 0.01
-    clip: float = 2000.0
+    clip: float = 1.0
+    procedure: str = "windows"
+    window: float | None = None
+    replicas: int = 4
+    eval_tsim: float | None = None
+    eval_ttrans: float | None = None
+    baseline: bool = True
     early_stopping: float | None = None
     spectrum_every: int = 10
     spectrum_nle: int | None = None
@@ -100,8 +131,30 @@ class TrainingSettings(LyapunovSettings):
         check(self.n_epochs >= 1, "--n_epochs", f"must be at least 1, got {self.n_epochs}")
         check(self.loss in LOSSES, "--loss", f"unknown loss {self.loss!r}")
         object.__setattr__(self, "loss", LOSSES.canonical(self.loss))
-        for name in ("target", "lr", "clip"):
+        if self.window is None:
+            object.__setattr__(self, "window", min(DEFAULT_WINDOW, self.tsim))
+        explicit_evaluation = self.eval_tsim is not None
+        if self.eval_tsim is None:
+            object.__setattr__(self, "eval_tsim", EVALUATION_EPOCHS * self.tsim)
+        if self.eval_ttrans is None:
+            object.__setattr__(self, "eval_ttrans", self.tsim)
+        for name in ("target", "lr", "clip", "window", "eval_tsim", "eval_ttrans"):
             check_finite(getattr(self, name), f"--{name}")
+        check(self.procedure in PROCEDURES, "--procedure",
+              f"choose from {', '.join(PROCEDURES)}, got {self.procedure!r}")
+        check(self.tons <= self.window, "--window",
+              f"must be at least --tons ({self.window} < {self.tons})")
+        check(self.window <= self.tsim, "--window",
+              f"cannot exceed --tsim ({self.window} > {self.tsim})")
+        check(1 <= self.replicas <= 1024, "--replicas",
+              f"must lie in [1, 1024], got {self.replicas}")
+        check(self.eval_tsim >= self.tons, "--eval_tsim",
+              f"must be at least --tons ({self.eval_tsim} < {self.tons})")
+        check(self.eval_ttrans >= 0, "--eval_ttrans",
+              f"must be non-negative, got {self.eval_ttrans}")
+        check(not explicit_evaluation or self.eval_tsim / self.dt <= MAX_STEPS,
+              "--eval_tsim",
+              f"more than {MAX_STEPS:.0e} Euler steps: use a shorter run or a larger --dt")
         if self.early_stopping is not None:
             check_finite(self.early_stopping, "--early_stopping")
         check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
@@ -116,6 +169,11 @@ class TrainingSettings(LyapunovSettings):
         check(1 <= spectrum_nle <= self.n, "--spectrum_nle",
               f"must lie in [1, {self.n}], got {spectrum_nle}")
         object.__setattr__(self, "spectrum_nle", spectrum_nle)
+
+    @property
+    def eval_nle(self) -> int:
+        """Exponents of the evaluation runs: enough for the loss and the logged spectra."""
+        return max(self.nle, self.spectrum_nle)
 
     @property
     def trained_sets(self) -> tuple[str, ...]:
@@ -138,13 +196,30 @@ def training_options(*, weights_default: bool = False, with_n: bool = True) -> C
                help="Networks trained together in one batch (one unit of the sweep). "
                     "More is faster at small N, but a network's float32 numbers then "
                     "depend on its batch."),
-        option("--n_epochs", type=int, default=100,
-               help="Epochs (each re-simulates from the same initial condition)."),
+        option("--n_epochs", type=int, default=100, help="Epochs of --tsim each."),
         option("--loss", type=RegistryChoice(LOSSES), default="MSE",
                help="Loss of the top-nle spectrum (l2, MSE, Sinai, MSE_Custom)."),
         option("--target", type=float, default=0.0, help="Target exponent [1/τ]."),
         option("--lr", type=float, default=0.01, help="Adam learning rate."),
-        option("--clip", type=float, default=2000.0, help="Gradient-norm clip per network."),
+        option("--clip", type=float, default=1.0,
+               help="Gradient-norm clip per network and update (the original: 2000)."),
+        option("--procedure", type=click.Choice(PROCEDURES), default="windows",
+               help="windows: truncated back-propagation through --window-long windows of "
+                    "a trajectory carried on across epochs, one Adam step per window; "
+                    "single: the original, one step per epoch through all of --tsim from "
+                    "the same initial state."),
+        option("--window", type=float, default=None, show_default="min(10, --tsim)",
+               help="Window of the windows procedure [τ]; an epoch is --tsim / --window "
+                    "windows."),
+        option("--replicas", type=int, default=4,
+               help="Trajectories per network (independent initial states, shared "
+                    "parameters) whose mean exponents the loss sees."),
+        option("--eval_tsim", type=float, default=None, show_default="4 × --tsim",
+               help="Accumulation time of the independent evaluation runs [τ]."),
+        option("--eval_ttrans", type=float, default=None, show_default="--tsim",
+               help="Warm-up of the independent evaluation runs [τ]."),
+        option("--baseline", type=click.BOOL, default=True,
+               help="Evaluate the best single global gain (shifts 0) for comparison."),
         option("--early_stopping", type=float, default=None,
                help="Stop a network once its loss is below this value."),
         option("--spectrum_every", type=int, default=10,
@@ -242,13 +317,17 @@ class TrainOnSpectrum(IncrementalSweep):
         alive at once: with samples = batch their sum overestimates).
         """
         batch, n, k, i = config.samples_per_batch, config.n, config.nle, itemsize
-        steps = config.tangent_steps
+        steps = (config.window / config.dt if config.procedure == "windows"
+                 else config.tangent_steps)
+        batch *= config.replicas  # the graph holds every replica's trajectory
         intervals = steps / config.steps_per_ons
         graph = (steps * batch * n * i * (GRAPH_ROW_FLOATS * (k + 1) + GRAPH_STATE_FLOATS)
                  + intervals * batch * k * (n + k) * i)
-        spectrum_k = config.spectrum_nle
-        working, history = engine_memory(networks=batch, n=n, nle=spectrum_k,
-                                         n_ons=config.n_ons, itemsize=i)
+        spectrum_k = config.eval_nle
+        evaluated = config.samples_per_batch * (len(BASELINE_GAINS) if config.baseline else 1)
+        working, history = engine_memory(
+            networks=evaluated, n=n, nle=spectrum_k,
+            n_ons=config.eval_tsim / config.tons_effective, itemsize=i)
         sizes = {"--n": raised(config, "--n")} if self.dense_weights else {}
         per_batch = {"--samples_per_batch": raised(config, "--samples_per_batch")}
         terms = [
@@ -258,9 +337,11 @@ class TrainOnSpectrum(IncrementalSweep):
                         f"over {plural(round(steps), 'Euler step')} with "
                         f"{plural(k, 'tangent vector')}"),
             memory_term({**per_batch, "--spectrum_nle": raised(config, "--spectrum_nle"),
-                         **sizes}, working + history,
-                        f"the logged spectra of {plural(spectrum_k, 'exponent')} of "
-                        f"{plural(batch, 'network')}"),
+                         evaluation_option(config): config.eval_tsim / (
+                            EVALUATION_EPOCHS * default_value(config, "--tsim")), **sizes},
+                        working + history,
+                        f"the evaluation runs of {plural(spectrum_k, 'exponent')} of "
+                        f"{plural(evaluated, 'network')}"),
         ]
         logged_per_epoch = spectrum_k / config.spectrum_every
         sets = len(config.trained_sets)
@@ -325,9 +406,17 @@ class TrainOnSpectrum(IncrementalSweep):
     def train_batch(self, config: Any, context: Any, samples: list[int], shared: Any,
                     folder: Any, report: Callable[[int], None]) -> list[dict[str, Any]]:
         """Train the networks of ``samples`` in one batch (resuming from its checkpoint);
-        one padded record per network (:func:`network_record`)."""
+        one padded record per network (:func:`network_record`).
+
+        Network ``s`` draws its matrix and training trajectories (``--replicas`` initial
+        states and bases) from the stream ``unit_seed(seed, s)``, and its evaluation state
+        and basis from the independent stream ``(seed, s, "evaluation")``: the evaluations
+        before, during and after training start from that same state (common random
+        numbers), never from a training trajectory.
+        """
         import torch
 
+        from nrmkit.core.streams import torch_generator
         from nrmkit.dynamics.lyapunov import random_basis
         from nrmkit.nn.connectivity import normal_like
         from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
@@ -340,13 +429,12 @@ class TrainOnSpectrum(IncrementalSweep):
         checkpoint = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
         resuming = checkpoint is not None and checkpoint.exists()
         context.log(f"{self.name}: {name}: building {plural(n_networks, 'network')} of "
-                    f"{config.n} neurons" + ("" if resuming else " and their initial spectra"))
+                    f"{config.n} neurons" + ("" if resuming else " and evaluating them"))
         generators = [torch.Generator().manual_seed(unit_seed(context.seed, sample))
                       for sample in samples]
         batch = self.build(config, context, generators, shared)
         model = batch.model
         shape = model.batch_shape
-
         everyone = [(i,) for i in range(n_networks)]
 
         def describe(index: tuple[int, ...]) -> str:
@@ -354,37 +442,49 @@ class TrainOnSpectrum(IncrementalSweep):
             return self.describe_network(config, samples[flat])
 
         dtype, device = model.weight.dtype, model.weight.device
-        state = model.initial_std * torch.cat([           # N draws per network, its own seed
-            normal_like((1, model.state_dim), generator=generator, dtype=dtype, device=device)
-            for generator in generators])
-        basis = torch.cat([
-            random_basis((1,), config.nle, model.state_dim, generator=generator,
-                         dtype=dtype, device=device) for generator in generators])
+        n, k, replicas = model.state_dim, config.nle, config.replicas
+
+        def draws(generator_of, count: int, k: int) -> tuple[Any, Any]:
+            """States ``(*shape, count, N)`` and bases ``(*shape, count, k, N)``."""
+            states, bases = [], []
+            for generator in generator_of:
+                states.append(normal_like((count, n), generator=generator, dtype=dtype,
+                                          device=device))
+                bases.append(random_basis((count,), k, n, generator=generator, dtype=dtype,
+                                          device=device))
+            return (model.initial_std * torch.stack(states).reshape(*shape, count, n),
+                    torch.stack(bases).reshape(*shape, count, k, n))
+
+        state, basis = draws(generators, replicas, k)
+        evaluation_generators = [torch_generator(context.seed, sample, "evaluation")
+                                 for sample in samples]
+        eval_state, eval_basis = draws(evaluation_generators, 1, config.eval_nle)
+        evaluation = Evaluation(config, get_loss(config.loss), eval_state[..., 0, :],
+                                eval_basis[..., 0, :, :])
         trainer = SpectrumTrainer(
-            model, n_exponents=config.nle, loss=get_loss(config.loss), target=config.target,
+            model, n_exponents=k, loss=get_loss(config.loss), target=config.target,
             tsim=config.tsim, tons=config.tons, ttrans=config.ttrans, tbasis=config.tbasis,
-            state=state.reshape(*shape, -1), basis=basis.reshape(*shape, config.nle, -1),
-            train=config.trained_sets, lr=config.lr, clip=config.clip, masks=batch.masks,
-            early_stopping=config.early_stopping,
+            state=state, basis=basis, train=config.trained_sets, lr=config.lr,
+            clip=config.clip, masks=batch.masks, early_stopping=config.early_stopping,
+            procedure=config.procedure, window=config.window,
         )
-        if checkpoint is not None and checkpoint.exists():
+        if resuming:
             saved = restore_checkpoint(checkpoint, trainer, key="trainer")
-            initial = saved["spectrum_initial"].numpy()
+            before = {key: value.numpy() for key, value in saved["evaluation"].items()}
             context.log(f"{self.name}: {name} resume at epoch {trainer.epoch}")
         else:
             with naming_divergence(describe, hint=TRAINING_DIVERGENCE_HINT, every=everyone):
-                initial = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
-                    .reshape(n_networks, -1)
+                before = evaluation.initial(model)
         if samples[0] == 0:
             context.log(f"{self.name}: {batch.description}")
 
         def end_of_epoch(epoch: int, metrics: dict) -> None:
             if (epoch + 1) % config.spectrum_every == 0:
-                metrics["logged_spectrum"] = trainer.spectrum(config.spectrum_nle).detach() \
-                    .reshape(n_networks, -1).cpu().tolist()
+                metrics["logged_spectrum"] = evaluation.spectra(
+                    trainer.trained_networks())[:, :config.spectrum_nle].tolist()
             if checkpoint is not None:
-                save_checkpoint(checkpoint, {"trainer": trainer.state_dict(),
-                                             "spectrum_initial": torch.as_tensor(initial)})
+                save_checkpoint(checkpoint, {"trainer": trainer.state_dict(), "evaluation": {
+                    key: torch.as_tensor(value) for key, value in before.items()}})
             report(epoch + 1)
             losses = ", ".join(f"{value:.5g}" for value in metrics["loss"])
             context.log(f"  {name}, epoch {epoch + 1:4d}: loss {losses}; λ_max "
@@ -396,9 +496,8 @@ class TrainOnSpectrum(IncrementalSweep):
                                    hint=TRAINING_DIVERGENCE_HINT, every=everyone):
                 trainer.fit(config.n_epochs, on_epoch_end=(end_of_epoch,))
         with naming_divergence(describe, hint=TRAINING_DIVERGENCE_HINT, every=everyone):
-            final = trainer.spectrum(config.spectrum_nle).detach().cpu().numpy() \
-                .reshape(n_networks, -1)
-        return [network_record(config, trainer, i, initial[i], final[i], batch.masks)
+            final = evaluation.spectra(trainer.trained_networks())
+        return [network_record(config, trainer, i, before, final, batch.masks)
                 for i in range(n_networks)]
 
     def aggregate(self, config: Any, context: Any, arrays: Any) -> dict[str, Any]:
@@ -407,7 +506,8 @@ class TrainOnSpectrum(IncrementalSweep):
 
         from nrmkit import plotting
         from nrmkit.training.checkpoint import save_model
-        from nrmkit.training.spectrum import PARAMETER_SETS
+        from nrmkit.training.losses import get_loss
+        from nrmkit.training.spectrum import BASELINE_GAINS, PARAMETER_SETS
         from nrmkit.workflows.common import unit_seed
 
         n_samples = config.n_samples
@@ -415,12 +515,33 @@ class TrainOnSpectrum(IncrementalSweep):
         epochs = int(lengths.max())
         losses = arrays["loss"][:, :epochs].T                     # (epochs, samples), NaN
         lambda_max = arrays["lambda_max"][:, :epochs].T           # after an early stop
-        initial, final = arrays["spectrum_initial"], arrays["spectrum_final"]
+        k, shown = config.nle, config.spectrum_nle
+        initial = arrays["eval_initial"][:, :shown]
+        final = arrays["eval_final"][:, :shown]
+        loss = get_loss(config.loss)
+
+        def evaluated(spectra: Any) -> Any:
+            return loss(torch.as_tensor(spectra[:, :k]), config.target).numpy()
+
+        loss_initial = evaluated(arrays["eval_initial"])
+        loss_final = evaluated(arrays["eval_final"])
+        gains = np.asarray(BASELINE_GAINS)
+        best = np.nanargmin(np.nan_to_num(arrays["baseline_loss"], nan=np.inf), axis=1)
         counts = dict(zip(PARAMETER_SETS, (int(c) for c in arrays["n_trainable"][0]),
                           strict=True))
         samples = [{
             "loss": arrays["loss"][i, :lengths[i]],
             "lambda_max": arrays["lambda_max"][i, :lengths[i]],
+            "evaluation": {
+                "loss_initial": float(loss_initial[i]), "loss_final": float(loss_final[i]),
+                "lambda_max_initial": float(initial[i, 0]),
+                "lambda_max_final": float(final[i, 0]),
+            },
+            "baseline_global_gain": None if not config.baseline else {
+                "gain": float(gains[best[i]]),
+                "loss": float(arrays["baseline_loss"][i, best[i]]),
+                "lambda_max": float(arrays["baseline_lambda_max"][i, best[i]]),
+            },
             "spectrum_initial": initial[i], "spectrum_final": final[i],
             "n_trainable": counts, "epochs_run": int(lengths[i]),
             "stopped_early": bool(arrays["stopped_early"][i]),
@@ -437,6 +558,9 @@ class TrainOnSpectrum(IncrementalSweep):
                       for unit in range(n_samples)]
         batch = self.build(config, context, generators, self.prepare(config, context))
         model = batch.model
+        run_dir = context.run_dir
+        if run_dir.path is not None:
+            save_model(run_dir.path / "model_initial.pt", model)
         trained = {"gains": arrays["gains"], "shifts": arrays["shifts"]}
         if "weights" in config.trained_sets:
             trained["weights"] = arrays["weights"]
@@ -445,30 +569,43 @@ class TrainOnSpectrum(IncrementalSweep):
                 parameter = {"weights": model.weight, "gains": model.gain,
                              "shifts": model.shift}[name]
                 parameter.copy_(torch.as_tensor(values).reshape(parameter.shape))
-        run_dir = context.run_dir
         run_dir.write_arrays("trained_parameters.npz", **trained)
         masks = {name[len("mask_"):]: arrays[name] for name in arrays
                  if name.startswith("mask_")}
         if masks:
             run_dir.write_arrays("masks.npz", **masks)
         run_dir.write_arrays("spectra.npz", initial=initial, final=final, loss=losses,
-                             lambda_max=lambda_max, epochs_run=lengths)
+                             lambda_max=lambda_max, epochs_run=lengths,
+                             loss_initial=loss_initial, loss_final=loss_final,
+                             baseline_gains=gains, baseline_loss=arrays["baseline_loss"],
+                             baseline_lambda_max=arrays["baseline_lambda_max"])
         run_dir.write_text("training_log.csv", _csv(arrays, config.trained_sets))
         if run_dir.path is not None:
             save_model(run_dir.path / "model.pt", model)
         description = f"{batch.description}, {n_samples} sample(s)"
         figure = plotting.training_curves(
             losses, lambda_max, initial, final, target=config.target,
+            evaluated=(loss_initial, loss_final),
+            baseline=None if not config.baseline else np.array(
+                [sample["baseline_global_gain"]["loss"] for sample in samples]),
             title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "training")
         figure = plotting.trained_parameters(arrays["gains"], arrays["shifts"],
                                              populations=batch.populations,
                                              title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "trained_parameters")
-        context.log(f"{self.name}: final loss {_range(arrays['loss'], lengths)}, λ_max "
-                    f"{_range(arrays['lambda_max'], lengths)} over {n_samples} sample(s)")
+        seconds_per_epoch = float(np.mean(arrays["seconds_per_epoch"]))
+        context.log(f"{self.name}: evaluated loss {_span(loss_initial)} → {_span(loss_final)}, "
+                    f"λ_max {_span(initial[:, 0])} → {_span(final[:, 0])} over "
+                    f"{plural(n_samples, 'sample')}"
+                    + ("" if not config.baseline else ", best global gain: loss "
+                       + _span(np.array([x["baseline_global_gain"]["loss"] for x in samples])))
+                    + f"; {seconds_per_epoch:.2f} s per epoch")
         return {
             "samples": samples,
+            "procedure": config.procedure,
+            "seconds_per_epoch": seconds_per_epoch,
+            "baseline_gains": gains if config.baseline else None,
             "target": config.target,
             "loss": config.loss,
             "nle": config.nle,
@@ -477,6 +614,59 @@ class TrainOnSpectrum(IncrementalSweep):
             "spectra": spectra,
             "populations": batch.populations,
         }
+
+
+class Evaluation:
+    """The independent evaluation runs of a batch of networks: from each network's evaluation
+    state ``(S, G, N)`` and basis ``(S, G, k', N)`` (``k' = max(nle, spectrum_nle)``), a
+    warm-up of ``--eval_ttrans`` and ``--eval_tsim`` of accumulation, no gradient, the QR
+    interval chosen by ``tons="auto"`` (the exponents do not depend on it within the dtype's
+    precision, which ``auto`` respects; see
+    :func:`nrmkit.training.spectrum.evaluate_spectra`)."""
+
+    def __init__(self, config: Any, loss: Callable, state: Any, basis: Any):
+        self.config, self.loss, self.state, self.basis = config, loss, state, basis
+
+    def spectra(self, model: Any) -> Any:
+        """``(n_networks, k')`` float64 exponents, descending."""
+        from nrmkit.training.spectrum import evaluate_spectra
+
+        config = self.config
+        exponents = evaluate_spectra(model, config.eval_nle, state=self.state,
+                                     basis=self.basis, tsim=config.eval_tsim,
+                                     tons=EVALUATION_TONS, ttrans=config.eval_ttrans)
+        return exponents.reshape(-1, config.eval_nle).cpu().double().numpy()
+
+    def initial(self, model: Any) -> dict[str, Any]:
+        """The untrained networks: ``spectrum (n_networks, k')`` and, with ``--baseline``,
+        the global-gain scan ``baseline_loss``, ``baseline_lambda_max`` ``(n_networks, M)``
+        (:func:`nrmkit.training.spectrum.global_gain_baseline`)."""
+        import numpy as np
+
+        from nrmkit.training.spectrum import BASELINE_GAINS, global_gain_baseline
+
+        config = self.config
+        record = {"spectrum": self.spectra(model)}
+        n_networks = record["spectrum"].shape[0]
+        if config.baseline:
+            k = config.nle
+            scan = global_gain_baseline(
+                model, k, loss=self.loss, target=config.target, state=self.state,
+                basis=self.basis[..., :k, :].contiguous(), tsim=config.eval_tsim,
+                tons=config.tons, ttrans=config.eval_ttrans)
+            record["baseline_loss"] = scan["loss"].cpu().double().numpy()
+            record["baseline_lambda_max"] = scan["lambda_max"].cpu().double().numpy()
+        else:
+            empty = np.full((n_networks, len(BASELINE_GAINS)), np.nan)
+            record["baseline_loss"], record["baseline_lambda_max"] = empty, empty.copy()
+        return record
+
+
+def evaluation_option(config: Any) -> str:
+    """The option that set the evaluation length: ``--tsim`` when ``--eval_tsim`` is its
+    default (``4 · --tsim``)."""
+    derived = config.eval_tsim == EVALUATION_EPOCHS * config.tsim
+    return "--tsim" if derived else "--eval_tsim"
 
 
 def checkpoint_folder(config: Any, context: Any) -> Any:
@@ -492,16 +682,20 @@ def checkpoint_folder(config: Any, context: Any) -> Any:
         config, context.seed, context.dtype, exclude=("n_epochs",))
 
 
-def network_record(config: Any, trainer: Any, index: int, initial: Any, final: Any,
-                   masks: dict[str, Any]) -> dict[str, Any]:
+def network_record(config: Any, trainer: Any, index: int, before: dict[str, Any],
+                   final: Any, masks: dict[str, Any]) -> dict[str, Any]:
     """Network ``index`` of a trained batch as fixed-shape arrays (epochs after it stopped, or
     beyond ``--n_epochs``, are NaN).
 
     Keys: ``loss``, ``lambda_max`` ``(n_epochs,)``; ``grad_norm`` ``(n_epochs, sets)``
     (before clipping); ``frozen`` ``(n_epochs,)``; ``logged_spectrum`` ``(n_epochs //
-    spectrum_every, spectrum_nle)``; ``spectrum_initial``, ``spectrum_final``; ``gains``,
-    ``shifts`` (and ``weights`` when trained); ``mask_<set>`` for masked sets;
-    ``epochs_run``, ``stopped_early``, ``n_trainable`` (per set of ``PARAMETER_SETS``).
+    spectrum_every, spectrum_nle)``; ``eval_initial``, ``eval_final`` ``(k',)``: the
+    evaluation spectra before and after training (``before``: :meth:`Evaluation.initial`,
+    ``final``: :meth:`Evaluation.spectra`); ``baseline_loss``, ``baseline_lambda_max``
+    ``(M,)``; ``gains``, ``shifts`` (and ``weights`` when trained); ``mask_<set>`` for masked
+    sets; ``epochs_run``, ``stopped_early``, ``n_trainable`` (per set of
+    ``PARAMETER_SETS``); ``seconds_per_epoch`` (of the batch's training, evaluations
+    excluded).
     """
     import numpy as np
 
@@ -527,31 +721,31 @@ def network_record(config: Any, trainer: Any, index: int, initial: Any, final: A
         "frozen": padded([epoch["frozen"][index] for epoch in history], (n_epochs,)),
         "logged_spectrum": padded(logged, (n_epochs // config.spectrum_every,
                                            config.spectrum_nle)),
-        "spectrum_initial": np.asarray(initial, dtype=np.float64).reshape(-1),
-        "spectrum_final": np.asarray(final, dtype=np.float64).reshape(-1),
-        "gains": trainer.per_network(trainer.model.gain.detach()).cpu().numpy()[index],
-        "shifts": trainer.per_network(trainer.model.shift.detach()).cpu().numpy()[index],
+        "eval_initial": before["spectrum"][index],
+        "eval_final": final[index],
+        "baseline_loss": before["baseline_loss"][index],
+        "baseline_lambda_max": before["baseline_lambda_max"][index],
+        "gains": trainer.network_parameter("gains").cpu().numpy()[index],
+        "shifts": trainer.network_parameter("shifts").cpu().numpy()[index],
+        "seconds_per_epoch": np.float64(trainer.seconds / max(trainer.epoch, 1)),
         "epochs_run": np.int64(epochs_run),
         "stopped_early": np.bool_(config.early_stopping is not None
                                   and bool(trainer.frozen[index])),
         "n_trainable": np.array([trainer.n_trainable()[name] for name in PARAMETER_SETS]),
     }
     if "weights" in sets:
-        weight = trainer.model.weight.detach().cpu().numpy()
+        weight = trainer.trained_networks().weight.detach().cpu().numpy()
         record["weights"] = weight.reshape(-1, *weight.shape[-2:])[index]
     for name, mask in masks.items():
         record[f"mask_{name}"] = mask.cpu().numpy()[index]
     return record
 
 
-def _range(values: Any, lengths: Any) -> str:
-    """``last`` (one sample) or ``[min, max]`` of every sample's last value."""
-    import numpy as np
-
-    last = np.array([row[length - 1] for row, length in zip(values, lengths, strict=True)])
-    if len(last) == 1:
-        return f"{last[0]:.5g}"
-    return f"[{last.min():.5g}, {last.max():.5g}]"
+def _span(values: Any) -> str:
+    """``value`` (one sample) or ``[min, max]``."""
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"[{min(values):.4g}, {max(values):.4g}]"
 
 
 def _csv(arrays: dict[str, Any], sets: tuple[str, ...]) -> str:

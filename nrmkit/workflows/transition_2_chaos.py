@@ -16,6 +16,10 @@ results.json:
     exponents: for each g and sample, the nle exponents (descending) — when nle > 1.
     mean_field_lambda_max: for each g, the N → ∞ prediction (tanh, weights only; else null);
         below g = 1 the exact value for the Euler map, ln(1 − dt + dt·g)/dt.
+    tons_effective: the longest re-orthonormalisation interval used [τ];
+    tons_per_sample: the interval of each sample's engine call (they differ only with
+        ``--tons auto``, which chooses it from a pilot run, the couplings of a sample sharing
+        one: :func:`nrmkit.dynamics.lyapunov.choose_tons`).
 Arrays: ``lambda.npz`` (g, exponents[g, sample, k], stderr[g, sample, k]).
 Figures: ``figures/transition_2_chaos.{png,pdf}``.
 """
@@ -23,6 +27,7 @@ Figures: ``figures/transition_2_chaos.{png,pdf}``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import click
 
@@ -45,6 +50,8 @@ from nrmkit.workflows.common import (
 @dataclass(frozen=True)
 class TransitionConfig(LyapunovSettings):
     """A coupling sweep (all options of ``transition_2_chaos``)."""
+
+    adaptive_tons: ClassVar[bool] = True
 
     gmin: float = 0.5
     gmax: float = 3.0
@@ -97,7 +104,8 @@ class TransitionToChaos(CouplingSweep):
             "mean_field_lambda_max": theory,
             "n": config.n,
             "dt": config.dt,
-            "tons_effective": config.tons_effective,
+            "tons_effective": result.tons,
+            "tons_per_sample": result.tons_per_sample,
             "t_accumulated": result.t_accumulated,
         }
         if config.nle > 1:
