@@ -18,7 +18,7 @@ Run everything here:      python bash/nrm_comparison.py all
 As SLURM array tasks:     sbatch --array=0-10 --wrap "python bash/nrm_comparison.py run"
                           then: python bash/nrm_comparison.py report
 (``run`` takes the task from ``--index`` or ``SLURM_ARRAY_TASK_ID``; ``list`` prints the
-runs; each run is a resumable nrmkit run folder, so a resubmitted task continues.)
+11 distinct runs; each run is a resumable nrmkit run folder, so a resubmitted task continues.)
 """
 
 from __future__ import annotations
@@ -59,9 +59,19 @@ def runs(args: argparse.Namespace) -> list[dict]:
         "train_rd_model", "--n", "100", "--nle", str(k), *nrm, *common]} for k in args.nle]
     table += [{"name": f"N {n}", "group": "n", "x": n, "command": [
         "train_rd_model", "--n", str(n), "--nle", "10", *nrm, *common]} for n in args.n]
-    for index, run in enumerate(table):
-        run["folder"] = str(args.out / f"run_{index:02d}")
+    folders: dict[tuple[str, ...], str] = {}  # one run folder per distinct command
+    for run in table:
+        key = tuple(run["command"])
+        run["folder"] = folders.setdefault(key, str(args.out / f"run_{len(folders):02d}"))
     return table
+
+
+def distinct(table: list[dict]) -> list[dict]:
+    """The runs to execute: one per folder (rows with the same command share it)."""
+    first: dict[str, dict] = {}
+    for run in table:
+        first.setdefault(run["folder"], run)
+    return list(first.values())
 
 
 def run_one(run: dict) -> None:
@@ -106,17 +116,23 @@ def report(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [summary(run, args.threshold) for run in runs(args)]
+    table = runs(args)
+    missing = sorted({run["folder"] for run in table
+                      if not (Path(run["folder"]) / "results.json").exists()})
+    if missing:
+        sys.exit(f"report: no results yet in {', '.join(missing)} (run them first)")
+    rows = [summary(run, args.threshold) for run in table]
     (args.out / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
     fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    loss = lambda v: "—" if v is None else format(v, ".4f" if v >= 0.01 else ".1e")  # noqa: E731
     lines = [f"| run | trainable | loss before | after | after / before | best global gain "
              f"| epochs to {args.threshold:g}× | λ_max after | s / epoch |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['name']} | {row['n_trainable']} | {row['loss_initial']:.4f} | "
-            f"{row['loss_final']:.4f} | {row['loss_ratio']:.2f} | "
-            f"{fmt(row['baseline_loss'], '.4f')} | {fmt(row['epochs_to_threshold'], '.0f')} "
+            f"| {row['name']} | {row['n_trainable']} | {loss(row['loss_initial'])} | "
+            f"{loss(row['loss_final'])} | {row['loss_ratio']:.2g} | "
+            f"{loss(row['baseline_loss'])} | {fmt(row['epochs_to_threshold'], '.0f')} "
             f"({row['reached']}/{row['samples']}) | {row['lambda_max_final']:+.3f} | "
             f"{row['seconds_per_epoch']:.2f} |")
     (args.out / "comparison.md").write_text("\n".join(lines) + "\n")
@@ -129,6 +145,7 @@ def report(args: argparse.Namespace) -> None:
         axes[0].annotate(row["name"], (row["n_trainable"], row["loss_ratio"]), fontsize=7,
                          xytext=(3, 3), textcoords="offset points")
     axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
     axes[0].set_xlabel("trainable parameters per network")
     axes[0].set_ylabel("evaluated loss after / before")
     axes[0].axhline(1.0, color="grey", lw=0.6, ls=":")
@@ -143,14 +160,15 @@ def report(args: argparse.Namespace) -> None:
     for axis, letter in zip(axes, "abc", strict=True):
         axis.spines[["top", "right"]].set_visible(False)
         axis.set_title(letter, loc="left", fontweight="bold")
-    figure.suptitle(f"NRM vs synaptic training: N=100, g={args.g:g}, MSE to 0, "
+    figure.suptitle(f"NRM vs synaptic training: N=100 and nle 10 unless varied, g={args.g:g}, "
+                    f"MSE to 0, "
                     f"{args.epochs} epochs, {args.samples} sample(s)", fontsize=9)
     (args.out / "figures").mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "pdf"):
         figure.savefig(args.out / "figures" / f"comparison.{suffix}", dpi=150)
 
 
-def main() -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("list", "run", "all", "report"))
     parser.add_argument("--index", type=int, default=None,
@@ -167,20 +185,25 @@ def main() -> None:
     parser.add_argument("--fixed-weights", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="options passed to every run, e.g. --extra --eval_tsim 200")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = make_parser().parse_args()
     table = runs(args)
     if args.action == "list":
-        for index, run in enumerate(table):
-            print(index, run["name"], " ".join(run["command"]))
+        for index, run in enumerate(distinct(table)):
+            names = ", ".join(r["name"] for r in table if r["folder"] == run["folder"])
+            print(index, names, " ".join(run["command"]), sep="\t")
         return
     if args.action == "run":
         index = args.index if args.index is not None else os.environ.get("SLURM_ARRAY_TASK_ID")
         if index is None:
             sys.exit("run: give --index or set SLURM_ARRAY_TASK_ID")
-        run_one(table[int(index)])
+        run_one(distinct(table)[int(index)])
         return
     if args.action == "all":
-        for run in table:
+        for run in distinct(table):
             run_one(run)
     report(args)
 

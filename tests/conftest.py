@@ -20,3 +20,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """One BLAS thread: small networks run fastest so, and a busy machine does not make the
+    threads wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -32,14 +32,7 @@ ANALYSIS = ["--tsim", "40", "--ttrans", "10", "--tons", "0.5", "--dtype", "float
             "--seed", "3", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One BLAS thread: small networks run fastest so, and a busy machine does not make the
-    threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def invoke(command, *args, env=None):

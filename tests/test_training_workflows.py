@@ -113,6 +113,19 @@ def test_population_sharing_really_shares(tmp_path):
     model = load_trained_model(out)
     assert model.sparse and model.gain.shape[-1] == len(names)
     assert (out / "figures" / "trained_parameters.pdf").exists()
+    # one trajectory per network by default on a connectome (four on random networks)
+    options = json.loads((out / "config.json").read_text())["options"]
+    assert options["replicas"] == 1
+
+
+def test_replicas_defaults_per_workflow():
+    from click.testing import CliRunner
+
+    for command, default in ((train_flybrain_pop.command, 1), (train_flybrain_full.command, 1),
+                             (train_rd_model.command, 4)):
+        text = CliRunner().invoke(command, ["--help"], terminal_width=200).output
+        line = next(line for line in text.splitlines() if "--replicas" in line)
+        assert f"[default: {default};" in line or f"[default: {default}]" in line, line
 
 
 def test_flybrain_full_trains_per_neuron_parameters_with_fixed_weights(tmp_path):

@@ -152,17 +152,15 @@ class Spectrum(CouplingSweep):
         import numpy as np
 
         from nrmkit import plotting
-        from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, mean_exponent
-        from nrmkit.dynamics.theory import euler_sum_rule_mean
 
         couplings = config.couplings
         result = SweepResult.from_units(arrays)
-        exponents, stderr = result.exponents, result.stderr
-        dimension = kaplan_yorke_dimension(exponents)
-        entropy = ks_entropy(exponents)
-        mean = mean_exponent(exponents)
-        spread, tons_ok = _check_spread(context, exponents, result.tons_per_sample[None, :])
-        sum_rule = euler_sum_rule_mean(config.dt)
+        measures = _spectrum_measures(context, config, result.exponents, result.stderr,
+                                      result.tons_per_sample[None, :])
+        exponents, stderr, sum_rule = (measures["exponents"], measures["exponents_stderr"],
+                                       measures["sum_rule_mean"])
+        dimension, entropy, mean = (measures["kaplan_yorke_dim"], measures["ks_entropy"],
+                                    measures["mean_exponent"])
         context.run_dir.write_arrays(
             "spectrum.npz", g=np.array(couplings), exponents=exponents, stderr=stderr,
             kaplan_yorke_dim=dimension, ks_entropy=entropy, mean_exponent=mean,
@@ -180,35 +178,24 @@ class Spectrum(CouplingSweep):
                         f"H/N {np.median(h) / config.n:.5f}  mean λ {np.median(m):+.4f}")
         return {
             "g": couplings,
-            "exponents": exponents,
-            "exponents_stderr": stderr,
-            "kaplan_yorke_dim": dimension,
-            "ks_entropy": entropy,
-            "mean_exponent": mean,
-            "n": config.n,
-            "nle": config.nle,
-            "sum_rule_mean": sum_rule,
+            **measures,
             "tons_effective": result.tons,
             "tons_per_sample": result.tons_per_sample,
-            "tons_spread_product": spread,
-            "tons_ok": tons_ok,
             "t_accumulated": result.t_accumulated,
         }
 
     def _aggregate_model(self, config: SpectrumConfig, context, arrays) -> dict:
         """Results of ``--model``: one spectrum per network of the model."""
         from nrmkit import plotting
-        from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, mean_exponent
-        from nrmkit.dynamics.theory import euler_sum_rule_mean
 
         info = common.trained_model_info(config.model, config.untrained)
-        exponents, stderr = arrays["exponents"], arrays["stderr"]      # [network, k]
         tons = arrays["tons"].reshape(-1)
-        dimension = kaplan_yorke_dimension(exponents)
-        entropy = ks_entropy(exponents)
-        mean = mean_exponent(exponents)
-        spread, tons_ok = _check_spread(context, exponents, tons)
-        sum_rule = euler_sum_rule_mean(config.dt)
+        measures = _spectrum_measures(context, config, arrays["exponents"],  # [network, k]
+                                      arrays["stderr"], tons)
+        exponents, stderr, sum_rule = (measures["exponents"], measures["exponents_stderr"],
+                                       measures["sum_rule_mean"])
+        dimension, entropy, mean = (measures["kaplan_yorke_dim"], measures["ks_entropy"],
+                                    measures["mean_exponent"])
         context.run_dir.write_arrays(
             "spectrum.npz", exponents=exponents, stderr=stderr, kaplan_yorke_dim=dimension,
             ks_entropy=entropy, mean_exponent=mean, tons=tons)
@@ -224,22 +211,35 @@ class Spectrum(CouplingSweep):
                         f"{d / config.n:.4f}  H/N {h / config.n:.5f}  mean λ {m:+.4f}")
         return {
             "model": info.record(),
-            "exponents": exponents,
-            "exponents_stderr": stderr,
-            "kaplan_yorke_dim": dimension,
-            "ks_entropy": entropy,
-            "mean_exponent": mean,
-            "n": config.n,
-            "nle": config.nle,
+            **measures,
             "dt": config.dt,
             "activation": config.activation,
-            "sum_rule_mean": sum_rule,
             "tons_effective": float(tons.max()),
             "tons_per_network": tons,
-            "tons_spread_product": spread,
-            "tons_ok": tons_ok,
             "t_accumulated": float(arrays["t_accumulated"].min()),
         }
+
+
+def _spectrum_measures(context, config: SpectrumConfig, exponents: Any, stderr: Any,
+                       tons: Any) -> dict:
+    """The results both modes share: the spectra ``[..., k]``, their Kaplan–Yorke
+    dimension, KS entropy and mean exponent, the sum rule's mean and the t_ONS check."""
+    from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, mean_exponent
+    from nrmkit.dynamics.theory import euler_sum_rule_mean
+
+    spread, tons_ok = _check_spread(context, exponents, tons)
+    return {
+        "exponents": exponents,
+        "exponents_stderr": stderr,
+        "kaplan_yorke_dim": kaplan_yorke_dimension(exponents),
+        "ks_entropy": ks_entropy(exponents),
+        "mean_exponent": mean_exponent(exponents),
+        "n": config.n,
+        "nle": config.nle,
+        "sum_rule_mean": euler_sum_rule_mean(config.dt),
+        "tons_spread_product": spread,
+        "tons_ok": tons_ok,
+    }
 
 
 def _check_spread(context, exponents: Any, tons: Any) -> tuple[float, bool]:

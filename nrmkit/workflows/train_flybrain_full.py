@@ -38,8 +38,16 @@ NORMALIZATIONS = ("rows", "sinkhorn", "none")
 
 @dataclass(frozen=True)
 class FlybrainConfig(TrainingSettings):
-    """Options of the connectome training workflows (``n`` is taken from the data)."""
+    """Options of the connectome training workflows (``n`` is taken from the data).
 
+    One trajectory per network by default (``--replicas 1``): an epoch of the whole
+    mushroom body costs ``R`` times one trajectory's, and training reaches its target with
+    one (docs/spectrum_training.md, "The connectome"); more replicas average the spread
+    of the window exponents between trajectories, which is large where the network has
+    several attractors.
+    """
+
+    replicas: int = 1
     roi: str = "flywire_mb_right"
     cell_classes: str | None = None
     normalization: str = "rows"
@@ -152,7 +160,7 @@ def connectome_options(function):
 
 @click.command("train_flybrain_full", cls=Command)
 @connectome_options
-@training_options(with_n=False)
+@training_options(with_n=False, replicas=FlybrainConfig.replicas)
 @executor_options
 @common_options
 def command(**kwargs):

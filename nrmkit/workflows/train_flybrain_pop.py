@@ -50,7 +50,7 @@ class TrainFlybrainPop(TrainFlybrainFull):
 @option("--subpopulation", type=click.Choice(SUBPOPULATIONS), default="neurotransmitter",
         help="Populations sharing one gain and one shift.")
 @connectome_options
-@training_options(with_n=False)
+@training_options(with_n=False, replicas=FlybrainPopConfig.replicas)
 @executor_options
 @common_options
 def command(**kwargs):

@@ -182,10 +182,12 @@ class TrainingSettings(LyapunovSettings):
         return tuple(name for name, on in flags.items() if on)
 
 
-def training_options(*, weights_default: bool = False, with_n: bool = True) -> Callable:
+def training_options(*, weights_default: bool = False, with_n: bool = True,
+                     replicas: int = TrainingSettings.replicas) -> Callable:
     """Click options for :class:`TrainingSettings` (the FlyStability names, dashed aliases).
 
-    ``with_n=False`` drops ``--n`` (connectome workflows take N from the data).
+    ``with_n=False`` drops ``--n`` (connectome workflows take N from the data);
+    ``replicas``: the default of ``--replicas`` (the workflow's config default).
     """
     from nrmkit.workflows.common import lyapunov_options
 
@@ -211,7 +213,7 @@ def training_options(*, weights_default: bool = False, with_n: bool = True) -> C
         option("--window", type=float, default=None, show_default="min(10, --tsim)",
                help="Window of the windows procedure [τ]; an epoch is --tsim / --window "
                     "windows."),
-        option("--replicas", type=int, default=4,
+        option("--replicas", type=int, default=replicas,
                help="Trajectories per network (independent initial states, shared "
                     "parameters) whose mean exponents the loss sees."),
         option("--eval_tsim", type=float, default=None, show_default="4 × --tsim",
@@ -590,8 +592,13 @@ class TrainOnSpectrum(IncrementalSweep):
                 [sample["baseline_global_gain"]["loss"] for sample in samples]),
             title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "training")
+        populations = batch.populations
+        if populations is not None:  # "name (neurons)"
+            sizes = np.bincount(model.population.cpu().numpy(), minlength=len(populations))
+            populations = [f"{name} ({size})" for name, size in zip(populations, sizes,
+                                                                    strict=True)]
         figure = plotting.trained_parameters(arrays["gains"], arrays["shifts"],
-                                             populations=batch.populations,
+                                             populations=populations,
                                              title=f"{self.name}: {description}")
         run_dir.save_figure(figure, "trained_parameters")
         seconds_per_epoch = float(np.mean(arrays["seconds_per_epoch"]))
