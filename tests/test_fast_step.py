@@ -267,3 +267,71 @@ def test_a_state_of_another_batch_is_rejected(generator):
         model.step(state[:, :1])
     with pytest.raises(ValueError, match="do not match the batch"):
         model.step_with_tangent(state, vectors[:, :1])
+
+
+# -- a window as one autograd node (nrmkit.nn.tangent_window) -------------------------------
+
+
+def _window_case(generator, *, sparse, weights):
+    model = _model(generator, sparse=sparse, population=sparse, n=12,
+                   couplings=(3.0,) if sparse or weights else (1.5, 3.0))
+    model.set_trainable(weights=weights, gains=not weights, shifts=True)
+    state = model.initial_state(generator)
+    basis = orthonormalize(torch.randn((*model.batch_shape, 4, 12), generator=generator,
+                                       dtype=F64))[0]
+    return model, state, basis
+
+
+@pytest.mark.parametrize("sparse, weights", [(True, False), (False, False), (False, True)])
+def test_window_node_equals_the_step_by_step_engine(sparse, weights, generator):
+    """Same values bit for bit, and the gradients of every trainable set, of the final
+    state and of the final basis equal autograd through the separate step and QR nodes."""
+    from nrmkit.dynamics.lyapunov import window_spectrum
+
+    model, state, basis = _window_case(generator, sparse=sparse, weights=weights)
+    state.requires_grad_()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for fast in (True, False):
+        if fast:
+            result = window_spectrum(model, 4, tsim=3.0, tons=0.3, state=state, basis=basis)
+        else:
+            result = lyapunov_spectrum(model, 4, tsim=3.0, tons=0.3, ttrans=0.0, tbasis=0.0,
+                                       state=state, basis=basis)
+        loss = (result.exponents.square().sum() + result.state.sin().sum()
+                + (result.basis * torch.linspace(0, 1, 12, dtype=F64)).sum())
+        results.append((result, torch.autograd.grad(loss, [*parameters, state])))
+    (fast, fast_grads), (engine, engine_grads) = results
+    assert fast.log_increments.grad_fn is not None
+    assert torch.equal(fast.log_increments.detach(), engine.log_increments.detach())
+    assert torch.equal(fast.state.detach(), engine.state.detach())
+    assert torch.equal(fast.basis.detach(), engine.basis.detach())
+    assert (fast.tons, fast.t_accumulated) == (engine.tons, engine.t_accumulated)
+    for a, e in zip(fast_grads, engine_grads, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-12)
+
+
+def test_window_node_gradcheck(generator):
+    from nrmkit.nn.tangent_window import tangent_window
+
+    model, state, basis = _window_case(generator, sparse=True, weights=False)
+    plan, gain, shift, _ = model._fused()
+    inputs = (state.clone().requires_grad_(), basis.clone().requires_grad_(),
+              gain.detach().clone().requires_grad_(), shift.detach().clone().requires_grad_())
+
+    def window(state, basis, gain, shift):
+        final_state, final_basis, logs = tangent_window(plan, state, basis, gain, shift, None,
+                                                        3, 2)
+        return final_state, final_basis, logs
+
+    assert torch.autograd.gradcheck(window, inputs)
+
+
+def test_window_node_without_gradients_records_nothing(generator):
+    model, state, basis = _window_case(generator, sparse=True, weights=False)
+    with torch.no_grad():
+        final_state, final_basis, logs = model.tangent_window(state, basis, 2, 3)
+    assert all(t.grad_fn is None for t in (final_state, final_basis, logs))
+    assert logs.shape == (2, 1, 1, 4) and logs.dtype == F64
+    # one exponent: no window node (the engine normalises instead of factorising)
+    assert model.tangent_window(state, basis[..., :1, :], 2, 3) is None

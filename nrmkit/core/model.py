@@ -59,6 +59,15 @@ class DynamicalModel(nn.Module, ABC):
         """
         return self.step(state, drive), self.tangent(state, vectors, drive)
 
+    def tangent_window(self, state: torch.Tensor, vectors: torch.Tensor, n_intervals: int,
+                       steps_per_interval: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Optional fast path: ``(state, vectors, log|R_ii|)`` after ``n_intervals`` intervals
+        of ``steps_per_interval`` steps, each closed by a QR re-orthonormalisation of the
+        rows, with exactly the values of the step-by-step run; None (the default): not
+        available, the engine runs step by step."""
+        return None
+
     @property
     def device(self) -> torch.device:
         for tensor in self.parameters():

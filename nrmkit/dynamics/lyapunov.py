@@ -307,6 +307,29 @@ def lyapunov_spectrum(
                           state=state, basis=basis, n_blocks=n_blocks, tons_choice=choice)
 
 
+def window_spectrum(model: DynamicalModel, n_exponents: int, *, tsim: float, tons: float,
+                    state: Tensor, basis: Tensor, check_finite: bool = True) -> LyapunovResult:
+    """:func:`lyapunov_spectrum` continuing from ``state`` and ``basis`` with no warm-up and
+    no basis transient (a window of a carried trajectory): the same values, through the
+    model's one-node window (:meth:`DynamicalModel.tangent_window`) where it has one."""
+    steps_per_ons = max(1, round(tons / model.dt))
+    n_ons, _ = _intervals(tsim, 0.0, steps_per_ons * model.dt)
+    window = model.tangent_window(state, basis, n_ons, steps_per_ons)
+    if window is None:
+        return lyapunov_spectrum(model, n_exponents, tsim=tsim, tons=tons, ttrans=0.0,
+                                 tbasis=0.0, state=state, basis=basis,
+                                 check_finite=check_finite)
+    state, basis, log_increments = window
+    tons_effective = steps_per_ons * model.dt
+    t_accumulated = n_ons * tons_effective
+    exponents = log_increments.sum(0) / t_accumulated
+    if check_finite:
+        _check_finite(state, exponents)
+    return LyapunovResult(exponents=exponents, log_increments=log_increments,
+                          tons=tons_effective, t_accumulated=t_accumulated, state=state,
+                          basis=basis)
+
+
 def _intervals(tsim: float, tbasis: float, tons: float) -> tuple[int, int]:
     """``(accumulated, transient)`` re-orthonormalisations for an interval of ``tons``."""
     return max(1, round(tsim / tons)), max(0, round(tbasis / tons))

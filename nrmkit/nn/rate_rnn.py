@@ -41,6 +41,7 @@ from nrmkit.nn.tangent_step import (
     sparse_operators,
     tangent_step,
 )
+from nrmkit.nn.tangent_window import tangent_window
 
 
 class RateRNN(DynamicalModel):
@@ -245,6 +246,19 @@ class RateRNN(DynamicalModel):
             return self._reference_step_with_tangent(state, vectors, drive)
         plan, gain, shift, weight = fused
         return tangent_step(plan, state, vectors, gain, shift, weight, drive)
+
+    def tangent_window(self, state: Tensor, vectors: Tensor, n_intervals: int,
+                       steps_per_interval: int) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(h, Q, log|R_ii| per interval)`` after ``n_intervals`` re-orthonormalisation
+        intervals of ``steps_per_interval`` steps, as one autograd node
+        (:mod:`nrmkit.nn.tangent_window`); None where the fused step does not apply or
+        ``k = 1`` (then run the engine step by step)."""
+        fused = self._fused()
+        if fused is None or vectors.shape[-2] < 2:
+            return None
+        plan, gain, shift, weight = fused
+        return tangent_window(plan, state, vectors, gain, shift, weight, n_intervals,
+                              steps_per_interval)
 
     def _fused(self) -> tuple[StepPlan, Tensor, Tensor, Tensor | None] | None:
         """``(plan, gain, shift, dense weight or None)`` of the fused step, or None where it

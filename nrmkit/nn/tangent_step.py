@@ -160,14 +160,18 @@ def _sparse_state_product(matrix: Tensor, rows: Tensor) -> Tensor:
     return _sparse_product(matrix, rows[0].transpose(0, 1), 1)[:, :, 0]
 
 
-def _forward(plan: StepPlan, state, vectors, gain, shift, weight, drive, *, save: bool):
+def _forward(plan: StepPlan, state, vectors, gain, shift, weight, drive, *, save: bool,
+             per_neuron: tuple[Tensor, Tensor] | None = None):
     # The state row is computed by the same operations with or without tangent vectors
     # (the dense products separately, the sparse one column by column), so that step and
-    # step_with_tangent follow bitwise the same trajectory.
+    # step_with_tangent follow bitwise the same trajectory. ``per_neuron``: the gains and
+    # shifts already expanded to neurons (a caller running many steps expands them once).
     keep = 1.0 - plan.dt
     scale = plan.scale
-    a = _per_neuron(gain, plan)
-    s = _per_neuron(shift, plan)
+    if per_neuron is None:
+        a, s = _per_neuron(gain, plan), _per_neuron(shift, plan)
+    else:
+        a, s = per_neuron
     saved = slope = tangent_rows = None
     if vectors is None:
         if save:
@@ -230,59 +234,78 @@ class _TangentStep(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *grads):
         # grads are materialised: zeros, never None, for unused outputs
-        plan = ctx.plan
-        keep = 1.0 - plan.dt
-        scale = plan.scale
         vectors, weight, slope, value, tangent_rows, *activation_saved = ctx.saved_tensors
         for i, v in ctx.constants.items():
             activation_saved[i] = v
-        _, need_state, need_vectors, need_gain, need_shift, need_weight, need_drive = (
-            ctx.needs_input_grad)
-        grad_state = grads[0]
-        grad_vectors = grads[1] if ctx.has_vectors else None
-        # ε h̄', ε Q̄' are the cotangents of the unscaled products W φ, W (φ'⊙Q); pulled
-        # back through W they give ∂L/∂φ and ∂L/∂(φ'⊙Q)
-        result_weight = pulled_vectors = None
-        if weight is None:
-            if grad_vectors is None:
-                pulled_state = _sparse_state_product(plan.sparse_transpose,
-                                                     grad_state * scale[..., 0])
-            else:
-                rows, storage = _sparse_columns(grad_state, grad_vectors.shape[-2] + 1)
-                torch.mul(grad_state.unsqueeze(-2), scale, out=rows[..., :1, :])
-                torch.mul(grad_vectors, scale, out=rows[..., 1:, :])
-                pulled = _sparse_product(plan.sparse_transpose, storage, rows.shape[-2])
-                pulled_state, pulled_vectors = pulled[..., 0, :], pulled[..., 1:, :]
-        else:
-            scaled_state = grad_state * scale[..., 0]
-            pulled_state = torch.bmm(scaled_state, weight)
-            if grad_vectors is not None:
-                n_matrices, n_couplings, k, n = grad_vectors.shape
-                scaled_vectors = (grad_vectors * scale).view(n_matrices, n_couplings * k, n)
-                pulled_vectors = torch.bmm(scaled_vectors, weight).view(grad_vectors.shape)
-            if need_weight:  # W̄_s = Σ_g ε (h̄' φᵀ + Σ_j q̄'_j (φ'⊙q_j)ᵀ)
-                result_weight = torch.bmm(scaled_state.transpose(-1, -2), value)
-                if grad_vectors is not None:
-                    result_weight.baddbmm_(scaled_vectors.transpose(-1, -2),
-                                           tangent_rows.view(n_matrices, n_couplings * k, n))
+        saved = (vectors, weight, slope, value, tangent_rows, tuple(activation_saved))
+        shapes = (ctx.gain_shape, ctx.shift_shape, ctx.drive_shape)
+        return (None, *step_backward(ctx.plan, saved, grads[0],
+                                     grads[1] if ctx.has_vectors else None,
+                                     ctx.needs_input_grad[1:], shapes))
 
-        grad_slope = result_vectors = None
-        if pulled_vectors is not None:
-            grad_slope = (vectors * pulled_vectors).sum(-2)
-            if need_vectors:
-                result_vectors = torch.addcmul(grad_vectors * keep, slope.unsqueeze(-2),
-                                               pulled_vectors)
-        parameters = need_gain or need_shift
-        grad_x, grad_a, grad_s = plan.activation.pullback(
-            tuple(activation_saved), pulled_state, grad_slope, parameters)
-        result_state = torch.add(grad_x, grad_state, alpha=keep) if need_state else None
-        result_gain = (_per_population(grad_a, ctx.gain_shape, plan)
-                       if need_gain and grad_a is not None else None)
-        result_shift = (_per_population(grad_s, ctx.shift_shape, plan)
-                        if need_shift and grad_s is not None else None)
-        result_drive = grad_state.sum_to_size(ctx.drive_shape) if need_drive else None
-        return (None, result_state, result_vectors, result_gain, result_shift, result_weight,
-                result_drive)
+
+def step_backward(plan: StepPlan, saved: tuple, grad_state: Tensor, grad_vectors: Tensor | None,
+                  needs: tuple[bool, ...], shapes: tuple | None) -> tuple:
+    """The adjoint of one step (module docstring): the cotangents of
+    ``(state, vectors, gain, shift, weight, drive)`` (None where not needed) from those of
+    ``(h', Q')``.
+
+    ``saved``: ``(vectors, weight, slope, value, tangent_rows, activation_saved)`` of the
+    forward step; ``needs``: which of the six inputs need a cotangent; ``shapes``: the shapes
+    of gain, shift and drive — or None: the gain and shift cotangents stay per neuron,
+    ``(S, G, N)`` (a caller summing many steps reduces them to populations once).
+    """
+    keep = 1.0 - plan.dt
+    scale = plan.scale
+    vectors, weight, slope, value, tangent_rows, activation_saved = saved
+    need_state, need_vectors, need_gain, need_shift, need_weight, need_drive = needs
+    gain_shape, shift_shape, drive_shape = shapes if shapes is not None else (None,) * 3
+    # ε h̄', ε Q̄' are the cotangents of the unscaled products W φ, W (φ'⊙Q); pulled
+    # back through W they give ∂L/∂φ and ∂L/∂(φ'⊙Q)
+    result_weight = pulled_vectors = None
+    if weight is None:
+        if grad_vectors is None:
+            pulled_state = _sparse_state_product(plan.sparse_transpose,
+                                                 grad_state * scale[..., 0])
+        else:
+            rows, storage = _sparse_columns(grad_state, grad_vectors.shape[-2] + 1)
+            torch.mul(grad_state.unsqueeze(-2), scale, out=rows[..., :1, :])
+            torch.mul(grad_vectors, scale, out=rows[..., 1:, :])
+            pulled = _sparse_product(plan.sparse_transpose, storage, rows.shape[-2])
+            pulled_state, pulled_vectors = pulled[..., 0, :], pulled[..., 1:, :]
+    else:
+        scaled_state = grad_state * scale[..., 0]
+        pulled_state = torch.bmm(scaled_state, weight)
+        if grad_vectors is not None:
+            n_matrices, n_couplings, k, n = grad_vectors.shape
+            scaled_vectors = (grad_vectors * scale).view(n_matrices, n_couplings * k, n)
+            pulled_vectors = torch.bmm(scaled_vectors, weight).view(grad_vectors.shape)
+        if need_weight:  # W̄_s = Σ_g ε (h̄' φᵀ + Σ_j q̄'_j (φ'⊙q_j)ᵀ)
+            result_weight = torch.bmm(scaled_state.transpose(-1, -2), value)
+            if grad_vectors is not None:
+                result_weight.baddbmm_(scaled_vectors.transpose(-1, -2),
+                                       tangent_rows.view(n_matrices, n_couplings * k, n))
+
+    grad_slope = result_vectors = None
+    if pulled_vectors is not None:
+        grad_slope = (vectors * pulled_vectors).sum(-2)
+        if need_vectors:
+            result_vectors = torch.addcmul(grad_vectors * keep, slope.unsqueeze(-2),
+                                           pulled_vectors)
+    parameters = need_gain or need_shift
+    grad_x, grad_a, grad_s = plan.activation.pullback(
+        activation_saved, pulled_state, grad_slope, parameters)
+    result_state = torch.add(grad_x, grad_state, alpha=keep) if need_state else None
+    result_gain = grad_a if need_gain else None
+    result_shift = grad_s if need_shift else None
+    if shapes is not None:
+        result_gain = None if result_gain is None else _per_population(result_gain,
+                                                                       gain_shape, plan)
+        result_shift = None if result_shift is None else _per_population(result_shift,
+                                                                         shift_shape, plan)
+    result_drive = grad_state.sum_to_size(drive_shape) if need_drive else None
+    return (result_state, result_vectors, result_gain, result_shift, result_weight,
+            result_drive)
 
 
 def population_membership(population: Tensor | None, dtype: torch.dtype,

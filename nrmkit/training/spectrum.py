@@ -53,7 +53,7 @@ from torch import Tensor
 
 from nrmkit.core.base import Trainer
 from nrmkit.core.errors import DivergenceError
-from nrmkit.dynamics.lyapunov import lyapunov_spectrum, random_basis
+from nrmkit.dynamics.lyapunov import lyapunov_spectrum, random_basis, window_spectrum
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training import BASELINE_GAINS, PROCEDURES
 
@@ -249,8 +249,12 @@ class SpectrumTrainer(Trainer):
         return state.detach(), basis.detach()
 
     def _run(self, tsim: float, tbasis: float, state: Tensor, basis: Tensor):
-        """The engine on the replicated batch; a divergence names networks, not replicas."""
+        """The engine on the replicated batch (a window of a carried trajectory as one
+        autograd node where the model has one); a divergence names networks, not replicas."""
         try:
+            if tbasis == 0.0:
+                return window_spectrum(self.model, self.n_exponents, tsim=tsim,
+                                       tons=self.tons, state=state, basis=basis)
             return lyapunov_spectrum(self.model, self.n_exponents, tsim=tsim, tons=self.tons,
                                      ttrans=0.0, tbasis=tbasis, state=state, basis=basis)
         except DivergenceError as error:
