@@ -258,3 +258,21 @@ def test_python_module_invocation_does_not_import_torch_for_help():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "False"
+
+
+def test_every_registered_workflow_is_a_declared_console_script_with_a_summary():
+    """pyproject's [project.scripts], the registry and the umbrella command's summaries name
+    the same workflows."""
+    import re
+    from pathlib import Path
+
+    from nrmkit.cli.main import _summary
+    from nrmkit.core.registry import WORKFLOWS
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]  # tomllib: 3.11+
+    scripts = dict(re.findall(r'^(\w+) = "([^"]+)"$', section, flags=re.MULTILINE))
+    for name in WORKFLOWS.names():
+        assert scripts.get(name) == f"nrmkit.workflows.{name}:command", name
+        assert _summary(name), name
+    assert set(scripts) == {*WORKFLOWS.names(), "nrmkit"}
