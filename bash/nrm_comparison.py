@@ -200,7 +200,11 @@ def main() -> None:
         index = args.index if args.index is not None else os.environ.get("SLURM_ARRAY_TASK_ID")
         if index is None:
             sys.exit("run: give --index or set SLURM_ARRAY_TASK_ID")
-        run_one(distinct(table)[int(index)])
+        todo = distinct(table)
+        if not str(index).isdigit() or int(index) >= len(todo):
+            sys.exit(f"run: --index must be one of 0 … {len(todo) - 1} (see `list`), "
+                     f"got {index}")
+        run_one(todo[int(index)])
         return
     if args.action == "all":
         for run in distinct(table):

@@ -73,3 +73,10 @@ def test_report_from_results(tmp_path):
     assert first["epochs_to_threshold"] == 3  # 0.019 ≤ 0.5 × 0.04 first at epoch 3
     assert (tmp_path / "comparison.md").read_text().count("\n") == 15
     assert (tmp_path / "figures" / "comparison.png").exists()
+
+
+def test_an_index_outside_the_runs_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "run", "--index", "11", "--out",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--index must be one of 0 … 10" in done.stderr
