@@ -21,11 +21,11 @@ import torch
 
 from nrmkit.dynamics.lyapunov import random_basis
 from nrmkit.dynamics.reference import dense_jacobian_spectrum
+from nrmkit.experiments.spectrum_training.train_flybrain_full import connectome_batch
+from nrmkit.experiments.spectrum_training.train_flybrain_pop import FlybrainPopConfig
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training.losses import get_loss
 from nrmkit.training.spectrum import SpectrumTrainer
-from nrmkit.workflows.train_flybrain_full import connectome_batch
-from nrmkit.workflows.train_flybrain_pop import FlybrainPopConfig
 
 NLE, TSIM, TONS, TTRANS = 10, 200.0, 0.2, 50.0
 

@@ -58,7 +58,7 @@ def reference_trial(w_eff, w_in, w_out, taus_ms, u, scaling, rng) -> np.ndarray:
 def load(model: str | None, n: int) -> DaleRateRNN:
     if model is None:
         return DaleRateRNN(DaleSpec(n=n), generator=torch.Generator().manual_seed(0))
-    from nrmkit.workflows.rate_to_lif import RateToLifConfig, _load
+    from nrmkit.experiments.rate_to_lif.rate_to_lif import RateToLifConfig, _load
 
     return _load(RateToLifConfig(mode="convert", model=model), GO_NOGO)[0]
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from nrmkit.core.registry import WORKFLOWS, workflow_named
 from nrmkit.dynamics import lyapunov_spectrum
 from nrmkit.dynamics.lyapunov import (
     DEFAULT_TONS_SAFETY,
@@ -23,15 +24,12 @@ from nrmkit.dynamics.lyapunov import (
     tons_spread_limit,
 )
 from nrmkit.dynamics.theory import euler_sum_rule_mean, linear_exponents
-from nrmkit.nn.connectivity import gaussian_coupling
-from nrmkit.nn.rate_rnn import RateRNN, random_rate_network
-from nrmkit.workflows import (
-    lyapu_benchmark,
+from nrmkit.experiments.lyapunov import (
     lyapu_convergence,
     spectrum,
-    train_rd_model,
-    transition_2_chaos,
 )
+from nrmkit.nn.connectivity import gaussian_coupling
+from nrmkit.nn.rate_rnn import RateRNN, random_rate_network
 
 F64 = torch.float64
 
@@ -154,7 +152,7 @@ def results(path):
 
 def test_workflows_record_the_interval(tmp_path):
     tiny = ["--n", "30", "--tsim", "20", "--ttrans", "5", "--tons", "auto", "--quiet"]
-    done = invoke(spectrum.command, *tiny, "--g", "3", "--n_samples", "2", "--output-dir",
+    done = invoke(WORKFLOWS.get("spectrum"), *tiny, "--g", "3", "--n_samples", "2", "--output-dir",
                   tmp_path / "spectrum")
     assert done.exit_code == 0, done.output
     found = results(tmp_path / "spectrum")
@@ -166,7 +164,7 @@ def test_workflows_record_the_interval(tmp_path):
     options = json.loads((tmp_path / "spectrum" / "config.json").read_text())["options"]
     assert options["tons"] == "auto"
 
-    done = invoke(lyapu_convergence.command, *tiny, "--tons", "0.2", "--nle", "5",
+    done = invoke(WORKFLOWS.get("lyapu_convergence"), *tiny, "--tons", "0.2", "--nle", "5",
                   "--n_samples", "2", "--g", "3", "--output-dir", tmp_path / "convergence")
     assert done.exit_code == 0, done.output
     found = results(tmp_path / "convergence")
@@ -176,7 +174,7 @@ def test_workflows_record_the_interval(tmp_path):
     assert found["tons"][0] * choice["spread"] == pytest.approx(choice["spread_product"])
     assert (tmp_path / "convergence" / "history_tons_auto.npz").is_file()
 
-    done = invoke(transition_2_chaos.command, *tiny, "--gmin", "1", "--gmax", "3", "--m_g",
+    done = invoke(WORKFLOWS.get("transition_2_chaos"), *tiny, "--gmin", "1", "--gmax", "3", "--m_g",
                   "2", "--n_samples", "2", "--output-dir", tmp_path / "transition")
     assert done.exit_code == 0, done.output
     found = results(tmp_path / "transition")
@@ -184,12 +182,12 @@ def test_workflows_record_the_interval(tmp_path):
 
 
 @pytest.mark.parametrize(("command", "args", "text"), [
-    (spectrum.command, ["--tons", "often"], "neither a number"),
-    (lyapu_convergence.command, ["--tons", "0.2", "--tons", "fast"], "neither a number"),
-    (transition_2_chaos.command, ["--gmin", "1", "--gmax", "2", "--tons", "x"], "neither"),
-    (train_rd_model.command, ["--tons", "auto"], "training"),
-    (lyapu_benchmark.command, ["--tons", "auto"], "fixed interval"),
-    (spectrum.command, ["--tons", "0.01"], "at least --dt"),
+    (WORKFLOWS.get("spectrum"), ["--tons", "often"], "neither a number"),
+    (WORKFLOWS.get("lyapu_convergence"), ["--tons", "0.2", "--tons", "fast"], "neither a number"),
+    (WORKFLOWS.get("transition_2_chaos"), ["--gmin", "1", "--gmax", "2", "--tons", "x"], "neither"),
+    (WORKFLOWS.get("train_rd_model"), ["--tons", "auto"], "training"),
+    (WORKFLOWS.get("lyapu_benchmark"), ["--tons", "auto"], "fixed interval"),
+    (WORKFLOWS.get("spectrum"), ["--tons", "0.01"], "at least --dt"),
 ])
 def test_tons_that_is_not_a_number_or_auto_is_a_usage_error(command, args, text, tmp_path):
     done = invoke(command, *args, "--quiet", "--output-dir", tmp_path / "out")
@@ -203,8 +201,8 @@ def test_memory_estimate_counts_auto_as_one_step():
     config = spectrum.SpectrumConfig(tons="auto")
     fixed = spectrum.SpectrumConfig(tons=0.1)
     assert config.n_ons == fixed.n_ons == 2000
-    auto_terms = spectrum.WORKFLOW.memory_terms(config, itemsize=4)
-    fixed_terms = spectrum.WORKFLOW.memory_terms(fixed, itemsize=4)
+    auto_terms = workflow_named("spectrum").memory_terms(config, itemsize=4)
+    fixed_terms = workflow_named("spectrum").memory_terms(fixed, itemsize=4)
     assert [t.nbytes for t in auto_terms] == [t.nbytes for t in fixed_terms]
     convergence = lyapu_convergence.ConvergenceConfig(tons_values=(1.0, "AUTO"))
     assert convergence.tons_values == (1.0, "auto") and convergence.tons == "auto"

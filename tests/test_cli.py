@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nrmkit.cli.main import cli
-from nrmkit.workflows import lyapu_convergence, spectrum, transition_2_chaos
+from nrmkit.core.registry import WORKFLOWS
 
 SCRIPTS = ["nrmkit", "lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
            "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
@@ -79,11 +79,11 @@ def test_bad_input_exits_2_with_one_line(args, option_name, tmp_path):
 
 
 @pytest.mark.parametrize(("command", "args", "option_name"), [
-    (spectrum.command, ["--nle", "0"], "--nle"),
-    (spectrum.command, ["--g", "-2"], "--g"),
-    (spectrum.command, ["--variance_max", "0"], "--variance_max"),
-    (lyapu_convergence.command, ["--tons", "0.01"], "--tons"),
-    (lyapu_convergence.command, ["--nle", "500"], "--nle"),
+    (WORKFLOWS.get("spectrum"), ["--nle", "0"], "--nle"),
+    (WORKFLOWS.get("spectrum"), ["--g", "-2"], "--g"),
+    (WORKFLOWS.get("spectrum"), ["--variance_max", "0"], "--variance_max"),
+    (WORKFLOWS.get("lyapu_convergence"), ["--tons", "0.01"], "--tons"),
+    (WORKFLOWS.get("lyapu_convergence"), ["--nle", "500"], "--nle"),
 ])
 def test_bad_input_other_workflows(command, args, option_name):
     result = CliRunner().invoke(command, args)
@@ -110,7 +110,7 @@ def test_divergence_exits_1_naming_parameters(tmp_path):
 
 def test_transition_run_directory(tmp_path):
     out = tmp_path / "run"
-    result = invoke(transition_2_chaos.command, [
+    result = invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "2", "--nle", "2",
         *TINY, "--seed", "7", "--output-dir", out])
     assert result.exit_code == 0
@@ -136,15 +136,17 @@ def test_transition_run_directory(tmp_path):
 def test_same_seed_same_numbers_and_refusal_to_overwrite(tmp_path):
     args = ["--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "2", *TINY]
     first, second = tmp_path / "a", tmp_path / "b"
-    assert invoke(transition_2_chaos.command, [*args, "--output-dir", first]).exit_code == 0
-    assert invoke(transition_2_chaos.command, [*args, "--output-dir", second]).exit_code == 0
+    assert invoke(WORKFLOWS.get("transition_2_chaos"), [*args, "--output-dir",
+                                                        first]).exit_code == 0
+    assert invoke(WORKFLOWS.get("transition_2_chaos"), [*args, "--output-dir",
+                                                        second]).exit_code == 0
     a = json.loads((first / "results.json").read_text())["lambda_max"]
     b = json.loads((second / "results.json").read_text())["lambda_max"]
     assert a == b
-    refused = CliRunner().invoke(transition_2_chaos.command,
+    refused = CliRunner().invoke(WORKFLOWS.get("transition_2_chaos"),
                                  [*args, "--output-dir", str(first)])
     assert refused.exit_code == 2 and "--overwrite" in refused.output
-    replaced = invoke(transition_2_chaos.command,
+    replaced = invoke(WORKFLOWS.get("transition_2_chaos"),
                       [*args, "--seed", "3", "--output-dir", first, "--overwrite"])
     assert replaced.exit_code == 0
     assert json.loads((first / "results.json").read_text())["lambda_max"] != a
@@ -152,7 +154,7 @@ def test_same_seed_same_numbers_and_refusal_to_overwrite(tmp_path):
 
 def test_overwrite_never_clears_a_foreign_directory(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    result = CliRunner().invoke(transition_2_chaos.command, [
+    result = CliRunner().invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "1", "--gmax", "2", *TINY, "--output-dir", str(tmp_path), "--overwrite"])
     assert result.exit_code == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
@@ -160,7 +162,7 @@ def test_overwrite_never_clears_a_foreign_directory(tmp_path):
 
 def test_independent_draws_and_float64(tmp_path):
     out = tmp_path / "run"
-    result = invoke(transition_2_chaos.command, [
+    result = invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "0.5", "--gmax", "0.6", "--m_g", "2", "--n_samples", "3",
         "--independent-draws", "--dtype", "float64", *TINY, "--output-dir", out])
     assert result.exit_code == 0
@@ -175,7 +177,7 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
                       'n-samples = 1\nn = 30\ntsim = 4\nttrans = 2\n')
     monkeypatch.setenv("NRMKIT_SEED", "11")
     out = tmp_path / "run"
-    result = invoke(transition_2_chaos.command,
+    result = invoke(WORKFLOWS.get("transition_2_chaos"),
                     ["--config", config, "--m_g", "3", "--quiet", "--output-dir", out])
     assert result.exit_code == 0
     options = json.loads((out / "config.json").read_text())["options"]
@@ -183,13 +185,13 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
     assert options["seed"] == 11
     bad = tmp_path / "bad.toml"
     bad.write_text("gmim = 1\n")
-    refused = CliRunner().invoke(transition_2_chaos.command, ["--config", str(bad)])
+    refused = CliRunner().invoke(WORKFLOWS.get("transition_2_chaos"), ["--config", str(bad)])
     assert refused.exit_code == 2 and "gmim" in refused.output
 
 
 def test_save_false_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = invoke(transition_2_chaos.command, [
+    result = invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "1", *TINY,
         "--save", "false"])
     assert result.exit_code == 0
@@ -198,7 +200,7 @@ def test_save_false_writes_nothing(tmp_path, monkeypatch):
 
 def test_default_output_location(tmp_path, monkeypatch):
     monkeypatch.setenv("NRMKIT_RUNS_DIR", str(tmp_path / "runs"))
-    result = invoke(transition_2_chaos.command, [
+    result = invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "1", *TINY])
     assert result.exit_code == 0
     runs = list((tmp_path / "runs" / "transition_2_chaos").iterdir())
@@ -207,7 +209,7 @@ def test_default_output_location(tmp_path, monkeypatch):
 
 def test_spectrum_run_directory(tmp_path):
     out = tmp_path / "run"
-    result = invoke(spectrum.command, [
+    result = invoke(WORKFLOWS.get("spectrum"), [
         "--n", "100", "--g", "0.5", "--g", "6", "--n_samples", "2", "--tsim", "40",
         "--tons", "1", "--ttrans", "20", "--dtype", "float64", "--quiet", "--output-dir", out])
     assert result.exit_code == 0
@@ -227,7 +229,7 @@ def test_spectrum_run_directory(tmp_path):
 
 
 def test_spectrum_default_grid_is_powers_of_two():
-    from nrmkit.workflows.spectrum import SpectrumConfig
+    from nrmkit.experiments.lyapunov.spectrum import SpectrumConfig
 
     assert SpectrumConfig(variance_max=4).couplings == [1.0, 2.0, 4.0, 8.0]
     assert SpectrumConfig(n=10).nle == 10
@@ -235,7 +237,7 @@ def test_spectrum_default_grid_is_powers_of_two():
 
 def test_convergence_run_directory(tmp_path):
     out = tmp_path / "run"
-    result = invoke(lyapu_convergence.command, [
+    result = invoke(WORKFLOWS.get("lyapu_convergence"), [
         "--tons", "0.2", "--tons", "1", "--g", "3", "--n", "40", "--nle", "5",
         "--n_samples", "2", "--tsim", "30", "--ttrans", "10", "--quiet", "--output-dir", out])
     assert result.exit_code == 0
@@ -253,7 +255,7 @@ def test_convergence_run_directory(tmp_path):
 
 def test_python_module_invocation_does_not_import_torch_for_help():
     code = ("import sys; from nrmkit.cli.main import cli; "
-            "from nrmkit.workflows import transition_2_chaos, spectrum, lyapu_convergence; "
+            "from nrmkit.cli.commands import lyapunov; "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
@@ -273,6 +275,6 @@ def test_every_registered_workflow_is_a_declared_console_script_with_a_summary()
     section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]  # tomllib: 3.11+
     scripts = dict(re.findall(r'^(\w+) = "([^"]+)"$', section, flags=re.MULTILINE))
     for name in WORKFLOWS.names():
-        assert scripts.get(name) == f"nrmkit.workflows.{name}:command", name
+        assert scripts.get(name) == WORKFLOWS.location(name), name
         assert _summary(name), name
     assert set(scripts) == {*WORKFLOWS.names(), "nrmkit"}

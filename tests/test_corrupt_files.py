@@ -19,8 +19,12 @@ import torch
 from click.testing import CliRunner
 
 from nrmkit.core.errors import DataError
+from nrmkit.core.registry import WORKFLOWS, workflow_named
 from nrmkit.datasets import connectome
 from nrmkit.datasets.matfile import write_rate_model_mat
+from nrmkit.experiments.glifr import train_glifr
+from nrmkit.experiments.rate_to_lif import rate_to_lif
+from nrmkit.experiments.sequences import smnist
 from nrmkit.nn.dale import DaleRateRNN, DaleSpec, mat_fields
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training.checkpoint import (
@@ -31,7 +35,6 @@ from nrmkit.training.checkpoint import (
     save_dale_network,
     save_model,
 )
-from nrmkit.workflows import rate_to_lif, smnist, train_glifr
 
 SMALL_SMNIST = ["--nhid", "8", "--input", "rows", "--batch", "64", "--no-fractional_order",
                 "--quiet"]
@@ -143,7 +146,7 @@ def test_non_finite_weights_of_a_trained_model_are_refused(tmp_path):
 def smnist_run(tmp_path_factory):
     """A one-epoch smnist run with its checkpoint and model.pt."""
     out = tmp_path_factory.mktemp("smnist") / "run"
-    done = invoke(smnist.command, *SMALL_SMNIST, "--epochs", "1", "--output-dir", out)
+    done = invoke(WORKFLOWS.get("smnist"), *SMALL_SMNIST, "--epochs", "1", "--output-dir", out)
     assert done.exit_code == 0, done.output
     return out
 
@@ -154,19 +157,19 @@ def test_truncated_checkpoint_on_resume(smnist_run, tmp_path):
     checkpoint = run / smnist.CHECKPOINT
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[:len(data) // 2])
-    done = invoke(smnist.command, *SMALL_SMNIST, "--epochs", "2", "--output-dir", run,
+    done = invoke(WORKFLOWS.get("smnist"), *SMALL_SMNIST, "--epochs", "2", "--output-dir", run,
                   "--resume")
     line = assert_one_line_error(done, exit_code=1, names=("last.pt", "truncated"))
     assert "delete it" in line
     save_checkpoint(checkpoint, {"model": {"weight": torch.ones(2)}})      # another run's
-    done = invoke(smnist.command, *SMALL_SMNIST, "--epochs", "2", "--output-dir", run,
+    done = invoke(WORKFLOWS.get("smnist"), *SMALL_SMNIST, "--epochs", "2", "--output-dir", run,
                   "--resume")
     assert_one_line_error(done, exit_code=1, names=("last.pt", "does not fit this run"))
 
 
 def test_test_mode_refuses_junk_and_non_finite_models(smnist_run, tmp_path):
     for kind, path in junk_torch_files(tmp_path).items():
-        done = invoke(smnist.command, "--test", "--model", path, "--quiet",
+        done = invoke(WORKFLOWS.get("smnist"), "--test", "--model", path, "--quiet",
                       "--no-fractional_order", "--output-dir", tmp_path / kind)
         assert_one_line_error(done, exit_code=2, names=("--model", path.name))
         assert not (tmp_path / kind).exists()
@@ -174,7 +177,7 @@ def test_test_mode_refuses_junk_and_non_finite_models(smnist_run, tmp_path):
     name = next(key for key in record["state_dict"] if key.endswith("recurrent.weight"))
     record["state_dict"][name][0, :2] = float("inf")
     save_checkpoint(tmp_path / "inf.pt", record)
-    done = invoke(smnist.command, "--test", "--model", tmp_path / "inf.pt", "--quiet",
+    done = invoke(WORKFLOWS.get("smnist"), "--test", "--model", tmp_path / "inf.pt", "--quiet",
                   "--no-fractional_order", "--output-dir", tmp_path / "inf")
     assert_one_line_error(done, exit_code=2,
                           names=("--model", "inf.pt", f"{name} holds 2 non-finite"))
@@ -199,32 +202,32 @@ def _dale_network(n=12):
 def test_rate_to_lif_refuses_junk_and_non_finite_models(tmp_path):
     eval_args = ["--mode", "eval", "--lambda", "30", "--lif_trials", "2", "--quiet"]
     for kind, path in junk_torch_files(tmp_path).items():
-        done = invoke(rate_to_lif.command, *eval_args, "--model", path, "--output-dir",
+        done = invoke(WORKFLOWS.get("rate_to_lif"), *eval_args, "--model", path, "--output-dir",
                       tmp_path / kind)
         assert_one_line_error(done, exit_code=2, names=("--model", path.name))
         assert not (tmp_path / kind).exists()
     fields = mat_fields(_dale_network())
     fields["w"][2, :3] = np.nan
     write_rate_model_mat(tmp_path / "nan.mat", {**fields, "task": "go-nogo"})
-    done = invoke(rate_to_lif.command, *eval_args, "--model", tmp_path / "nan.mat",
+    done = invoke(WORKFLOWS.get("rate_to_lif"), *eval_args, "--model", tmp_path / "nan.mat",
                   "--output-dir", tmp_path / "nan")
     assert_one_line_error(done, exit_code=2,
                           names=("--model", "nan.mat", "w holds 3 non-finite values"))
     fields = mat_fields(_dale_network())
     fields["taus"] = [-4.0, 20.0]
     write_rate_model_mat(tmp_path / "negative.mat", {**fields, "task": "go-nogo"})
-    done = invoke(rate_to_lif.command, *eval_args, "--model", tmp_path / "negative.mat",
+    done = invoke(WORKFLOWS.get("rate_to_lif"), *eval_args, "--model", tmp_path / "negative.mat",
                   "--output-dir", tmp_path / "negative")
     assert_one_line_error(done, exit_code=2, names=("--model", "negative.mat", "taus must"))
     (tmp_path / "junk.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
-    done = invoke(rate_to_lif.command, *eval_args, "--model", tmp_path / "junk.mat",
+    done = invoke(WORKFLOWS.get("rate_to_lif"), *eval_args, "--model", tmp_path / "junk.mat",
                   "--output-dir", tmp_path / "junk-mat")
     assert_one_line_error(done, exit_code=2, names=("--model", "junk.mat"))
     network = _dale_network()
     with torch.no_grad():
         network.w_out[0] = float("inf")
     save_dale_network(tmp_path / "model.pt", network, {"task": "go-nogo"})
-    done = invoke(rate_to_lif.command, *eval_args, "--model", tmp_path / "model.pt",
+    done = invoke(WORKFLOWS.get("rate_to_lif"), *eval_args, "--model", tmp_path / "model.pt",
                   "--output-dir", tmp_path / "inf")
     assert_one_line_error(done, exit_code=2, names=("--model", "model.pt", "w_out holds 1"))
 
@@ -239,12 +242,12 @@ def test_lhet_run_with_non_finite_or_junk_values(tmp_path):
     np.savez(folder / "neuron_parameters.npz", **values)
     args = ["--variant", "fhet", "--lhet_run", folder, "--hidden", "4", "--epochs", "1",
             "--quiet"]
-    done = invoke(train_glifr.command, *args, "--output-dir", tmp_path / "nan")
+    done = invoke(WORKFLOWS.get("train_glifr"), *args, "--output-dir", tmp_path / "nan")
     assert_one_line_error(done, exit_code=2, names=("--lhet_run", "neuron_parameters.npz",
                                                     "v_th holds 1 non-finite value"))
     with (folder / "neuron_parameters.npz").open("wb") as handle:
         pickle.dump({"v_th": [1.0]}, handle)
-    done = invoke(train_glifr.command, *args, "--output-dir", tmp_path / "pickle")
+    done = invoke(WORKFLOWS.get("train_glifr"), *args, "--output-dir", tmp_path / "pickle")
     assert_one_line_error(done, exit_code=2, names=("--lhet_run", "neuron_parameters.npz"))
 
 
@@ -339,21 +342,21 @@ def _largest(terms):
     rate_to_lif.RateToLifConfig(), rate_to_lif.RateToLifConfig(mode="train"),
 ], ids=lambda config: type(config).__name__)
 def test_memory_estimates_accept_the_defaults(config):
-    workflow = {smnist.SmnistConfig: smnist.WORKFLOW, train_glifr.GlifrConfig:
-                train_glifr.WORKFLOW, rate_to_lif.RateToLifConfig: rate_to_lif.WORKFLOW}[
-        type(config)]
+    workflow = {smnist.SmnistConfig: workflow_named("smnist"),
+                train_glifr.GlifrConfig: workflow_named("train_glifr"),
+                rate_to_lif.RateToLifConfig: workflow_named("rate_to_lif")}[type(config)]
     for itemsize in (4, 8):
         total, terms = _total(workflow, config, itemsize)
         assert terms and 0 < total < 12 * GIB, [(t.option, t.nbytes) for t in terms]
 
 
 @pytest.mark.parametrize(("workflow", "config", "option"), [
-    (smnist.WORKFLOW, smnist.SmnistConfig(nhid=2_000_000), "--nhid"),
-    (smnist.WORKFLOW, smnist.SmnistConfig(net_type="ANRU", batch=50_000), "--batch"),
-    (smnist.WORKFLOW, smnist.SmnistConfig(n_seeds=4, nhid=100_000), "--nhid"),
-    (train_glifr.WORKFLOW, train_glifr.GlifrConfig(hidden=2_000_000), "--hidden"),
-    (rate_to_lif.WORKFLOW, rate_to_lif.RateToLifConfig(n=2_000_000), "--n"),
-    (rate_to_lif.WORKFLOW, rate_to_lif.RateToLifConfig(lif_trials=10_000_000),
+    (workflow_named("smnist"), smnist.SmnistConfig(nhid=2_000_000), "--nhid"),
+    (workflow_named("smnist"), smnist.SmnistConfig(net_type="ANRU", batch=50_000), "--batch"),
+    (workflow_named("smnist"), smnist.SmnistConfig(n_seeds=4, nhid=100_000), "--nhid"),
+    (workflow_named("train_glifr"), train_glifr.GlifrConfig(hidden=2_000_000), "--hidden"),
+    (workflow_named("rate_to_lif"), rate_to_lif.RateToLifConfig(n=2_000_000), "--n"),
+    (workflow_named("rate_to_lif"), rate_to_lif.RateToLifConfig(lif_trials=10_000_000),
      "--lif_trials"),
 ])
 def test_memory_estimates_refuse_absurd_sizes(workflow, config, option):
@@ -367,18 +370,19 @@ def test_memory_of_a_saved_model_comes_from_its_file(tmp_path):
     fields = mat_fields(_dale_network(n=30))
     write_rate_model_mat(tmp_path / "net.mat", {**fields, "task": "go-nogo"})
     config = rate_to_lif.RateToLifConfig(mode="eval", model=str(tmp_path / "net.mat"))
-    total, terms = _total(rate_to_lif.WORKFLOW, config)
+    total, terms = _total(workflow_named("rate_to_lif"), config)
     assert "30×30" in terms[0].what and 0 < total < GIB
     save_dale_network(tmp_path / "model.pt", _dale_network(n=30))
     config = rate_to_lif.RateToLifConfig(mode="eval", model=str(tmp_path / "model.pt"))
-    assert rate_to_lif.WORKFLOW.memory_terms(config, itemsize=4) == []
+    assert workflow_named("rate_to_lif").memory_terms(config, itemsize=4) == []
 
 
 def test_memory_estimates_import_no_torch():
     code = ("import sys\n"
-            "from nrmkit.workflows import smnist, train_glifr\n"
-            "smnist.WORKFLOW.memory_terms(smnist.SmnistConfig(), itemsize=4)\n"
-            "train_glifr.WORKFLOW.memory_terms(train_glifr.GlifrConfig(task='pmnist'),"
+            "from nrmkit.experiments.sequences import smnist\n"
+            "from nrmkit.experiments.glifr import train_glifr\n"
+            "smnist.Smnist().memory_terms(smnist.SmnistConfig(), itemsize=4)\n"
+            "train_glifr.TrainGlifr().memory_terms(train_glifr.GlifrConfig(task='pmnist'),"
             " itemsize=4)\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

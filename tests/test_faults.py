@@ -34,13 +34,13 @@ TINY = ["--gmin", "0.5", "--gmax", "2", "--m_g", "2", "--n_samples", "2", "--n",
 #: a sweep of 4 samples whose units sleep (patched), so that signals arrive mid-run.
 SLOW_UNITS = """
 import time
-from nrmkit.workflows import common
-_original = common.iter_coupling_sweep
+from nrmkit.experiments.lyapunov import coupling_sweep
+_original = coupling_sweep.iter_coupling_sweep
 def _slow(*args, **kwargs):
     for item in _original(*args, **kwargs):
         yield item
         time.sleep(float(os.environ.get("NRMKIT_TEST_UNIT_SLEEP", "1")))
-common.iter_coupling_sweep = _slow
+coupling_sweep.iter_coupling_sweep = _slow
 """
 SWEEP = ["transition_2_chaos", "--gmin", "0.5", "--gmax", "2", "--m_g", "2", "--n_samples",
          "4", "--n", "20", "--tsim", "5", "--ttrans", "2", "--quiet"]
@@ -222,7 +222,7 @@ def test_a_lock_left_by_a_killed_process_is_not_in_the_way(tmp_path):
     folder = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import pathlib, time
-        from nrmkit.core.folderlock import FolderLock
+        from nrmkit.runs.folderlock import FolderLock
         folder = pathlib.Path({str(folder)!r})
         (folder / ".nrmkit").mkdir(parents=True)
         FolderLock(folder).acquire()
@@ -242,7 +242,7 @@ def test_pid_file_lock_where_flock_is_unsupported(tmp_path, monkeypatch):
     """On file systems without flock the lock is an O_EXCL file; a dead holder's is stale."""
     import fcntl
 
-    from nrmkit.core import folderlock
+    from nrmkit.runs import folderlock
 
     def no_flock(descriptor, operation):
         raise OSError(errno.ENOLCK, "No locks available")

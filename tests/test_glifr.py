@@ -12,10 +12,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from nrmkit.core.registry import WORKFLOWS
+from nrmkit.experiments.glifr.train_glifr import matched_hidden_size, parameter_count
 from nrmkit.nn.glifr import GLIFRCell, heterogeneous_values
 from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model, run_cell
-from nrmkit.workflows import train_glifr
-from nrmkit.workflows.train_glifr import matched_hidden_size, parameter_count
 
 
 def _sigmoid(x):
@@ -151,7 +151,7 @@ def test_parameter_count_formula_equals_the_models(kind, net, options):
 # ----------------------------------------------------------------------------- workflow
 
 def invoke(args):
-    return CliRunner().invoke(train_glifr.command, [str(a) for a in args])
+    return CliRunner().invoke(WORKFLOWS.get("train_glifr"), [str(a) for a in args])
 
 
 def results(path):
@@ -225,10 +225,9 @@ def test_matched_baselines_run(tmp_path, model):
 
 
 def test_smnist_takes_glifr(tmp_path):
-    from nrmkit.workflows import smnist
 
     out = tmp_path / "run"
-    done = CliRunner().invoke(smnist.command, ["--net-type", "GLIFR", "--nhid", "16",
+    done = CliRunner().invoke(WORKFLOWS.get("smnist"), ["--net-type", "GLIFR", "--nhid", "16",
                                                "--input", "rows", "--epochs", "1",
                                                "--lyapunov", "2", "--lyapunov_steps", "20",
                                                "--quiet", "--output-dir", str(out)])

@@ -7,7 +7,7 @@ import math
 
 from click.testing import CliRunner
 
-from nrmkit.workflows.lyapu_benchmark import command
+from nrmkit.cli.commands.lyapunov import lyapu_benchmark as command
 
 TINY = ["--n", "60", "--m_g", "2", "--n_samples", "2", "--tsim", "2", "--ttrans", "1",
         "--reference-steps", "5", "--independent-steps", "5", "--full-spectrum-n", "40",

@@ -8,39 +8,34 @@ from pathlib import Path
 
 import matplotlib
 
+from nrmkit.core.registry import WORKFLOWS
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
 from matplotlib.figure import Figure
 
-from nrmkit.workflows import (
-    rate_to_lif,
-    smnist,
-    spectrum,
-    train_glifr,
-    train_rd_model,
-    transition_2_chaos,
-)
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 RUNS = {
-    "t2c": (transition_2_chaos.command, ["--gmin", "0.5", "--gmax", "2", "--m_g", "3",
+    "t2c": (WORKFLOWS.get("transition_2_chaos"), ["--gmin", "0.5", "--gmax", "2", "--m_g", "3",
                                          "--n_samples", "2", "--n", "20", "--tsim", "5",
                                          "--ttrans", "2"]),
-    "spectrum": (spectrum.command, ["--n", "10", "--g", "2", "--g", "4", "--n_samples", "2",
+    "spectrum": (WORKFLOWS.get("spectrum"), ["--n", "10", "--g", "2", "--g", "4", "--n_samples",
+                                             "2",
                                     "--tsim", "5", "--ttrans", "2", "--tons", "1"]),
-    "train_rd": (train_rd_model.command, ["--n", "16", "--g", "3", "--nle", "2",
+    "train_rd": (WORKFLOWS.get("train_rd_model"), ["--n", "16", "--g", "3", "--nle", "2",
                                           "--n_samples", "2", "--tsim", "5", "--ttrans", "2",
                                           "--n_epochs", "2"]),
-    "smnist": (smnist.command, ["--net-type", "RNN", "--nonlin", "gamma2", "--input", "rows",
+    "smnist": (WORKFLOWS.get("smnist"), ["--net-type", "RNN", "--nonlin", "gamma2", "--input",
+                                         "rows",
                                 "--nhid", "8", "--epochs", "1", "--no-fractional_order"]),
-    "smnist_seeds": (smnist.command, ["--net-type", "RNN", "--nonlin", "gamma2", "--input",
+    "smnist_seeds": (WORKFLOWS.get("smnist"), ["--net-type", "RNN", "--nonlin", "gamma2", "--input",
                                       "rows", "--nhid", "8", "--epochs", "2", "--n_seeds", "2",
                                       "--no-fractional_order"]),
-    "glifr": (train_glifr.command, ["--task", "sine", "--hidden", "6", "--epochs", "2",
+    "glifr": (WORKFLOWS.get("train_glifr"), ["--task", "sine", "--hidden", "6", "--epochs", "2",
                                     "--lr", "3e-3"]),
-    "go_nogo": (rate_to_lif.command, ["--n", "16", "--n_trials", "2", "--lif_trials", "2",
+    "go_nogo": (WORKFLOWS.get("rate_to_lif"), ["--n", "16", "--n_trials", "2", "--lif_trials", "2",
                                       "--lambdas", "25"]),
 }
 BOOKS = {"lyapunov_figures.ipynb": ("t2c", "spectrum"), "training_figures.ipynb": ("train_rd",),

@@ -11,6 +11,7 @@ import scipy.io
 import torch
 from click.testing import CliRunner
 
+from nrmkit.core.registry import WORKFLOWS
 from nrmkit.datasets.cognitive import GO_NOGO, MANTE, XOR_TASK
 from nrmkit.datasets.matfile import read_rate_model_mat, write_rate_model_mat
 from nrmkit.dynamics.lyapunov import lyapunov_spectrum
@@ -25,7 +26,6 @@ from nrmkit.nn.dale import (
 from nrmkit.nn.lif import simulate_lif
 from nrmkit.training.checkpoint import load_dale_network, save_dale_network
 from nrmkit.training.rate_task import RateTaskTrainer
-from nrmkit.workflows import rate_to_lif
 
 
 def _gen(seed=0):
@@ -38,7 +38,7 @@ def _network(**overrides) -> DaleRateRNN:
 
 
 def _invoke(*args):
-    return CliRunner().invoke(rate_to_lif.command, [str(a) for a in args])
+    return CliRunner().invoke(WORKFLOWS.get("rate_to_lif"), [str(a) for a in args])
 
 
 # ----------------------------------------------------------------------------- the model

@@ -15,17 +15,20 @@ import sys
 import pytest
 
 from nrmkit.core.errors import ConfigError
-from nrmkit.workflows import (
+from nrmkit.core.registry import workflow_named
+from nrmkit.experiments.lyapunov import (
     lyapu_benchmark,
     lyapu_convergence,
     spectrum,
+    transition_2_chaos,
+)
+from nrmkit.experiments.lyapunov.settings import MAX_STEPS
+from nrmkit.experiments.spectrum_training import (
     train_flybrain_full,
     train_flybrain_pop,
     train_rd_model,
     train_rd_model_fixed_param,
-    transition_2_chaos,
 )
-from nrmkit.workflows.common import MAX_STEPS
 
 GIB = 1024.0**3
 TIB = 1024.0**4
@@ -42,14 +45,14 @@ CONFIGS = {
     train_flybrain_pop: train_flybrain_pop.FlybrainPopConfig,
 }
 WORKFLOWS = {
-    transition_2_chaos: transition_2_chaos.WORKFLOW,
-    spectrum: spectrum.WORKFLOW,
+    transition_2_chaos: workflow_named("transition_2_chaos"),
+    spectrum: workflow_named("spectrum"),
     lyapu_convergence: lyapu_convergence.Convergence(),
     lyapu_benchmark: lyapu_benchmark.LyapunovBenchmark(),
-    train_rd_model: train_rd_model.WORKFLOW,
-    train_rd_model_fixed_param: train_rd_model_fixed_param.WORKFLOW,
-    train_flybrain_full: train_flybrain_full.WORKFLOW,
-    train_flybrain_pop: train_flybrain_pop.WORKFLOW,
+    train_rd_model: workflow_named("train_rd_model"),
+    train_rd_model_fixed_param: workflow_named("train_rd_model_fixed_param"),
+    train_flybrain_full: workflow_named("train_flybrain_full"),
+    train_flybrain_pop: workflow_named("train_flybrain_pop"),
 }
 
 
@@ -172,9 +175,10 @@ def test_trained_weights_count_gradients_and_adam_moments():
 
 def test_memory_estimates_do_not_import_torch():
     code = ("import sys\n"
-            "from nrmkit.workflows import transition_2_chaos as t, train_rd_model as r\n"
-            "t.WORKFLOW.memory_terms(t.TransitionConfig(n=5000), itemsize=4)\n"
-            "r.WORKFLOW.memory_terms(r.RandomTrainingConfig(n=5000), itemsize=4)\n"
+            "from nrmkit.experiments.lyapunov import transition_2_chaos as t\n"
+            "from nrmkit.experiments.spectrum_training import train_rd_model as r\n"
+            "t.TransitionToChaos().memory_terms(t.TransitionConfig(n=5000), itemsize=4)\n"
+            "r.TrainRandomModel().memory_terms(r.RandomTrainingConfig(n=5000), itemsize=4)\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     done = run_script(sys.executable, "-c", code, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -277,17 +281,17 @@ MEASURE_PEAK = """
 import sys
 from pathlib import Path
 from click.testing import CliRunner
-from nrmkit.workflows import transition_2_chaos as t
+from nrmkit.cli.commands.lyapunov import transition_2_chaos
 common = ["--gmin", "1", "--gmax", "3", "--m_g", "7", "--n_samples", "1", "--tsim", "2",
           "--ttrans", "1", "--independent-draws", "--save", "false", "--quiet"]
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
-assert CliRunner().invoke(t.command, [*common, "--n", "20"]).exit_code == 0
+assert CliRunner().invoke(transition_2_chaos, [*common, "--n", "20"]).exit_code == 0
 Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts at the current RSS
 before = status("VmRSS")
-assert CliRunner().invoke(t.command, [*common, "--n", sys.argv[1]]).exit_code == 0
+assert CliRunner().invoke(transition_2_chaos, [*common, "--n", sys.argv[1]]).exit_code == 0
 print(status("VmHWM") - before)
 """
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nrmkit.workflows import smnist
+from nrmkit.core.registry import WORKFLOWS
 
 QUICK = ["--nhid", "16", "--batch", "64", "--lr", "3e-3", "--quiet"]
 
 
 def invoke(args, **kwargs):
-    return CliRunner().invoke(smnist.command, [str(a) for a in args], **kwargs)
+    return CliRunner().invoke(WORKFLOWS.get("smnist"), [str(a) for a in args], **kwargs)
 
 
 def results(path):

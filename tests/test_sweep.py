@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nrmkit.cli import sweep
 from nrmkit.cli.main import cli
-from nrmkit.workflows import (
-    spectrum,
-    train_glifr,
-    train_rd_model,
-    train_rd_model_fixed_param,
-    transition_2_chaos,
-)
+from nrmkit.core.registry import WORKFLOWS
+from nrmkit.runs import sweep
 
 SWEEP = ["--gmin", "0.5", "--gmax", "2.5", "--m_g", "3", "--n_samples", "5", "--n", "30",
          "--tsim", "10", "--ttrans", "3", "--quiet"]
@@ -48,16 +42,16 @@ def test_chunks_cover_every_unit_once():
 
 def test_local_executor_and_array_tasks_equal_serial(tmp_path):
     serial = tmp_path / "serial"
-    assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
+    assert _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--output-dir", serial).exit_code == 0
     local = tmp_path / "local"
-    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "local", "--jobs", "2",
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--executor", "local", "--jobs", "2",
                 "--output-dir", local)
     assert done.exit_code == 0, done.output
     assert len(list((local / "parts").rglob("unit-*.npz"))) == 5
     assert list((local / "submitit").glob("*_log.out"))               # real subprocesses
     array = tmp_path / "array"
     for index in range(3):
-        done = _run(transition_2_chaos.command, *SWEEP, "--task_count", 3, "--task_index",
+        done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--task_count", 3, "--task_index",
                     index, "--output-dir", array)
         assert done.exit_code == 0, done.output
         assert not (array / "results.json").exists()
@@ -75,7 +69,7 @@ def test_local_executor_and_array_tasks_equal_serial(tmp_path):
 
 def test_array_task_index_from_slurm_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
-    done = _run(transition_2_chaos.command, *SWEEP, "--task_count", 2, "--output-dir",
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--task_count", 2, "--output-dir",
                 tmp_path / "run")
     assert done.exit_code == 0, done.output
     assert sorted(p.name for p in (tmp_path / "run" / "parts").rglob("*.npz")) == \
@@ -90,9 +84,9 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     """A serial sweep (one chunk) failing at sample 3 keeps samples 0-2, each stored as soon
     as it was done; --resume computes only samples 3 and 4."""
     from nrmkit.core.errors import DivergenceError
-    from nrmkit.workflows import common
+    from nrmkit.experiments.lyapunov import coupling_sweep
 
-    original = common.iter_coupling_sweep
+    original = coupling_sweep.iter_coupling_sweep
     computed: list[int] = []
 
     def failing(*args, samples, **kwargs):
@@ -102,9 +96,9 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
             computed.append(sample)
             yield from original(*args, samples=[sample], **kwargs)
 
-    monkeypatch.setattr(common, "iter_coupling_sweep", failing)
+    monkeypatch.setattr(coupling_sweep, "iter_coupling_sweep", failing)
     run = tmp_path / "run"
-    done = _run(transition_2_chaos.command, *SWEEP, "--output-dir", run)
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--output-dir", run)
     assert done.exit_code == 1
     assert "kept" in done.output and "--resume" in done.output
     assert computed == [0, 1, 2]
@@ -115,16 +109,16 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
         computed.extend(samples)
         yield from original(*args, samples=samples, **kwargs)
 
-    monkeypatch.setattr(common, "iter_coupling_sweep", counting)
+    monkeypatch.setattr(coupling_sweep, "iter_coupling_sweep", counting)
     computed.clear()
-    done = _run(transition_2_chaos.command, *SWEEP, "--resume", "--output-dir", run)
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     assert computed == [3, 4]                                           # only the missing ones
     for path, stamp in finished.items():
         assert path.stat().st_mtime_ns == stamp
     serial = tmp_path / "serial"
-    monkeypatch.setattr(common, "iter_coupling_sweep", original)
-    assert _run(transition_2_chaos.command, *SWEEP, "--output-dir", serial).exit_code == 0
+    monkeypatch.setattr(coupling_sweep, "iter_coupling_sweep", original)
+    assert _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--output-dir", serial).exit_code == 0
     assert _results(run) == _results(serial)
 
 
@@ -132,8 +126,9 @@ def test_training_sweep_local_equals_serial(tmp_path):
     """train_glifr trials as units: two local subprocess jobs give the serial numbers."""
     args = ["--task", "sine", "--hidden", "6", "--epochs", "3", "--lr", "3e-3", "--ntrials",
             "3", "--quiet"]
-    assert _run(train_glifr.command, *args, "--output-dir", tmp_path / "serial").exit_code == 0
-    done = _run(train_glifr.command, *args, "--executor", "local", "--jobs", "2",
+    assert _run(WORKFLOWS.get("train_glifr"), *args, "--output-dir",
+                tmp_path / "serial").exit_code == 0
+    done = _run(WORKFLOWS.get("train_glifr"), *args, "--executor", "local", "--jobs", "2",
                 "--output-dir", tmp_path / "local")
     assert done.exit_code == 0, done.output
     serial, local = _results(tmp_path / "serial"), _results(tmp_path / "local")
@@ -165,11 +160,12 @@ def test_spectrum_training_local_and_array_tasks_equal_serial(tmp_path):
         "serial_pairs": ["--samples_per_batch", "2"],
     }
     for name, extra in runs.items():
-        done = _run(train_rd_model.command, *args, *extra, "--output-dir", tmp_path / name)
+        done = _run(WORKFLOWS.get("train_rd_model"), *args, *extra, "--output-dir", tmp_path / name)
         assert done.exit_code == 0, done.output
     array = tmp_path / "array_pairs"
     for index in range(3):                 # 2 batches over 3 tasks: the last has nothing
-        done = _run(train_rd_model.command, *args, "--samples_per_batch", "2", "--task_count",
+        done = _run(WORKFLOWS.get("train_rd_model"), *args, "--samples_per_batch", "2",
+                    "--task_count",
                     3, "--task_index", index, "--output-dir", array)
         assert done.exit_code == 0, done.output
     assert _run(cli, "collect", array, "--quiet").exit_code == 0
@@ -198,9 +194,9 @@ def test_fixed_param_masks_per_sample_do_not_depend_on_chunks(tmp_path):
     import numpy as np
 
     args = [*TRAIN, "--n_samples", "2", "--n_epochs", "1", "--number_param", "10", "3", "2"]
-    assert _run(train_rd_model_fixed_param.command, *args, "--output-dir",
+    assert _run(WORKFLOWS.get("train_rd_model_fixed_param"), *args, "--output-dir",
                 tmp_path / "one").exit_code == 0
-    assert _run(train_rd_model_fixed_param.command, *args, "--jobs", "2", "--output-dir",
+    assert _run(WORKFLOWS.get("train_rd_model_fixed_param"), *args, "--jobs", "2", "--output-dir",
                 tmp_path / "two").exit_code == 0
     one, two = (np.load(tmp_path / name / "masks.npz") for name in ("one", "two"))
     for name in ("weights", "gains", "shifts"):
@@ -225,7 +221,7 @@ def test_training_interrupted_mid_sample_resumes_from_its_checkpoint(tmp_path, m
 
     run = tmp_path / "run"
     monkeypatch.setattr(SpectrumTrainer, "train_epoch", failing)
-    done = _run(train_rd_model.command, *TRAIN, "--output-dir", run)
+    done = _run(WORKFLOWS.get("train_rd_model"), *TRAIN, "--output-dir", run)
     assert done.exit_code == 1 and "sample 1" in done.output and "--resume" in done.output
     assert len(list((run / "parts").rglob("unit-*.npz"))) == 1
     assert len(list((run / "checkpoints").rglob("batch-*.pt"))) == 2
@@ -236,11 +232,11 @@ def test_training_interrupted_mid_sample_resumes_from_its_checkpoint(tmp_path, m
         return original(self, epoch)
 
     monkeypatch.setattr(SpectrumTrainer, "train_epoch", counting)
-    done = _run(train_rd_model.command, *TRAIN, "--resume", "--output-dir", run)
+    done = _run(WORKFLOWS.get("train_rd_model"), *TRAIN, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     assert counted == [1, 2, 0, 1, 2]         # sample 1 from epoch 1, sample 2 from scratch
     monkeypatch.setattr(SpectrumTrainer, "train_epoch", original)
-    assert _run(train_rd_model.command, *TRAIN, "--output-dir", tmp_path / "serial") \
+    assert _run(WORKFLOWS.get("train_rd_model"), *TRAIN, "--output-dir", tmp_path / "serial") \
         .exit_code == 0
     assert _results(run) == _results(tmp_path / "serial")
 
@@ -248,15 +244,15 @@ def test_training_interrupted_mid_sample_resumes_from_its_checkpoint(tmp_path, m
 def test_spectrum_in_chunks_equals_serial(tmp_path):
     args = ["--n", "12", "--g", "2", "--g", "4", "--n_samples", "3", "--tsim", "8",
             "--ttrans", "2", "--tons", "1", "--quiet"]
-    assert _run(spectrum.command, *args, "--output-dir", tmp_path / "a").exit_code == 0
-    assert _run(spectrum.command, *args, "--jobs", 3, "--output-dir",
+    assert _run(WORKFLOWS.get("spectrum"), *args, "--output-dir", tmp_path / "a").exit_code == 0
+    assert _run(WORKFLOWS.get("spectrum"), *args, "--jobs", 3, "--output-dir",
                 tmp_path / "b").exit_code == 0
     assert _results(tmp_path / "a") == _results(tmp_path / "b")
 
 
 def test_slurm_without_sbatch_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "slurm", "--output-dir",
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--executor", "slurm", "--output-dir",
                 tmp_path / "run")
     assert done.exit_code == 2
     assert "sbatch was not found" in done.output
@@ -274,7 +270,7 @@ def test_missing_submitit_is_a_clear_error(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_submitit)
-    done = _run(transition_2_chaos.command, *SWEEP, "--executor", "local", "--output-dir",
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, "--executor", "local", "--output-dir",
                 tmp_path / "run")
     assert done.exit_code == 2
     assert "pip install 'nrmkit[slurm]'" in done.output
@@ -289,7 +285,8 @@ def test_missing_submitit_is_a_clear_error(tmp_path, monkeypatch):
 ])
 def test_bad_executor_options(tmp_path, args, name, monkeypatch):
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
-    done = _run(transition_2_chaos.command, *SWEEP, *args, "--output-dir", tmp_path / "run")
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *SWEEP, *args, "--output-dir",
+                tmp_path / "run")
     assert done.exit_code == 2, done.output
     assert name in done.output
 
@@ -320,7 +317,6 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     import signal
     import time
 
-    from nrmkit.workflows import common
 
     args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "100",
             "--tsim", "100", "--ttrans", "5", "--quiet"]
@@ -338,14 +334,16 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     assert 1 <= len(finished) < 6
     assert not (run / "results.json").exists()
     computed: list[int] = []
-    original = common.iter_coupling_sweep
+    from nrmkit.experiments.lyapunov import coupling_sweep
+
+    original = coupling_sweep.iter_coupling_sweep
 
     def counting(*positional, samples, **kwargs):
         computed.extend(samples)
         yield from original(*positional, samples=samples, **kwargs)
 
-    monkeypatch.setattr(common, "iter_coupling_sweep", counting)
-    done = _run(transition_2_chaos.command, *args, "--resume", "--output-dir", run)
+    monkeypatch.setattr(coupling_sweep, "iter_coupling_sweep", counting)
+    done = _run(WORKFLOWS.get("transition_2_chaos"), *args, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     done_units = {int(p.stem.split("-")[1]) for p in finished}
     assert sorted(computed) == sorted(set(range(6)) - done_units)

@@ -15,14 +15,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from nrmkit.core.registry import WORKFLOWS, workflow_named
 from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, lyapunov_spectrum
 from nrmkit.dynamics.lyapunov import random_basis
 from nrmkit.dynamics.theory import euler_sum_rule_mean
+from nrmkit.experiments.lyapunov import spectrum as spectrum_experiment
+from nrmkit.experiments.lyapunov.settings import unit_seed
+from nrmkit.experiments.lyapunov.trained_models import TRAINED_MODEL_WORKFLOWS
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training.checkpoint import load_trained_model, save_model
-from nrmkit.workflows import common, lyapu_convergence, spectrum, train_rd_model
-from nrmkit.workflows.common import TRAINED_MODEL_WORKFLOWS, unit_seed
 
 F64 = torch.float64
 TRAIN = ["--n", "20", "--nle", "2", "--tsim", "10", "--ttrans", "2", "--n_epochs", "2",
@@ -47,7 +49,7 @@ def results(path):
 def trained_run(tmp_path_factory):
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("training") / "run"
-    done = invoke(train_rd_model.command, *TRAIN, "--output-dir", run)
+    done = invoke(WORKFLOWS.get("train_rd_model"), *TRAIN, "--output-dir", run)
     assert done.exit_code == 0, done.output
     assert (run / "model.pt").is_file() and (run / "model_initial.pt").is_file()
     return run
@@ -75,7 +77,7 @@ def direct_spectrum(path, *, seed: int, nle: int, tsim: float, tons: float, ttra
 
 def test_spectrum_of_a_trained_run(trained_run, tmp_path):
     out = tmp_path / "analysis"
-    done = invoke(spectrum.command, "--model", trained_run, *ANALYSIS, "--output-dir", out)
+    done = invoke(WORKFLOWS.get("spectrum"), "--model", trained_run, *ANALYSIS, "--output-dir", out)
     assert done.exit_code == 0, done.output
     found = results(out)
     assert found["model"] == {**found["model"], "path": str((trained_run / "model.pt").resolve()),
@@ -105,8 +107,10 @@ def test_spectrum_of_a_trained_run(trained_run, tmp_path):
 
 def test_untrained_networks_differ_from_the_trained_ones(trained_run, tmp_path):
     args = ["--model", trained_run, "--nle", "4", *ANALYSIS]
-    assert invoke(spectrum.command, *args, "--output-dir", tmp_path / "after").exit_code == 0
-    done = invoke(spectrum.command, *args, "--untrained", "--output-dir", tmp_path / "before")
+    assert invoke(WORKFLOWS.get("spectrum"), *args, "--output-dir",
+                  tmp_path / "after").exit_code == 0
+    done = invoke(WORKFLOWS.get("spectrum"), *args, "--untrained", "--output-dir",
+                  tmp_path / "before")
     assert done.exit_code == 0, done.output
     before, after = results(tmp_path / "before"), results(tmp_path / "after")
     assert before["model"]["trained"] is False and before["model"]["file"] == "model_initial.pt"
@@ -119,7 +123,7 @@ def test_untrained_networks_differ_from_the_trained_ones(trained_run, tmp_path):
 
 def test_convergence_of_a_trained_run(trained_run, tmp_path):
     out = tmp_path / "convergence"
-    done = invoke(lyapu_convergence.command, "--model", trained_run, "--nle", "3",
+    done = invoke(WORKFLOWS.get("lyapu_convergence"), "--model", trained_run, "--nle", "3",
                   "--tons", "0.2", "--tons", "auto", "--tsim", "10", "--ttrans", "5",
                   "--quiet", "--output-dir", out)
     assert done.exit_code == 0, done.output
@@ -138,7 +142,7 @@ def test_resume_computes_only_the_missing_networks(trained_run, tmp_path, monkey
     from nrmkit.core.errors import DivergenceError
 
     args = ["--model", trained_run, "--nle", "3", "--tsim", "10", "--ttrans", "2", "--quiet"]
-    original = common.iter_trained_networks
+    original = spectrum_experiment.iter_trained_networks
     computed: list[int] = []
 
     def failing(name, config, context, units):
@@ -148,9 +152,9 @@ def test_resume_computes_only_the_missing_networks(trained_run, tmp_path, monkey
             computed.append(unit)
             yield from original(name, config, context, [unit])
 
-    monkeypatch.setattr(common, "iter_trained_networks", failing)
+    monkeypatch.setattr(spectrum_experiment, "iter_trained_networks", failing)
     run = tmp_path / "run"
-    done = invoke(spectrum.command, *args, "--output-dir", run)
+    done = invoke(WORKFLOWS.get("spectrum"), *args, "--output-dir", run)
     assert done.exit_code == 1 and "--resume" in done.output
     assert computed == [0] and len(list(run.glob("parts/*/unit-*.npz"))) == 1
 
@@ -158,13 +162,14 @@ def test_resume_computes_only_the_missing_networks(trained_run, tmp_path, monkey
         computed.extend(units)
         yield from original(name, config, context, units)
 
-    monkeypatch.setattr(common, "iter_trained_networks", counting)
+    monkeypatch.setattr(spectrum_experiment, "iter_trained_networks", counting)
     computed.clear()
-    done = invoke(spectrum.command, *args, "--resume", "--output-dir", run)
+    done = invoke(WORKFLOWS.get("spectrum"), *args, "--resume", "--output-dir", run)
     assert done.exit_code == 0, done.output
     assert computed == [1]
-    monkeypatch.setattr(common, "iter_trained_networks", original)
-    assert invoke(spectrum.command, *args, "--output-dir", tmp_path / "serial").exit_code == 0
+    monkeypatch.setattr(spectrum_experiment, "iter_trained_networks", original)
+    assert invoke(WORKFLOWS.get("spectrum"), *args, "--output-dir",
+                  tmp_path / "serial").exit_code == 0
     first, second = results(run), results(tmp_path / "serial")
     first.pop("elapsed_seconds")
     second.pop("elapsed_seconds")
@@ -186,7 +191,7 @@ def test_connectome_run_with_populations(tmp_path):
     run = tmp_path / "fly"
     make_run(run, "train_flybrain_pop", model)
     out = tmp_path / "analysis"
-    done = invoke(spectrum.command, "--model", run, *ANALYSIS, "--output-dir", out)
+    done = invoke(WORKFLOWS.get("spectrum"), "--model", run, *ANALYSIS, "--output-dir", out)
     assert done.exit_code == 0, done.output
     found = results(out)
     assert found["model"]["sparse"] and found["model"]["workflow"] == "train_flybrain_pop"
@@ -208,20 +213,15 @@ def make_run(folder, workflow: str, model, *, initial: bool = True):
 
 
 def test_the_four_training_workflows_are_accepted():
-    from nrmkit.workflows import (
-        train_flybrain_full,
-        train_flybrain_pop,
-        train_rd_model_fixed_param,
-    )
-
-    names = {module.WORKFLOW.name for module in (train_rd_model, train_rd_model_fixed_param,
-                                                 train_flybrain_full, train_flybrain_pop)}
+    names = {workflow_named(name).name for name in (
+        "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
+        "train_flybrain_pop")}
     assert names == set(TRAINED_MODEL_WORKFLOWS)
 
 
 def test_memory_estimate_of_a_trained_run(trained_run):
-    config = spectrum.SpectrumConfig(model=str(trained_run), tons="auto")
-    terms = spectrum.WORKFLOW.memory_terms(config, itemsize=4)
+    config = spectrum_experiment.SpectrumConfig(model=str(trained_run), tons="auto")
+    terms = workflow_named("spectrum").memory_terms(config, itemsize=4)
     size = (trained_run / "model.pt").stat().st_size
     assert terms[0].option == "--model" and terms[0].nbytes >= 4 * size
     # auto counts as one step: the most re-orthonormalisations it may make
@@ -276,11 +276,11 @@ SPECTRUM_ONLY = {"--variance_max": ["--variance_max", "3"], "--parameter":
                  ["--parameter", "weights"], "--independent-draws": ["--independent-draws"]}
 
 
-@pytest.mark.parametrize("command", [spectrum.command, lyapu_convergence.command],
+@pytest.mark.parametrize("command", [WORKFLOWS.get("spectrum"), WORKFLOWS.get("lyapu_convergence")],
                          ids=["spectrum", "lyapu_convergence"])
 def test_bad_input_is_one_line_and_leaves_nothing(trained_run, tmp_path, command):
     cases = bad_runs(trained_run, tmp_path)
-    if command is spectrum.command:
+    if command is WORKFLOWS.get("spectrum"):
         cases.update({name: (["--model", trained_run, *args], (name, "not with --model"))
                       for name, args in SPECTRUM_ONLY.items()})
     before = sorted(p.relative_to(trained_run) for p in trained_run.rglob("*"))
@@ -300,7 +300,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(trained_run, tmp_path, command
 
 
 def test_conflict_from_the_environment_is_named(trained_run, tmp_path):
-    done = invoke(spectrum.command, "--model", trained_run, "--quiet", "--output-dir",
+    done = invoke(WORKFLOWS.get("spectrum"), "--model", trained_run, "--quiet", "--output-dir",
                   tmp_path / "out", env={"NRMKIT_N": "30"})
     assert done.exit_code == 2
     assert "'--n'" in done.stderr and "environment" in done.stderr

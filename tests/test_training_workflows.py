@@ -9,14 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from nrmkit.core.registry import WORKFLOWS
 from nrmkit.dynamics import lyapunov_spectrum
 from nrmkit.training.checkpoint import load_trained_model
-from nrmkit.workflows import (
-    train_flybrain_full,
-    train_flybrain_pop,
-    train_rd_model,
-    train_rd_model_fixed_param,
-)
 
 TINY = ["--n", "24", "--g", "4", "--nle", "2", "--n_samples", "2", "--tsim", "10",
         "--ttrans", "5", "--spectrum_every", "2", "--spectrum_nle", "4", "--quiet"]
@@ -34,7 +29,8 @@ def results(path):
 
 def test_train_rd_model_run_directory(tmp_path):
     out = tmp_path / "run"
-    assert invoke(train_rd_model.command, [*TINY, "--n_epochs", "4", "--output-dir", out]) \
+    assert invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--n_epochs", "4", "--output-dir",
+                                                    out]) \
         .exit_code == 0
     result = results(out)
     assert len(result["samples"]) == 2 and result["epochs"] == 4
@@ -58,29 +54,32 @@ def test_train_rd_model_run_directory(tmp_path):
 
 def test_resume_continues_to_the_uninterrupted_result(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert invoke(train_rd_model.command, [*TINY, "--n_epochs", "5", "--output-dir", straight]) \
+    assert invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--n_epochs", "5", "--output-dir",
+                                                    straight]) \
         .exit_code == 0
-    assert invoke(train_rd_model.command, [*TINY, "--n_epochs", "2", "--output-dir", split]) \
+    assert invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--n_epochs", "2", "--output-dir",
+                                                    split]) \
         .exit_code == 0
-    resumed = invoke(train_rd_model.command, [*TINY, "--n_epochs", "5", "--resume",
+    resumed = invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--n_epochs", "5", "--resume",
                                               "--output-dir", split])
     assert resumed.exit_code == 0
     a, b = results(straight)["samples"], results(split)["samples"]
     for first, second in zip(a, b, strict=True):
         assert first["loss"] == second["loss"]
         assert first["spectrum_final"] == second["spectrum_final"]
-    changed = CliRunner().invoke(train_rd_model.command, [*TINY, "--n_epochs", "6", "--lr",
+    changed = CliRunner().invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--n_epochs", "6", "--lr",
                                                          "0.5", "--resume", "--output-dir",
                                                          str(split)])
     assert changed.exit_code == 2 and "--lr" in changed.output
-    missing = CliRunner().invoke(train_rd_model.command, [*TINY, "--resume", "--output-dir",
+    missing = CliRunner().invoke(WORKFLOWS.get("train_rd_model"), [*TINY, "--resume",
+                                                                   "--output-dir",
                                                          str(tmp_path / "none")])
     assert missing.exit_code == 2 and "--resume" in missing.output
 
 
 def test_fixed_param_masks_keep_other_entries(tmp_path):
     out = tmp_path / "run"
-    result = invoke(train_rd_model_fixed_param.command, [
+    result = invoke(WORKFLOWS.get("train_rd_model_fixed_param"), [
         *TINY, "--n_epochs", "3", "--number_param", "30", "5", "3", "--train_weights", "true",
         "--output-dir", out])
     assert result.exit_code == 0
@@ -95,14 +94,15 @@ def test_fixed_param_masks_keep_other_entries(tmp_path):
     assert np.any(gains[masks["gains"].reshape(2, -1)] != 1.0)
     assert results(out)["samples"][0]["n_trainable"] == {"weights": 30, "gains": 5,
                                                        "shifts": 3}
-    bad = CliRunner().invoke(train_rd_model_fixed_param.command,
+    bad = CliRunner().invoke(WORKFLOWS.get("train_rd_model_fixed_param"),
                              [*TINY, "--number_param", "1", "99", "1"])
     assert bad.exit_code == 2 and "--number_param" in bad.output
 
 
 def test_population_sharing_really_shares(tmp_path):
     out = tmp_path / "run"
-    result = invoke(train_flybrain_pop.command, [*FLY, "--subpopulation", "neurotransmitter",
+    result = invoke(WORKFLOWS.get("train_flybrain_pop"), [*FLY, "--subpopulation",
+                                                          "neurotransmitter",
                                                  "--output-dir", out])
     assert result.exit_code == 0
     summary = results(out)
@@ -121,8 +121,9 @@ def test_population_sharing_really_shares(tmp_path):
 def test_replicas_defaults_per_workflow():
     from click.testing import CliRunner
 
-    for command, default in ((train_flybrain_pop.command, 1), (train_flybrain_full.command, 1),
-                             (train_rd_model.command, 4)):
+    for command, default in ((WORKFLOWS.get("train_flybrain_pop"), 1),
+                             (WORKFLOWS.get("train_flybrain_full"), 1),
+                             (WORKFLOWS.get("train_rd_model"), 4)):
         text = CliRunner().invoke(command, ["--help"], terminal_width=200).output
         line = next(line for line in text.splitlines() if "--replicas" in line)
         assert f"[default: {default};" in line or f"[default: {default}]" in line, line
@@ -130,22 +131,22 @@ def test_replicas_defaults_per_workflow():
 
 def test_flybrain_full_trains_per_neuron_parameters_with_fixed_weights(tmp_path):
     out = tmp_path / "run"
-    assert invoke(train_flybrain_full.command, [*FLY, "--output-dir", out]).exit_code == 0
+    assert invoke(WORKFLOWS.get("train_flybrain_full"), [*FLY, "--output-dir", out]).exit_code == 0
     model = load_trained_model(out)
     n = model.n_neurons
     assert results(out)["samples"][0]["n_trainable"] == {"weights": 0, "gains": n, "shifts": n}
 
 
 @pytest.mark.parametrize(("command", "args", "option_name"), [
-    (train_flybrain_pop.command, ["--roi", "nowhere"], "--roi"),
-    (train_flybrain_pop.command, ["--cell_classes", "NOPE"], "--cell_classes"),
-    (train_flybrain_full.command, ["--nle", "100000"], "--nle"),
-    (train_rd_model.command, ["--activation", "tanh"], "--activation"),
-    (train_rd_model.command, ["--n", "10", "--nle", "11"], "--nle"),
-    (train_rd_model.command, ["--train_gains", "false", "--train_shifts", "false"],
+    (WORKFLOWS.get("train_flybrain_pop"), ["--roi", "nowhere"], "--roi"),
+    (WORKFLOWS.get("train_flybrain_pop"), ["--cell_classes", "NOPE"], "--cell_classes"),
+    (WORKFLOWS.get("train_flybrain_full"), ["--nle", "100000"], "--nle"),
+    (WORKFLOWS.get("train_rd_model"), ["--activation", "tanh"], "--activation"),
+    (WORKFLOWS.get("train_rd_model"), ["--n", "10", "--nle", "11"], "--nle"),
+    (WORKFLOWS.get("train_rd_model"), ["--train_gains", "false", "--train_shifts", "false"],
      "--train_gains"),
-    (train_rd_model.command, ["--loss", "huber"], "--loss"),
-    (train_rd_model.command, ["--n_samples", "2", "--samples_per_batch", "3"],
+    (WORKFLOWS.get("train_rd_model"), ["--loss", "huber"], "--loss"),
+    (WORKFLOWS.get("train_rd_model"), ["--n_samples", "2", "--samples_per_batch", "3"],
      "--samples_per_batch"),
 ])
 def test_bad_training_options_exit_2(command, args, option_name, tmp_path):

@@ -10,7 +10,7 @@ import click
 
 from nrmkit import __version__
 from nrmkit.cli.options import Group
-from nrmkit.core.registry import WORKFLOWS
+from nrmkit.core.registry import WORKFLOW_SUMMARIES, WORKFLOWS
 
 
 class WorkflowGroup(Group):
@@ -35,24 +35,10 @@ class WorkflowGroup(Group):
             formatter.write_dl(rows)
 
 
-_SUMMARIES = {
-    "lyapu_convergence": "Convergence of the Lyapunov exponents in time, per t_ONS.",
-    "transition_2_chaos": "λ_max of random networks across couplings (transition to chaos).",
-    "spectrum": "Full spectra, Kaplan–Yorke dimension and entropy vs coupling.",
-    "lyapu_benchmark": "Speed of the engine against the dense-Jacobian reference.",
-    "train_rd_model": "Train random networks on their Lyapunov spectrum.",
-    "train_rd_model_fixed_param": "Train a fixed number of parameters on the spectrum.",
-    "train_flybrain_full": "Train per-neuron gains/shifts of a connectome network.",
-    "train_flybrain_pop": "Train population-shared gains/shifts of a connectome network.",
-    "smnist": "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits.",
-    "train_glifr": "GLIFR networks (and matched RNN/LSTM) on sine generation and digits.",
-    "collect": "Aggregate the parts of an array-task sweep into results.json.",
-    "rate_to_lif": "Dale rate RNNs on cognitive tasks, converted to spiking LIF networks.",
-}
-
-
 def _summary(name: str) -> str:
-    return _SUMMARIES.get(name, "")
+    if name == "collect":
+        return "Aggregate the parts of an array-task sweep into results.json."
+    return WORKFLOW_SUMMARIES.get(name, "")
 
 
 @click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,13 +10,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from nrmkit.core.errors import ConfigError
+from nrmkit.runs.harness import set_invocation
+from nrmkit.runs.sweep import EXECUTORS
 
 ENV_PREFIX = "NRMKIT_"
 #: the largest value an integer option takes: every count, size or index of nrmkit fits
@@ -25,18 +28,6 @@ MAX_INT = 2**31 - 1
 #: seeds are 32-bit: a unit's seed hashes the run seed modulo 2³², so a larger seed would
 #: silently repeat the streams of a smaller one.
 MAX_SEED = 2**32 - 1
-
-_INVOCATION: contextvars.ContextVar[tuple[str, list[str]] | None] = contextvars.ContextVar(
-    "nrmkit_invocation", default=None)
-
-
-def invocation() -> tuple[str, list[str]]:
-    """``(program, arguments)`` of the command being run (for messages that repeat it)."""
-    value = _INVOCATION.get()
-    if value is None:
-        return Path(sys.argv[0]).name, list(sys.argv[1:])
-    return value
-
 
 def _param_name(declaration: str) -> str:
     return declaration.lstrip("-").replace("-", "_")
@@ -180,9 +171,12 @@ class OneLineErrors:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         program = prog_name or Path(sys.argv[0]).name
-        _INVOCATION.set((program, list(sys.argv[1:] if args is None else args)))
+        set_invocation(program, list(sys.argv[1:] if args is None else args))
         try:
             value = super().main(args, prog_name, complete_var, False, **extra)
+        except ConfigError as error:        # an option checked outside click's parsing
+            click.echo(f"Error: Invalid value for '{error.option}': {error.reason}", err=True)
+            sys.exit(2)
         except click.UsageError as error:
             click.echo(f"Error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
@@ -201,3 +195,32 @@ class Command(OneLineErrors, click.Command):
 
 class Group(OneLineErrors, click.Group):
     """A click group with one-line errors."""
+
+
+def executor_options(function: Callable) -> Callable:
+    """Click options of :class:`ExecutorOptions` and ``--resume`` (every sweep takes them)."""
+    decorators = [
+        option("--executor", type=click.Choice(EXECUTORS), default="serial",
+               help="Where the units run: here, local subprocesses, or SLURM array jobs."),
+        option("--jobs", type=int, default=None, show_default="1 serial, else one per unit "
+               "up to 32", help="Number of chunks (jobs) the units are split into."),
+        option("--task_index", type=int, default=None, show_default="$SLURM_ARRAY_TASK_ID",
+               help="Array-task mode: the chunk this process runs (with --task_count)."),
+        option("--task_count", type=int, default=None,
+               help="Array-task mode: run one chunk of this many and leave the aggregation "
+                    "to `nrmkit collect`."),
+        option("--slurm_partition", type=str, default=None, help="SLURM partition."),
+        option("--slurm_time", type=int, default=60, help="SLURM time limit per job (min)."),
+        option("--slurm_gpus", type=int, default=0, help="GPUs per SLURM job."),
+        option("--slurm_cpus", type=int, default=None, help="CPUs per SLURM job."),
+        option("--slurm_array_parallelism", type=int, default=None,
+               help="At most this many SLURM array jobs at once."),
+        option("--slurm_setup", type=str, multiple=True, default=(),
+               help="A line for the job script before the run (repeatable), e.g. "
+                    "'module load cuda'."),
+        option("--resume", is_flag=True, default=False,
+               help="Continue the sweep in --output-dir: finished units are not recomputed."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function

@@ -8,7 +8,12 @@ Concrete classes implement these hooks and are composed, not subclassed again.
 * :class:`Trainer` — an epoch loop with early stopping, per-epoch metrics and
   checkpointable state.
 * :class:`Workflow` — one command: a validated, frozen configuration in, a results
-  dictionary and files in a :class:`~nrmkit.core.rundir.RunDir` out.
+  dictionary and files in the run folder of its :class:`~nrmkit.core.context.RunContext`
+  out. The harness (:func:`nrmkit.runs.harness.run_workflow`) calls exactly
+  :meth:`Workflow.memory_terms` before anything is allocated, then :meth:`Workflow.run` —
+  or, for a :class:`SweepWorkflow` whose configuration is a sweep, :meth:`~SweepWorkflow.
+  n_units`, :meth:`~SweepWorkflow.unit_group`, :meth:`~SweepWorkflow.iter_units` per chunk
+  and :meth:`~SweepWorkflow.aggregate` (:func:`nrmkit.runs.sweep.run_sweep`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from nrmkit.core.context import RunContext
 
 
 class Trainer(ABC):
@@ -103,6 +111,11 @@ class Workflow(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    #: whether an interrupted run continues with ``--resume`` (checkpoints or finished units).
+    resumable: ClassVar[bool] = False
+    #: options (config field names) that may change between a run and its resumption,
+    #: besides the harness's own (``n_epochs``, ``device``, ``output_dir``…).
+    resume_free_options: ClassVar[tuple[str, ...]] = ()
 
     def memory_terms(self, config: Any, *, itemsize: int) -> list[MemoryTerm]:
         """The largest allocations of one run of ``config`` in one process (for a sweep: the
@@ -114,8 +127,9 @@ class Workflow(ABC):
         return []
 
     @abstractmethod
-    def run(self, config: Any, run_dir: Any, *, progress: Any = None) -> dict[str, Any]:
-        """Compute, write arrays/figures into ``run_dir``, return the results summary."""
+    def run(self, config: Any, context: RunContext) -> dict[str, Any] | None:
+        """Compute, write arrays/figures into ``context.run_dir``, return the results summary
+        (stored as ``results.json``)."""
 
     @classmethod
     def config_to_dict(cls, config: Any) -> dict[str, Any]:
@@ -130,7 +144,7 @@ class SweepWorkflow(Workflow):
     number of a unit from that unit's own seed so that a unit's numbers do not depend on
     which chunk it is in. :meth:`aggregate` turns the arrays of all units (concatenated in
     unit order) into the results a serial run returns, writing figures and arrays. The
-    executor (:mod:`nrmkit.cli.sweep`) decides where chunks run: in this process, in local
+    executor (:mod:`nrmkit.runs.sweep`) decides where chunks run: in this process, in local
     subprocesses or as SLURM array jobs, and stores each finished unit in the run directory
     (``parts/unit-00000.npz``) so that an interrupted sweep resumes without recomputing it.
     """
@@ -154,10 +168,10 @@ class SweepWorkflow(Workflow):
         return 1
 
     @abstractmethod
-    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
+    def run_units(self, config: Any, context: RunContext, units: list[int]) -> dict[str, Any]:
         """Compute ``units``; arrays with a first axis of ``len(units)``."""
 
-    def iter_units(self, config: Any, context: Any,
+    def iter_units(self, config: Any, context: RunContext,
                    units: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """Compute ``units`` as ``(finished units, their arrays)`` pieces, each stored as soon
         as it is yielded (default: one piece, :meth:`run_units` of them all). Workflows whose
@@ -166,13 +180,15 @@ class SweepWorkflow(Workflow):
         yield list(units), self.run_units(config, context, list(units))
 
     @abstractmethod
-    def aggregate(self, config: Any, context: Any, arrays: Mapping[str, Any]) -> dict[str, Any]:
+    def aggregate(self, config: Any, context: RunContext,
+                  arrays: Mapping[str, Any]) -> dict[str, Any]:
         """Results (and figures, arrays) from the arrays of every unit, in unit order."""
 
-    def run(self, config: Any, context: Any) -> dict[str, Any]:
-        from nrmkit.cli.sweep import run_sweep
-
-        return run_sweep(self, config, context)
+    def run(self, config: Any, context: RunContext) -> dict[str, Any] | None:
+        """A configuration that is not a sweep (:meth:`is_sweep` false): every unit here,
+        then :meth:`aggregate`. Sweeps are run by :func:`nrmkit.runs.sweep.run_sweep`."""
+        units = list(range(self.n_units(config)))
+        return self.aggregate(config, context, self.run_units(config, context, units))
 
 
 class IncrementalSweep(SweepWorkflow):
@@ -181,11 +197,11 @@ class IncrementalSweep(SweepWorkflow):
     :meth:`run_units` concatenates the pieces."""
 
     @abstractmethod
-    def iter_units(self, config: Any, context: Any,
+    def iter_units(self, config: Any, context: RunContext,
                    units: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """Compute ``units``, yielding ``(finished units, their arrays)`` as they finish."""
 
-    def run_units(self, config: Any, context: Any, units: list[int]) -> dict[str, Any]:
+    def run_units(self, config: Any, context: RunContext, units: list[int]) -> dict[str, Any]:
         import numpy as np
 
         pieces = [arrays for _, arrays in self.iter_units(config, context, list(units))]

@@ -65,6 +65,11 @@ class Registry:
             return entry.resolve()
         return entry
 
+    def location(self, name: str) -> str | None:
+        """``"module:attribute"`` of a lazy entry (None for an object registered directly)."""
+        entry = self._entries[self.canonical(name)]
+        return entry.target if isinstance(entry, _Lazy) else None
+
     def names(self) -> list[str]:
         """Canonical names, in registration order."""
         return list(self._entries)
@@ -105,7 +110,10 @@ TASKS = Registry("task")
 TRANSFER_FUNCTIONS = Registry("transfer function")
 INITIALIZERS = Registry("initializer")
 NONLINEARITIES = Registry("nonlinearity")
+#: click commands of the workflows (the command line)
 WORKFLOWS = Registry("workflow")
+#: their :class:`~nrmkit.core.base.Workflow` classes (the computation)
+EXPERIMENTS = Registry("experiment")
 
 # Built-in entries. Names only: nothing heavy is imported until an entry is used.
 ACTIVATIONS.register_lazy("tanh", "nrmkit.nn.activations:TANH", aliases=("std",))
@@ -142,7 +150,44 @@ for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
                          ("MSE_Custom", "mse_custom_loss"), ("Sinai", "sinai_loss")):
     LOSSES.register_lazy(_name, f"nrmkit.training.losses:{_function}")
 
-for _name in ("lyapu_convergence", "transition_2_chaos", "spectrum", "lyapu_benchmark",
-              "train_rd_model", "train_rd_model_fixed_param", "train_flybrain_full",
-              "train_flybrain_pop", "smnist", "train_glifr", "rate_to_lif"):
-    WORKFLOWS.register_lazy(_name, f"nrmkit.workflows.{_name}:command")
+#: every workflow: (name, family, class, one-line summary). The family names the experiment package
+#: ``nrmkit.experiments.<family>.<name>`` (its :class:`~nrmkit.core.base.Workflow` class) and
+#: the command module ``nrmkit.cli.commands.<family>`` (its click command ``<name>``); the
+#: console scripts of ``pyproject.toml``, the umbrella ``nrmkit`` command and its summaries
+#: all come from here (a test checks pyproject against it).
+WORKFLOW_TABLE = (
+    ("lyapu_convergence", "lyapunov", "Convergence",
+     "Convergence of the Lyapunov exponents in time, per t_ONS."),
+    ("transition_2_chaos", "lyapunov", "TransitionToChaos",
+     "λ_max of random networks across couplings (transition to chaos)."),
+    ("spectrum", "lyapunov", "Spectrum",
+     "Full spectra, Kaplan–Yorke dimension and entropy vs coupling."),
+    ("lyapu_benchmark", "lyapunov", "LyapunovBenchmark",
+     "Speed of the engine against the dense-Jacobian reference."),
+    ("train_rd_model", "spectrum_training", "TrainRandomModel",
+     "Train random networks on their Lyapunov spectrum."),
+    ("train_rd_model_fixed_param", "spectrum_training", "TrainFixedParam",
+     "Train a fixed number of parameters on the spectrum."),
+    ("train_flybrain_full", "spectrum_training", "TrainFlybrainFull",
+     "Train per-neuron gains/shifts of a connectome network."),
+    ("train_flybrain_pop", "spectrum_training", "TrainFlybrainPop",
+     "Train population-shared gains/shifts of a connectome network."),
+    ("smnist", "sequences", "Smnist",
+     "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits."),
+    ("train_glifr", "glifr", "TrainGlifr",
+     "GLIFR networks (and matched RNN/LSTM) on sine generation and digits."),
+    ("rate_to_lif", "rate_to_lif", "RateToLif",
+     "Dale rate RNNs on cognitive tasks, converted to spiking LIF networks."),
+)
+for _name, _family, _class, _summary in WORKFLOW_TABLE:
+    WORKFLOWS.register_lazy(_name, f"nrmkit.cli.commands.{_family}:{_name}")
+    EXPERIMENTS.register_lazy(_name, f"nrmkit.experiments.{_family}.{_name}:{_class}")
+
+
+#: the one-line summary of each workflow (``nrmkit --help``).
+WORKFLOW_SUMMARIES = {row[0]: row[3] for row in WORKFLOW_TABLE}
+
+
+def workflow_named(name: str) -> Any:
+    """A fresh :class:`~nrmkit.core.base.Workflow` of the registered workflow ``name``."""
+    return EXPERIMENTS.get(name)()

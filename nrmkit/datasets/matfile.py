@@ -39,7 +39,7 @@ Required fields (reading fails with :class:`~nrmkit.core.errors.DataError` namin
 ones): ``w, w_in, w_out, taus, taus_gaus, m, som_m, exc, inh, N`` — what the published LIF
 code loads. Every other field present is returned as well. The fields that define the
 network (:data:`NETWORK_FIELDS`) must be finite where a model is built from them
-(:mod:`nrmkit.workflows.rate_to_lif` refuses a file holding NaN or inf there).
+(:mod:`nrmkit.experiments.rate_to_lif.rate_to_lif` refuses a file holding NaN or inf there).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import numpy as np
 import scipy.io
 
 from nrmkit.core.errors import DataError
-from nrmkit.core.rundir import atomic_write_bytes
+from nrmkit.core.files import atomic_write_bytes
 
 REQUIRED_FIELDS = ("w", "w_in", "w_out", "taus", "taus_gaus", "m", "som_m", "exc", "inh", "N")
 #: the numbers a network's dynamics and read-out are built from.
@@ -94,7 +94,7 @@ def write_rate_model_mat(path: str | os.PathLike, fields: Mapping[str, Any]) -> 
 
     ``fields`` must hold every required field (see the module docstring); optional and extra
     fields are written too. The file is serialised in memory and written with
-    :func:`~nrmkit.core.rundir.atomic_write_bytes` (a temporary file moved into place), so a
+    :func:`~nrmkit.runs.rundir.atomic_write_bytes` (a temporary file moved into place), so a
     reader never sees a partial file.
     """
     missing = [f for f in REQUIRED_FIELDS if f not in fields]

@@ -1,7 +1,7 @@
 """Atomic checkpoints and model files: written whole or not at all, read back validated.
 
 A checkpoint is written to a temporary file in the same folder and moved into place
-(:func:`~nrmkit.core.rundir.atomic_write_bytes`), so a run killed at any moment leaves the last
+(:func:`~nrmkit.runs.rundir.atomic_write_bytes`), so a run killed at any moment leaves the last
 complete one. :func:`load_checkpoint` is the one place where torch files are read: with
 ``torch.load(weights_only=True)``, which admits only tensors and plain containers (no
 arbitrary code from a file), and with every failure of a damaged or foreign file turned into
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from nrmkit.core.errors import DataError
-from nrmkit.core.rundir import atomic_write_bytes
+from nrmkit.core.files import atomic_write_bytes
 
 #: what torch raises on a truncated, damaged or foreign file (found by truncating and
 #: corrupting real checkpoints at random: its zip reader raises RuntimeError, an empty file

@@ -1,27 +1,21 @@
 """``train_rd_model``: train random rate networks on their Lyapunov spectrum.
 
 ``n_samples`` networks ``W = g·J``, ``J_ij ~ N(0, 1/N)`` (zero diagonal; network ``s`` drawn
-from its own seed, see :mod:`nrmkit.workflows.training`), per-neuron gains
+from its own seed, see :mod:`nrmkit.experiments.spectrum_training.training`), per-neuron gains
 (1) and shifts (0); the sets chosen with ``--train_weights/--train_gains/--train_shifts``
 are trained by Adam so that the loss of the top ``nle`` exponents reaches ``--target``.
-Outputs: see :mod:`nrmkit.workflows.training`.
+Outputs: see :mod:`nrmkit.experiments.spectrum_training.training`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.workflows.common import check, check_finite
-from nrmkit.workflows.training import (
+from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.experiments.spectrum_training.training import (
     NetworkBatch,
     TrainingSettings,
     TrainOnSpectrum,
-    training_options,
 )
 
 
@@ -62,22 +56,3 @@ class TrainRandomModel(TrainOnSpectrum):
     def build(self, config, context, generators, shared) -> NetworkBatch:
         return random_batch(config, context, generators, f"random networks, N={config.n}, "
                             f"g={config.g:g}, {config.activation}")
-
-
-@click.command("train_rd_model", cls=Command)
-@option("--g", type=float, default=3.0, help="Coupling g: W_ij ~ N(0, g²/N).")
-@training_options()
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train random rate networks (weights, gains, shifts) on their Lyapunov spectrum.
-
-    Example: train_rd_model --n 100 --g 3 --nle 5 --loss MSE --target 0 --n_epochs 50
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(RandomTrainingConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = TrainRandomModel()

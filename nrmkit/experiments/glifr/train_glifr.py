@@ -33,20 +33,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError, DataError
-from nrmkit.workflows.common import check, check_finite
+from nrmkit.experiments.lyapunov.settings import check, check_finite
 
 TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
                  "lmnist": {"epochs": 30, "lr": 1e-3, "batch": 256},
                  "pmnist": {"epochs": 30, "lr": 1e-3, "batch": 256}}
+
+
 VARIANTS = {"hom": (False, False), "lhet": (True, False), "fhet": (False, True),
             "rhet": (True, True)}   # (learn neuronal parameters, heterogeneous init)
+
+
 CELLS = {"glifr": "GLIFR", "rnn": "RNN", "lstm": "LSTM"}
 
 
@@ -163,18 +162,18 @@ class TrainGlifr(IncrementalSweep):
 
     def memory_terms(self, config: GlifrConfig, *, itemsize: int) -> list:
         """Estimated peak allocations of one trial (trials run one after the other), as
-        :func:`nrmkit.workflows.smnist.training_memory_terms` computes them for the model's
-        parameter-matched hidden size ``H`` (from ``--hidden``): ``itemsize·7·P`` for the
+        :func:`nrmkit.experiments.sequences.smnist.training_memory_terms` computes them for the
+        model's parameter-matched hidden size ``H`` (from ``--hidden``): ``itemsize·7·P`` for the
         parameters, gradients, Adam state and checkpoint, and ``itemsize·T·B·H·2·s`` for
         backpropagation through the ``T`` steps of a batch of ``B`` sequences, with ``s``
         floats per unit and step (GLIFR: ``5 + 2·n_ascs + d``, its currents and the
         ``d``-step delay buffer, +1 for the sine task's read-out at every step); plus the
         digit images for lmnist and pmnist (see :func:`smnist_memory_terms
-        <nrmkit.workflows.smnist.smnist_memory_terms>`).
+        <nrmkit.experiments.sequences.smnist.smnist_memory_terms>`).
         """
         from nrmkit.core.base import MemoryTerm
         from nrmkit.datasets.sine import N_FREQUENCIES, N_STEPS
-        from nrmkit.workflows.smnist import (
+        from nrmkit.experiments.sequences.smnist import (
             DATASET_SIZES,
             saved_floats_per_unit,
             sequence_shape,
@@ -253,7 +252,7 @@ class TrainGlifr(IncrementalSweep):
             out["record"].append(json.dumps(record))
             context.log(f"  trial {trial + 1}: test {config.metric} {test:.4g}")
             if trial == 0 and context.run_dir.path is not None:
-                from nrmkit.workflows.smnist import save_sequence_model
+                from nrmkit.experiments.sequences.smnist import save_sequence_model
 
                 save_sequence_model(context.run_dir.path / "model.pt", model,
                                     {"task": config.task, "permutation": None,
@@ -326,7 +325,7 @@ def _task_data(config, context) -> dict:
         return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
                 "mode": "sine", "frequencies": frequencies}
     from nrmkit.datasets import digits
-    from nrmkit.workflows.smnist import load_digit_splits
+    from nrmkit.experiments.sequences.smnist import load_digit_splits
 
     splits = load_digit_splits(config.dataset, config.data_dir)
     mode = "rows" if config.task == "lmnist" else "pixels"
@@ -488,50 +487,3 @@ def _summary(values) -> dict:
     values = np.asarray(values, dtype=float)
     return {"mean": float(values.mean()), "std": float(values.std()),
             "min": float(values.min()), "max": float(values.max())}
-
-
-@click.command("train_glifr", cls=Command)
-@option("--task", type=click.Choice(list(TASK_DEFAULTS)), default="sine",
-        help="sine generation, lmnist (rows) or pmnist (pixel by pixel).")
-@option("--model", type=click.Choice(list(CELLS)), default="glifr",
-        help="GLIFR network, or the parameter-matched RNN / LSTM.")
-@option("--variant", type=click.Choice(list(VARIANTS)), default="lhet",
-        help="hom (fixed), lhet (learned), fhet (fixed het.), rhet (learned from het.).")
-@option("--ascs/--no-ascs", default=True, help="Two after-spike currents per neuron.")
-@option("--lhet_run", type=click.Path(file_okay=False), default=None,
-        help="Trained lhet run whose parameters seed the heterogeneous init (fhet, rhet).")
-@option("--delay", type=float, default=1.0, help="Synaptic delay (ms).")
-@option("--dt", type=float, default=0.05, help="Time step (ms).")
-@option("--sigma_v", type=float, default=1.0, help="σ_V of the rate sigmoid.")
-@option("--anneal_sigma_v", is_flag=True, default=False,
-        help="Anneal σ_V geometrically to a tenth over training.")
-@option("--hidden", type=int, default=256,
-        help="RNN hidden size setting the parameter budget of every model.")
-@option("--epochs", type=int, default=None, show_default="sine 5000, MNIST 30",
-        help="Training epochs.")
-@option("--lr", type=float, default=None, show_default="sine 1e-4, MNIST 1e-3",
-        help="Adam learning rate.")
-@option("--batch", type=int, default=None, show_default="sine 6, MNIST 256",
-        help="Sequences per update.")
-@option("--ntrials", type=int, default=1, help="Independent trials (seeds seed + k).")
-@option("--silence", type=str, default=None,
-        help="Comma-separated fractions of hidden neurons to silence after training.")
-@option("--silence_draws", type=int, default=5, help="Random subsets per fraction.")
-@option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
-        help="Digits for lmnist / pmnist (see smnist).")
-@option("--data-dir", "--data_dir", "data_dir", type=click.Path(), default=None,
-        help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train GLIFR (or matched RNN / LSTM) networks on sine generation or digits.
-
-    Example: train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --ntrials 3
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(GlifrConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = TrainGlifr()

@@ -9,7 +9,7 @@ What a run folder guarantees (the README's "Run folders"):
 * **``--overwrite`` removes only what nrmkit wrote.** A non-empty folder without the marker,
   or one holding any file that no manifest lists, is refused — naming the file — and nothing
   in it is deleted. Sub-folders left empty are removed.
-* **One run at a time.** A run holds the folder's lock (:mod:`nrmkit.core.folderlock`) from
+* **One run at a time.** A run holds the folder's lock (:mod:`nrmkit.runs.folderlock`) from
   start to end; array tasks and ``nrmkit collect`` hold it only while they write the shared
   files (marker, ``config.json``, ``results.json``). A second run exits naming the holder.
 * **Atomic writes with the process umask.** A temporary file in the same folder, fsync, then
@@ -28,13 +28,10 @@ import json
 import math
 import os
 import platform
-import re
-import secrets
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +39,22 @@ from typing import Any
 
 from nrmkit import __version__
 from nrmkit.core.errors import ConfigError, DataError, WriteError
-from nrmkit.core.folderlock import FolderLock, LockHeld
+from nrmkit.core.files import (
+    MANIFESTS,
+    MARKER_DIR,
+    TEMPORARY_PREFIX,
+    atomic_write_bytes,
+    close_manifest,
+    open_manifest,
+)
+from nrmkit.runs.folderlock import FolderLock, LockHeld
 
 #: Runs without ``--output-dir`` go to ``$NRMKIT_RUNS_DIR/<workflow>/<timestamp>``
 #: (default ``./data/runs``).
 DEFAULT_RUNS_DIR = Path("data") / "runs"
-#: nrmkit's own folder inside a run folder: marker, lock, manifests.
-MARKER_DIR = ".nrmkit"
 MARKER_FILE = "run.json"
-MANIFESTS = "written"
 #: version of the run-folder layout written into the marker.
 RUN_FORMAT = 1
-#: prefix of the temporary files of atomic writes (a killed writer may leave one behind).
-TEMPORARY_PREFIX = ".nrmkit-tmp-"
 #: how a run folder is opened (see :meth:`RunDir.open`).
 OPEN_MODES = ("new", "overwrite", "resume", "array-task", "collect")
 #: the lock roles that hold it only briefly, and how long others wait for them [s].
@@ -81,121 +81,6 @@ def claim_default_folder(workflow: str) -> tuple[Path, list[Path]]:
         except OSError as error:
             raise WriteError(candidate, error, action="create") from None
         return candidate, [*parents, candidate]
-
-
-# ----------------------------------------------------------------------------- manifests
-
-class _Manifest:
-    """The files one process wrote into one run folder, one relative path per line."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.recorded: set[str] = set()
-        self._pid: int | None = None
-        self.path = root
-
-    def _file(self) -> Path:
-        if self._pid != os.getpid():           # a forked child writes a manifest of its own
-            self._pid = os.getpid()
-            host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
-            name = f"{host}-{self._pid}-{secrets.token_hex(4)}.txt"
-            self.path = self.root / MARKER_DIR / MANIFESTS / name
-            self.recorded = set()
-        return self.path
-
-    def record(self, relative: str) -> None:
-        """Append ``relative`` (once) before the file is created."""
-        path = self._file()
-        if relative in self.recorded:
-            return
-        try:
-            path.parent.mkdir(exist_ok=True)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(relative + "\n")
-        except OSError as error:
-            raise WriteError(path, error) from None
-        self.recorded.add(relative)
-
-
-#: run folders open in this process (real path → its manifest); see :func:`atomic_write_bytes`.
-_OPEN_RUNS: dict[Path, _Manifest] = {}
-
-
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def _owner(target: Path) -> tuple[_Manifest, str] | None:
-    """The manifest that must record ``target`` (the innermost open run folder holding it)
-    and its path relative to that folder; None outside open run folders or inside
-    ``.nrmkit/``."""
-    if not _OPEN_RUNS:
-        return None
-    parent = _real(target.parent)
-    roots = [root for root in _OPEN_RUNS if root == parent or root in parent.parents]
-    if not roots:
-        return None
-    root = max(roots, key=lambda path: len(path.parts))
-    relative = (parent / target.name).relative_to(root).as_posix()
-    if relative.split("/", 1)[0] == MARKER_DIR:
-        return None
-    return _OPEN_RUNS[root], relative
-
-
-def record_tree(folder: str | Path) -> None:
-    """Record ``folder`` (inside an open run folder) as a whole: another program writes its
-    files for nrmkit (submitit's job scripts and logs), so ``--overwrite`` may delete them."""
-    owner = _owner(Path(folder))
-    if owner is not None:
-        owner[0].record(owner[1].rstrip("/") + "/")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``: readers and killed jobs see the old file or the new one, never half.
-
-    The file gets the permissions ``0666 & ~umask`` (as ``open`` would give it); inside an
-    open run folder it is recorded in this process's manifest before it is created.
-
-    Raises:
-        WriteError: the operating system refused (read-only, disk full, permissions),
-            naming ``path`` and the reason; no temporary file is left behind.
-    """
-    target = Path(path)
-    owner = _owner(target)
-    temporary = None
-    try:
-        if owner is not None:
-            owner[0].record(owner[1])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=target.parent)
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except OSError as error:
-        _remove_quietly(temporary)
-        raise WriteError(target, error) from None
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    return target
-
-
-def _remove_quietly(path: str | None) -> None:
-    if path is not None:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
 
 
 # ----------------------------------------------------------------------------- inventory
@@ -415,7 +300,7 @@ class RunDir:
             run._undo_creation(had_marker_folder)  # still under the lock
             run.unlock()
             raise
-        _OPEN_RUNS[_real(target)] = _Manifest(_real(target))
+        open_manifest(target)
         return run
 
     @staticmethod
@@ -483,7 +368,7 @@ class RunDir:
         target = Path(path)
         if read_marker(target) is None:
             raise DataError(f"{target} is not an nrmkit run folder")
-        _OPEN_RUNS[_real(target)] = _Manifest(_real(target))
+        open_manifest(target)
         return cls(target)
 
     def unlock(self) -> None:
@@ -494,7 +379,7 @@ class RunDir:
     def close(self) -> None:
         """End the run: release the lock, stop recording writes."""
         self.unlock()
-        _OPEN_RUNS.pop(_real(self.path), None)
+        close_manifest(self.path)
 
     def discard(self) -> None:
         """Remove what the run wrote (after a failure): nrmkit's files, the folders left

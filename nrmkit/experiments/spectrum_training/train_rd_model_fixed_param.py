@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.core.base import MemoryTerm
-from nrmkit.workflows.common import DRAW_BYTES_PER_ENTRY, check, memory_term, plural, raised
-from nrmkit.workflows.train_rd_model import RandomTrainingConfig, random_batch
-from nrmkit.workflows.training import NetworkBatch, TrainOnSpectrum, training_options
+from nrmkit.experiments.lyapunov.settings import (
+    DRAW_BYTES_PER_ENTRY,
+    check,
+    memory_term,
+    plural,
+    raised,
+)
+from nrmkit.experiments.spectrum_training.train_rd_model import RandomTrainingConfig, random_batch
+from nrmkit.experiments.spectrum_training.training import NetworkBatch, TrainOnSpectrum
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,11 @@ class TrainFixedParam(TrainOnSpectrum):
     config_class = FixedParamConfig
 
     def memory_terms(self, config: FixedParamConfig, *, itemsize: int) -> list[MemoryTerm]:
-        """Those of :class:`~nrmkit.workflows.training.TrainOnSpectrum`, plus the boolean
-        masks of the batch, ``B · N² · (2 + (1 + itemsize)·w)`` bytes (each network's mask
-        and their stack; with trained weights (``w = 1``) the complement and the entries
-        it restores after every step), and ``16 · N²`` for drawing one mask (the int64
-        indices of the off-diagonal entries and their permutation)."""
+        """Those of :class:`~nrmkit.experiments.spectrum_training.training.TrainOnSpectrum`,
+        plus the boolean masks of the batch, ``B · N² · (2 + (1 + itemsize)·w)`` bytes
+        (each network's mask and their stack; with trained weights (``w = 1``) the complement
+        and the entries it restores after every step), and ``16 · N²`` for drawing one mask
+        (the int64 indices of the off-diagonal entries and their permutation)."""
         n, batch = config.n, config.samples_per_batch
         trained = "weights" in config.trained_sets
         masks = batch * n * n * (2 + (1 + itemsize) * trained) + DRAW_BYTES_PER_ENTRY * n * n
@@ -86,25 +87,3 @@ class TrainFixedParam(TrainOnSpectrum):
         batch.masks = {name: torch.stack([masks[name] for masks in per_network])
                        .to(context.device) for name in ("weights", "gains", "shifts")}
         return batch
-
-
-@click.command("train_rd_model_fixed_param", cls=Command)
-@option("--g", type=float, default=3.0, help="Coupling g: W_ij ~ N(0, g²/N).")
-@option("--number_param", type=int, nargs=3, default=(100, 10, 10),
-        help="Trainable entries per network: W G S.")
-@training_options()
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train a fixed number of randomly chosen weights, gains and shifts on the spectrum.
-
-    Example: train_rd_model_fixed_param --n 100 --number_param 200 20 20 --train_weights true
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    kwargs["number_param"] = tuple(kwargs["number_param"])
-    config = build_config(FixedParamConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = TrainFixedParam()

@@ -25,14 +25,10 @@ import contextlib
 import io
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
-from nrmkit.cli.options import option
 from nrmkit.core.errors import ConfigError, NrmkitRuntimeError
 
 EXECUTORS = ("serial", "local", "slurm")
@@ -99,43 +95,10 @@ class ExecutorOptions:
                 try:
                     values["task_index"] = int(env)
                 except ValueError:
-                    raise click.UsageError(f"Invalid value for '--task_index': "
-                                           f"$SLURM_ARRAY_TASK_ID is {env!r}") from None
+                    raise ConfigError("--task_index",
+                                      f"$SLURM_ARRAY_TASK_ID is {env!r}") from None
         values["slurm_setup"] = tuple(values.get("slurm_setup") or ())
-        try:
-            return cls(**values)
-        except ConfigError as error:
-            raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") \
-                from None
-
-
-def executor_options(function: Callable) -> Callable:
-    """Click options of :class:`ExecutorOptions` and ``--resume`` (every sweep takes them)."""
-    decorators = [
-        option("--executor", type=click.Choice(EXECUTORS), default="serial",
-               help="Where the units run: here, local subprocesses, or SLURM array jobs."),
-        option("--jobs", type=int, default=None, show_default="1 serial, else one per unit "
-               "up to 32", help="Number of chunks (jobs) the units are split into."),
-        option("--task_index", type=int, default=None, show_default="$SLURM_ARRAY_TASK_ID",
-               help="Array-task mode: the chunk this process runs (with --task_count)."),
-        option("--task_count", type=int, default=None,
-               help="Array-task mode: run one chunk of this many and leave the aggregation "
-                    "to `nrmkit collect`."),
-        option("--slurm_partition", type=str, default=None, help="SLURM partition."),
-        option("--slurm_time", type=int, default=60, help="SLURM time limit per job (min)."),
-        option("--slurm_gpus", type=int, default=0, help="GPUs per SLURM job."),
-        option("--slurm_cpus", type=int, default=None, help="CPUs per SLURM job."),
-        option("--slurm_array_parallelism", type=int, default=None,
-               help="At most this many SLURM array jobs at once."),
-        option("--slurm_setup", type=str, multiple=True, default=(),
-               help="A line for the job script before the run (repeatable), e.g. "
-                    "'module load cuda'."),
-        option("--resume", is_flag=True, default=False,
-               help="Continue the sweep in --output-dir: finished units are not recomputed."),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+        return cls(**values)
 
 
 def chunks(units: list[int], n_chunks: int) -> list[list[int]]:
@@ -225,7 +188,7 @@ def write_parts(folder: Path, units: list[int], arrays: dict[str, Any]) -> None:
     """One atomic ``.npz`` per unit (row ``i`` of every array belongs to ``units[i]``)."""
     import numpy as np
 
-    from nrmkit.core.rundir import atomic_write_bytes
+    from nrmkit.core.files import atomic_write_bytes
 
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     for row, unit in enumerate(units):
@@ -363,7 +326,7 @@ def make_executor(options: ExecutorOptions, folder: Path, n_jobs: int):
 
 
 def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder) -> None:
-    from nrmkit.core.rundir import record_tree
+    from nrmkit.core.files import record_tree
 
     run_path = Path(context.run_dir.path)
     record_tree(run_path / SUBMITIT_DIR)        # submitit writes its job files and logs there
@@ -376,8 +339,7 @@ def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder)
         else (options.slurm_cpus or 0)
     job_context = {"seed": context.seed, "device": context.device, "dtype": context.dtype,
                    "run_path": str(run_path), "parts": str(folder), "threads": threads}
-    module = type(workflow).__module__
-    jobs = executor.map_array(run_chunk, [module] * len(pieces), [config] * len(pieces),
+    jobs = executor.map_array(run_chunk, [workflow.name] * len(pieces), [config] * len(pieces),
                               [job_context] * len(pieces), pieces)
     context.log(f"{workflow.name}: {len(pieces)} {options.executor} job(s) submitted "
                 f"({sum(map(len, pieces))} {workflow.unit_name}s); logs in "
@@ -402,18 +364,17 @@ def _submit(workflow, config, context, options: ExecutorOptions, pieces, folder)
                                  "rerun with --resume to continue")
 
 
-def run_chunk(module: str, config: Any, job_context: dict[str, Any], units: list[int]) -> int:
-    """Job entry point: compute ``units`` of the workflow in ``module``; write their parts."""
-    import importlib
-
+def run_chunk(name: str, config: Any, job_context: dict[str, Any], units: list[int]) -> int:
+    """Job entry point: compute ``units`` of the workflow ``name``; write their parts."""
     import torch
 
-    from nrmkit.cli.runner import RunContext
-    from nrmkit.core.rundir import RunDir
+    from nrmkit.core.context import RunContext
+    from nrmkit.core.registry import workflow_named
+    from nrmkit.runs.rundir import RunDir
 
     if job_context.get("threads"):
         torch.set_num_threads(int(job_context["threads"]))
-    workflow = importlib.import_module(module).WORKFLOW
+    workflow = workflow_named(name)
     run_path = Path(job_context["run_path"])
     context = RunContext(run_dir=RunDir.attach(run_path), device=job_context["device"],
                          dtype=job_context["dtype"], seed=job_context["seed"],

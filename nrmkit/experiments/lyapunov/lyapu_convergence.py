@@ -36,32 +36,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import MemoryTerm, Workflow
-from nrmkit.workflows.common import (
+from nrmkit.experiments.lyapunov.settings import (
     LOG_ITEMSIZE,
     TONS_AUTO,
-    TONS_TYPE,
     LyapunovSettings,
-    adopt_trained_model,
     check,
     check_finite,
     check_tons,
     engine_memory,
-    load_analysed_model,
-    lyapunov_options,
     memory_term,
-    model_options,
     naming_divergence,
     plural,
     raised,
-    refuse_network_options,
+    weight_memory,
+)
+from nrmkit.experiments.lyapunov.trained_models import (
+    adopt_trained_model,
+    load_analysed_model,
     trained_memory_terms,
     trained_model_info,
-    weight_memory,
 )
 
 MAX_HISTORY_POINTS = 400
@@ -124,7 +118,7 @@ class Convergence(Workflow):
 
         ``--tons auto`` counts as one step (the most re-orthonormalisations it may make).
         With ``--model`` the networks of the model in one engine call
-        (:func:`~nrmkit.workflows.common.trained_memory_terms`).
+        (:func:`~nrmkit.experiments.lyapunov.trained_models.trained_memory_terms`).
         """
         if config.model is not None:
             return trained_memory_terms(config, networks=config.n_samples, itemsize=itemsize,
@@ -247,28 +241,3 @@ def _choice_record(choice) -> dict | None:
         return None
     return {"spread": choice.spread, "magnitude": choice.magnitude, "limit": choice.limit,
             "spread_product": choice.spread_product, "bound": choice.bound}
-
-
-@click.command("lyapu_convergence", cls=Command)
-@option("--tons", "--tONS", "tons_values", type=TONS_TYPE, multiple=True,
-        default=(0.2, 1.0, 5.0),
-        help="Time between re-orthonormalisations [τ] (repeatable: one run per value); auto: "
-             "chosen from a pilot run so that t_ONS·(λ_1 − λ_k) stays at half the dtype's "
-             "precision limit.")
-@option("--g", type=float, default=1.5, help="Coupling g of the random networks.")
-@option("--n_samples", type=int, default=5, help="Random networks.")
-@lyapunov_options(exclude=("tons",), n=100, nle=20, tsim=700.0)
-@model_options
-@common_options
-def command(**kwargs):
-    """Convergence of the Lyapunov exponents in time, for several t_ONS values, of random
-    networks or of the networks of a training run (--model RUN_DIR [--untrained]).
-
-    Examples: lyapu_convergence --tons 0.2 --tons 1 --tons auto --g 3;
-    lyapu_convergence --model data/runs/train_rd_model/RUN --tons 0.2 --tons auto
-    """
-    options = CommonOptions.pop_from(kwargs)
-    refuse_network_options(kwargs)
-    kwargs["tons_values"] = tuple(kwargs["tons_values"])
-    config = build_config(ConvergenceConfig, **kwargs)
-    execute(Convergence(), config, options)

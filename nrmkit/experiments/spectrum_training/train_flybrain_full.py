@@ -20,17 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.workflows.common import check, check_finite
-from nrmkit.workflows.training import (
+from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.experiments.spectrum_training.training import (
     NetworkBatch,
     TrainingSettings,
     TrainOnSpectrum,
-    training_options,
 )
 
 NORMALIZATIONS = ("rows", "sinkhorn", "none")
@@ -141,37 +135,3 @@ class TrainFlybrainFull(TrainOnSpectrum):
     def build(self, config, context, generators, shared) -> NetworkBatch:
         return connectome_batch(config, context, populations_by=None,
                                 n_networks=len(generators), connectome=shared)
-
-
-def connectome_options(function):
-    decorators = [
-        option("--roi", default="flywire_mb_right",
-               help="A shipped connectome name or the path to a ROI folder / FlyWire .npz."),
-        option("--cell_classes", default=None,
-               help="Comma-separated cell classes to keep, e.g. KC,MBON,APL."),
-        option("--normalization", type=click.Choice(NORMALIZATIONS), default="rows",
-               help="Weight normalisation (rows: unit absolute input per neuron)."),
-        option("--g", type=float, default=1.0, help="Scale of the normalised weights."),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
-
-
-@click.command("train_flybrain_full", cls=Command)
-@connectome_options
-@training_options(with_n=False, replicas=FlybrainConfig.replicas)
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train per-neuron gains and shifts of a connectome network on its Lyapunov spectrum.
-
-    Example: train_flybrain_full --cell_classes KC,MBON,APL --nle 5 --n_epochs 20
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(FlybrainConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = TrainFlybrainFull()

@@ -54,13 +54,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
-
-from nrmkit.cli.options import RegistryChoice, option
 from nrmkit.core.base import IncrementalSweep, MemoryTerm
-from nrmkit.core.registry import ACTIVATIONS, LOSSES
-from nrmkit.training import BASELINE_GAINS, PROCEDURES
-from nrmkit.workflows.common import (
+from nrmkit.core.registry import LOSSES
+from nrmkit.experiments.lyapunov.settings import (
     DRAW_BYTES_PER_ENTRY,
     MAX_STEPS,
     RESULT_BYTES_PER_VALUE,
@@ -75,20 +71,35 @@ from nrmkit.workflows.common import (
     raised,
     steps_growth,
 )
+from nrmkit.training import BASELINE_GAINS, PROCEDURES
 
 CHECKPOINTS = "checkpoints"
+
+
 #: QR interval of the evaluation runs (chosen from a pilot run, see ``lyapunov_spectrum``).
 EVALUATION_TONS = "auto"
+
+
 #: default evaluation length in epochs' simulated time (``--eval_tsim = 4 · --tsim``).
 EVALUATION_EPOCHS = 4
+
+
 #: default window of the windows procedure [τ] (at most --tsim).
 DEFAULT_WINDOW = 10.0
+
+
 #: floats the autograd graph keeps per Euler step and network, per stacked row ``[φ | φ'⊙Q]``
 #: and as state-sized tensors (fitted to peak RSS at k = 1 and k = 30, N = 300).
 GRAPH_ROW_FLOATS = 2
+
+
 GRAPH_STATE_FLOATS = 10
+
+
 #: a Python float in a list (the object and its slot) [bytes].
 PYTHON_FLOAT_BYTES = 32
+
+
 #: what to try after a training run diverged.
 TRAINING_DIVERGENCE_HINT = "try a smaller --dt, --g or --lr, or --dtype float64"
 
@@ -182,70 +193,6 @@ class TrainingSettings(LyapunovSettings):
         return tuple(name for name, on in flags.items() if on)
 
 
-def training_options(*, weights_default: bool = False, with_n: bool = True,
-                     replicas: int = TrainingSettings.replicas) -> Callable:
-    """Click options for :class:`TrainingSettings` (the FlyStability names, dashed aliases).
-
-    ``with_n=False`` drops ``--n`` (connectome workflows take N from the data);
-    ``replicas``: the default of ``--replicas`` (the workflow's config default).
-    """
-    from nrmkit.workflows.common import lyapunov_options
-
-    decorators = [
-        option("--n_samples", type=int, default=1,
-               help="Networks trained at once (independent initial conditions)."),
-        option("--samples_per_batch", type=int, default=1,
-               help="Networks trained together in one batch (one unit of the sweep). "
-                    "More is faster at small N, but a network's float32 numbers then "
-                    "depend on its batch."),
-        option("--n_epochs", type=int, default=100, help="Epochs of --tsim each."),
-        option("--loss", type=RegistryChoice(LOSSES), default="MSE",
-               help="Loss of the top-nle spectrum (l2, MSE, Sinai, MSE_Custom)."),
-        option("--target", type=float, default=0.0, help="Target exponent [1/τ]."),
-        option("--lr", type=float, default=0.01, help="Adam learning rate."),
-        option("--clip", type=float, default=1.0,
-               help="Gradient-norm clip per network and update (the original: 2000)."),
-        option("--procedure", type=click.Choice(PROCEDURES), default="windows",
-               help="windows: truncated back-propagation through --window-long windows of "
-                    "a trajectory carried on across epochs, one Adam step per window; "
-                    "single: the original, one step per epoch through all of --tsim from "
-                    "the same initial state."),
-        option("--window", type=float, default=None, show_default="min(10, --tsim)",
-               help="Window of the windows procedure [τ]; an epoch is --tsim / --window "
-                    "windows."),
-        option("--replicas", type=int, default=replicas,
-               help="Trajectories per network (independent initial states, shared "
-                    "parameters) whose mean exponents the loss sees."),
-        option("--eval_tsim", type=float, default=None, show_default="4 × --tsim",
-               help="Accumulation time of the independent evaluation runs [τ]."),
-        option("--eval_ttrans", type=float, default=None, show_default="--tsim",
-               help="Warm-up of the independent evaluation runs [τ]."),
-        option("--baseline", type=click.BOOL, default=True,
-               help="Evaluate the best single global gain (shifts 0) for comparison."),
-        option("--early_stopping", type=float, default=None,
-               help="Stop a network once its loss is below this value."),
-        option("--spectrum_every", type=int, default=10,
-               help="Log the top --spectrum_nle exponents every this many epochs."),
-        option("--spectrum_nle", type=int, default=None, show_default="min(N, 50)",
-               help="Exponents of the logged, initial and final spectra."),
-        option("--train_weights", type=click.BOOL, default=weights_default,
-               help="Train the weights."),
-        option("--train_gains", type=click.BOOL, default=True, help="Train the gains."),
-        option("--train_shifts", type=click.BOOL, default=True, help="Train the shifts."),
-        lyapunov_options(exclude=("activation",) if with_n else ("activation", "n"), n=100,
-                         nle=10, tsim=100.0, tons=0.2, ttrans=50.0),
-        option("--activation", type=RegistryChoice(ACTIVATIONS), default="tanh_stretch",
-               help="Activation φ (strech = tanh_stretch, pos = tanh_pos)."),
-    ]
-
-    def apply(function: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
 @dataclass
 class NetworkBatch:
     """What a training workflow builds: the model and what to record about it.
@@ -269,7 +216,8 @@ class TrainOnSpectrum(IncrementalSweep):
 
     Subclasses implement :meth:`build` (and :meth:`prepare` for data shared by every
     network). Network ``s`` draws everything random (matrix, masks, initial state, tangent
-    basis) from its own seed :func:`~nrmkit.workflows.common.unit_seed` ``(seed, s)`` and is
+    basis) from its own seed
+    :func:`~nrmkit.experiments.lyapunov.settings.unit_seed` ``(seed, s)`` and is
     trained in its batch of ``--samples_per_batch`` consecutive samples (default: alone), so
     its numbers are the same whichever executor or chunk trains it (the batch does matter:
     batched products round differently in float32, which training on chaotic dynamics
@@ -301,7 +249,7 @@ class TrainOnSpectrum(IncrementalSweep):
           of the activation with its gains and shifts; per re-orthonormalisation the QR's Q
           and R;
         * logged spectra (``k' = --spectrum_nle``, no graph): the engine's working set and
-          history (:func:`~nrmkit.workflows.common.engine_memory`);
+          history (:func:`~nrmkit.experiments.lyapunov.settings.engine_memory`);
         * per-epoch records: ``n_epochs · (32 · B · (k + 4 + sets + k'/e) + 128 · n_samples
           · (6 + sets + k'/e))`` (``e = --spectrum_every``): the trainer's history of Python
           floats (spectrum, loss, λ_max, gradient norms), then every sample's padded arrays
@@ -420,11 +368,11 @@ class TrainOnSpectrum(IncrementalSweep):
 
         from nrmkit.core.streams import torch_generator
         from nrmkit.dynamics.lyapunov import random_basis
+        from nrmkit.experiments.lyapunov.settings import unit_seed
         from nrmkit.nn.connectivity import normal_like
         from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import SpectrumTrainer
-        from nrmkit.workflows.common import unit_seed
 
         n_networks = len(samples)
         name = f"samples {samples[0]}-{samples[-1]}" if n_networks > 1 else f"sample {samples[0]}"
@@ -507,10 +455,10 @@ class TrainOnSpectrum(IncrementalSweep):
         import torch
 
         from nrmkit import plotting
+        from nrmkit.experiments.lyapunov.settings import unit_seed
         from nrmkit.training.checkpoint import save_model
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import BASELINE_GAINS, PARAMETER_SETS
-        from nrmkit.workflows.common import unit_seed
 
         n_samples = config.n_samples
         lengths = arrays["epochs_run"].astype(int)
@@ -681,7 +629,7 @@ def checkpoint_folder(config: Any, context: Any) -> Any:
     differ only in ``--n_epochs`` (so that ``--resume`` can extend training)."""
     from pathlib import Path
 
-    from nrmkit.cli.sweep import fingerprint
+    from nrmkit.runs.sweep import fingerprint
 
     if context.run_dir.path is None:
         return None

@@ -35,48 +35,64 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
-from nrmkit.cli.options import Command, RegistryChoice, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
 from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
-from nrmkit.workflows.common import check, check_finite
+from nrmkit.experiments.lyapunov.settings import check, check_finite
 
 MODES = ("all", "train", "convert", "eval")
+
+
 TRAINING_CHECKPOINT = "checkpoints/training.pt"
+
+
 LYAPUNOV_TRAJECTORIES = 10
+
 
 #: N × N matrices alive while training (in floats of the run's dtype): the weights, their
 #: gradient, Adam's two moments, the SOM mask, the effective weights and the temporaries
 #: that form them, and a checkpoint of weights, mask and moments.
 TRAINING_MATRICES = 12
+
+
 #: N × N float64 matrices while the ``.mat`` is written: ``w``, ``m`` and ``som_m``, their
 #: float64 copies, and the compressed file.
 MAT_MATRICES = 7
+
+
 #: N × N matrices of a LIF simulation: the network's weights, mask and effective weights,
 #: and the synaptic jumps ``[W/τ | diag(1/τ)]`` (N × 2N) with the temporaries forming them.
 LIF_MATRICES = 7
+
+
 #: bytes per (network, neuron) of the LIF state (:func:`nrmkit.nn.lif.simulate_lif`): ten
 #: float buffers (v, [IPSC | r] and its rise, last spike, drive, two scratch, r summed over a
 #: rate step), the int64 spike counts and the bool spikes.
 LIF_STATE_FLOATS, LIF_STATE_BYTES = 10, 8 + 1
+
+
 #: copies of ``(T, trials, N)`` in a run of the rate network without gradients: the noise,
 #: the input drive, the rates of every step and their stacked copy, and a transfer temporary.
 RATE_RUN_COPIES = 5
+
+
 #: floats kept per step, trial and unit for backpropagation through a training batch (the
 #: state, rates, recurrent input and update, the noise and drive), with allocator slack.
 RATE_TRAINING_FLOATS = 14
+
+
 #: firing rate assumed for sizing spike records and spike-driven temporaries (converted
 #: networks at their best λ fire at 10–50 Hz, untrained ones or small λ at 150–210 Hz; the
 #: refractory period alone would allow ~500 Hz).
 SPIKE_RATE_BOUND_HZ = 200.0
+
+
 #: resident memory over the size of one step's spike-driven temporaries (``(spikes, 2N)``,
 #: a different size every step, so the allocator keeps fragments of many: measured 8× at
 #: N = 800 and up to 30× at N = 1500, 20 trials, ``lif_dt`` 0.5 ms).
 SPIKE_TEMPORARY_SLACK = 4
+
+
 #: bytes per N² entry while a model is loaded: a ``.mat``'s float64 ``w``, ``m`` and
 #: ``som_m`` with their squeezed copies, and the network they are copied into (measured
 #: 54–64).
@@ -715,61 +731,3 @@ def _summary(values) -> dict:
     values = values.double().cpu()
     return {"mean": float(values.mean()), "std": float(values.std()),
             "min": float(values.min()), "max": float(values.max())}
-
-
-@click.command("rate_to_lif", cls=Command)
-@option("--mode", type=click.Choice(MODES), default="all",
-        help="train the rate network, convert (λ grid search), eval at one λ, or all.")
-@option("--task", type=RegistryChoice(TASKS), default="go-nogo", help="Cognitive task.")
-@option("--n", "--N", "n", type=int, default=200, help="Units of the rate network.")
-@option("--decay_taus", type=str, multiple=True, default=("4", "20"),
-        show_default="4 20",
-        help="Synaptic decay τ in 5-ms steps: 'MIN MAX' (trainable) or one fixed value.")
-@option("--p_inh", "--P_inh", "p_inh", type=float, default=0.2,
-        help="Probability of an inhibitory unit.")
-@option("--p_rec", "--P_rec", "p_rec", type=float, default=0.2,
-        help="Recurrent connection probability.")
-@option("--som_n", "--som_N", "som_n", type=int, default=0,
-        help="SOM units (inhibitory units that receive no inhibition).")
-@option("--gain", type=float, default=1.5, help="Gain g of the initial weights.")
-@option("--apply_dale", type=click.BOOL, default=True, help="Enforce Dale's principle.")
-@option("--act", type=RegistryChoice(TRANSFER_FUNCTIONS), default="sigmoid",
-        help="Transfer function of the rate units.")
-@option("--loss_fn", type=click.Choice(["l1", "l2"], case_sensitive=False), default="l2",
-        help="Per-trial loss.")
-@option("--n_trials", type=int, default=6000,
-        help="Cap on training updates (each on --batch trials).")
-@option("--batch", type=int, default=10, help="Trials per update (1 = published).")
-@option("--lr", type=float, default=0.01, help="Adam learning rate.")
-@option("--model", type=click.Path(), default=None,
-        help="Trained model for convert/eval: a published .mat, a model.pt or a run folder.")
-@option("--lambdas", type=float, multiple=True, default=(), show_default="20,25,…,75 "
-        "(sigmoid), 4,6,…,26 (others)", help="Scaling factors λ of the grid (repeat).")
-@option("--lambda", "scaling", type=float, default=None, show_default="best λ",
-        help="Scaling factor of --mode eval.")
-@option("--lif_trials", type=int, default=100, help="Trials per scaling factor.")
-@option("--lif_noise", type=float, default=0.1, help="Membrane noise per LIF step (mV).")
-@option("--lif_dt", type=float, default=0.05, help="LIF time step (ms).")
-@option("--tau_rise", type=float, default=2.0,
-        help="Synaptic rise time (ms); 0 = single-exponential synapses.")
-@option("--t_ref", type=float, default=2.0, help="Refractory period (ms).")
-@option("--lyapunov", type=int, default=0,
-        help="Also compute the top-K Lyapunov exponents of the rate network.")
-@executor_options
-@common_options
-def command(**kwargs):
-    """Train Dale rate RNNs on cognitive tasks and map them to spiking LIF networks.
-
-    Example: rate_to_lif --task go-nogo --n 200 --decay_taus 4 --decay_taus 20
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    try:
-        kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
-    except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
-    config = build_config(RateToLifConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = RateToLif()

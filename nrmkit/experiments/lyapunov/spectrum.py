@@ -49,26 +49,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.workflows import common
-from nrmkit.workflows.common import (
-    CouplingSweep,
+from nrmkit.experiments.lyapunov.coupling_sweep import CouplingSweep, SweepResult
+from nrmkit.experiments.lyapunov.settings import (
     LyapunovSettings,
-    SweepResult,
-    adopt_trained_model,
     check,
     check_finite,
     check_parameter_sets,
     default_value,
-    lyapunov_options,
-    model_options,
-    parameter_option,
-    refuse_network_options,
+)
+from nrmkit.experiments.lyapunov.trained_models import (
+    adopt_trained_model,
+    iter_trained_networks,
     trained_memory_terms,
+    trained_model_info,
 )
 
 #: ``tons·(λ_1 − λ_k)`` beyond which the QR method loses precision, per dtype.
@@ -133,7 +126,7 @@ class Spectrum(CouplingSweep):
 
     def memory_terms(self, config: SpectrumConfig, *, itemsize: int) -> list:
         """See :meth:`CouplingSweep.memory_terms`; with ``--model`` one network per engine
-        call (:func:`~nrmkit.workflows.common.trained_memory_terms`)."""
+        call (:func:`~nrmkit.experiments.lyapunov.trained_models.trained_memory_terms`)."""
         if config.model is not None:
             return trained_memory_terms(config, networks=1, itemsize=itemsize)
         return super().memory_terms(config, itemsize=itemsize)
@@ -142,7 +135,7 @@ class Spectrum(CouplingSweep):
         if config.model is None:
             yield from super().iter_units(config, context, units)
             return
-        for network, arrays in common.iter_trained_networks(self.name, config, context,
+        for network, arrays in iter_trained_networks(self.name, config, context,
                                                             units):
             yield [network], arrays
 
@@ -188,7 +181,7 @@ class Spectrum(CouplingSweep):
         """Results of ``--model``: one spectrum per network of the model."""
         from nrmkit import plotting
 
-        info = common.trained_model_info(config.model, config.untrained)
+        info = trained_model_info(config.model, config.untrained)
         tons = arrays["tons"].reshape(-1)
         measures = _spectrum_measures(context, config, arrays["exponents"],  # [network, k]
                                       arrays["stderr"], tons)
@@ -255,35 +248,3 @@ def _check_spread(context, exponents: Any, tons: Any) -> tuple[float, bool]:
             f"{context.dtype}: the smallest exponents are unreliable; lower --tons (or "
             "--tons auto) or use --dtype float64")
     return spread, tons_ok
-
-
-@click.command("spectrum", cls=Command)
-@option("--n_samples", type=int, default=3, help="Random networks per coupling.")
-@option("--variance_max", type=int, default=12,
-        help="Couplings σ = 2^0 … 2^(variance_max − 1).")
-@option("--g", type=float, multiple=True,
-        help="A coupling (repeatable); replaces the σ = 2^k grid.")
-@parameter_option()
-@lyapunov_options(n=100, nle=None, tsim=200.0, tons=0.2)
-@option("--independent-draws", "--independent_draws", is_flag=True, default=False,
-        help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
-@model_options
-@executor_options
-@common_options
-def command(**kwargs):
-    """Lyapunov spectra, Kaplan–Yorke dimension and entropy of random networks vs coupling,
-    or of the networks of a training run (--model RUN_DIR [--untrained]).
-
-    Examples: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1;
-    spectrum --model data/runs/train_rd_model/RUN --tons auto
-    """
-    options = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    refuse_network_options(kwargs)
-    kwargs["parameter"] = tuple(kwargs["parameter"])
-    kwargs["g"] = tuple(kwargs["g"])
-    config = build_config(SpectrumConfig, **kwargs)
-    execute(WORKFLOW, config, options, executor=executor)
-
-
-WORKFLOW = Spectrum()

@@ -53,12 +53,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
 from nrmkit.core.base import MemoryTerm, Workflow
-from nrmkit.workflows.common import (
+from nrmkit.experiments.lyapunov.settings import (
     DRAW_BYTES_PER_ENTRY,
     ENGINE_FLOATS_PER_ROW_ENTRY,
     MAX_STEPS,
@@ -67,7 +63,6 @@ from nrmkit.workflows.common import (
     check_coupling_grid,
     coupling_grid,
     engine_memory,
-    lyapunov_options,
     memory_term,
     naming_divergence,
     plural,
@@ -77,13 +72,25 @@ from nrmkit.workflows.common import (
 
 #: scaling grid: exponents k at N = SCALING_NLE_AT_N, and sizes N at k = SCALING_N_AT_NLE.
 SCALING_NLE = (1, 10, 50, 100, 200)
+
+
 SCALING_NLE_AT_N = 200
+
+
 SCALING_N = (100, 200, 500, 1000)
+
+
 SCALING_N_AT_NLE = 10
+
+
 #: repetitions of the (N+1)×N @ N×N product that measures the matrix-product limit.
 MATMUL_REPEATS = 5
+
+
 #: a timed call shorter than this [s] is repeated (best of three) to tame timer noise.
 SHORT_MEASUREMENT = 0.2
+
+
 #: peak N×N arrays of a dense-Jacobian reference (:mod:`nrmkit.dynamics.reference`): the
 #: scaled matrix, its sign mask and magnitudes, and per step the signed matrix, the scaled
 #: identity, diag(Δt φ'), their product and the Jacobian (the O(N³) FlyStability product
@@ -161,7 +168,7 @@ class LyapunovBenchmark(Workflow):
 
         * sweep: weights ``S · N² · (16 + i)``, engine on ``B = m·S`` networks
           ``7 · B·(k+1)·N · i + B·k² · i`` and history ``2 · n_ons · B · k · 8``
-          (:func:`~nrmkit.workflows.common.engine_memory`), references ``9 · N² · i``;
+          (:func:`~nrmkit.experiments.lyapunov.settings.engine_memory`), references ``9 · N² · i``;
         * independent draws: weights ``m·S · N² · (16 + i)``;
         * the float64 logs of the other timings, ``2 · (steps / steps per t_ONS) · networks
           · k · 8``;
@@ -572,35 +579,3 @@ def _phase_rates(records: list[tuple[int, float]], seconds: float, total: int,
     if tangent_rate is not None and not math.isfinite(tangent_rate):
         tangent_rate = None
     return warm_rate, tangent_rate
-
-
-@click.command("lyapu_benchmark", cls=Command)
-@option("--gmin", type=float, default=0.5, help="Smallest coupling g of the timed sweep.")
-@option("--gmax", type=float, default=3.0,
-        help="Largest coupling g (also used by the single-network measurements).")
-@option("--m_g", type=int, default=7, help="Number of couplings between gmin and gmax.")
-@option("--n_samples", type=int, default=10, help="Random networks per coupling.")
-@lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
-@option("--reference-networks", "--reference_networks", type=int, default=2,
-        help="Networks of the sweep timed with the dense-Jacobian references.")
-@option("--reference-steps", "--reference_steps", type=int, default=100,
-        help="Euler steps of each reference timing.")
-@option("--independent-steps", "--independent_steps", type=int, default=200,
-        help="Euler steps of the independent-draws engine timing (no transients).")
-@option("--full-spectrum-n", "--full_spectrum_n", type=int, default=1000,
-        help="Network size of the full-spectrum (nle = N) timing.")
-@option("--full-spectrum-steps", "--full_spectrum_steps", type=int, default=20,
-        help="Euler steps of the full-spectrum timing (engine and reference).")
-@option("--scaling/--no-scaling", "scaling", default=True,
-        help="Time the cost per step vs nle (N=200) and vs N (nle=10).")
-@option("--scaling-steps", "--scaling_steps", type=int, default=100,
-        help="Euler steps of every scaling timing.")
-@common_options
-def command(**kwargs):
-    """Time the batched Lyapunov engine against dense-Jacobian references (FlyStability).
-
-    Example: lyapu_benchmark --output-dir runs/benchmark
-    """
-    common = CommonOptions.pop_from(kwargs)
-    config = build_config(BenchmarkConfig, **kwargs)
-    execute(LyapunovBenchmark(), config, common)

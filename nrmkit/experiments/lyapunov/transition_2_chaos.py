@@ -29,20 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import click
-
-from nrmkit.cli.options import Command, common_options, option
-from nrmkit.cli.runner import CommonOptions, build_config, execute
-from nrmkit.cli.sweep import ExecutorOptions, executor_options
-from nrmkit.workflows.common import (
-    CouplingSweep,
+from nrmkit.experiments.lyapunov.coupling_sweep import CouplingSweep, SweepResult
+from nrmkit.experiments.lyapunov.settings import (
     LyapunovSettings,
-    SweepResult,
     check_coupling_grid,
     check_parameter_sets,
     coupling_grid,
-    lyapunov_options,
-    parameter_option,
     raised,
 )
 
@@ -121,29 +113,3 @@ class TransitionToChaos(CouplingSweep):
             context.log(f"  g={g:7.3f}  λ_max median {np.median(values):+.4f}  "
                         f"[{values.min():+.4f}, {values.max():+.4f}]")
         return results
-
-
-@click.command("transition_2_chaos", cls=Command)
-@option("--gmin", type=float, required=True, help="Smallest coupling g.")
-@option("--gmax", type=float, required=True, help="Largest coupling g.")
-@option("--m_g", type=int, default=7, help="Number of couplings between gmin and gmax.")
-@option("--n_samples", type=int, default=10, help="Random networks per coupling.")
-@parameter_option()
-@lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
-@option("--independent-draws", "--independent_draws", is_flag=True, default=False,
-        help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
-@executor_options
-@common_options
-def command(**kwargs):
-    """λ_max of random rate networks across couplings: the transition to chaos at g = 1.
-
-    Example: transition_2_chaos --gmin 0.5 --gmax 3
-    """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    kwargs["parameter"] = tuple(kwargs["parameter"])
-    config = build_config(TransitionConfig, **kwargs)
-    execute(WORKFLOW, config, common, executor=executor)
-
-
-WORKFLOW = TransitionToChaos()

@@ -1,0 +1,1 @@
+"""The rate_to_lif workflows."""

@@ -1,0 +1,1 @@
+"""The spectrum_training workflows."""

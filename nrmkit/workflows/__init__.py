@@ -1,1 +1,0 @@
-"""One module per console script; each is a thin composition of the layers below."""
