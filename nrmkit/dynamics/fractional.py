@@ -263,6 +263,40 @@ def fractional_order(
         Shapes that do not match the above, fewer than 2 time steps, non-finite values,
         an empty or non-1-D ``alphas``, a bad ``window``, or ``dt ≤ 0``.
     """
+    response_values, drive_values, orders, dt = _checked_order_inputs(responses, drive,
+                                                                      alphas, dt)
+    in_window = _window_indices(window, response_values.shape[1])
+
+    # z: (A, C, T, N) → window (A, C, W, N); its fluctuation around the window mean.
+    derivatives = fracdiff(response_values, orders, dt=dt, axis=1)
+    derivative_scale = np.sum(derivatives**2, axis=2)  # (A, C, N), whole signal, mean 0
+    windowed = derivatives[:, :, in_window, :]
+    windowed = windowed - windowed.mean(axis=2, keepdims=True)
+    del derivatives
+
+    # ξ: (C, W) centred on the window.
+    drive_centred, drive_variance, drive_constant = _drive_statistics(drive_values[:, in_window])
+    covariance = np.einsum("acwn,cw->acn", windowed, drive_centred)  # (A, C, N)
+    derivative_variance = np.sum(windowed**2, axis=2)  # (A, C, N)
+    # Constant over the window relative to the whole signal's D^α (or constant overall).
+    derivative_constant = (
+        derivative_variance <= _DEGENERATE_RTOL**2 * derivative_scale
+    ) | _constant_responses(response_values)[None]
+    degenerate = derivative_constant | drive_constant[None, :, None]
+
+    denominator = np.where(degenerate, 1.0, derivative_variance * drive_variance[None, :, None])
+    explained = np.where(degenerate, 0.0, covariance**2 / denominator)
+    error_per_condition = 1.0 - np.clip(explained, 0.0, 1.0)  # (A, C, N)
+    error = error_per_condition.mean(axis=1).T  # (N, A)
+    alpha_hat = orders[np.argmin(error, axis=1)]
+    return FractionalOrder(alpha_hat=alpha_hat, alphas=orders.copy(), error=error)
+
+
+def _checked_order_inputs(
+    responses: ArrayLike, drive: ArrayLike, alphas: ArrayLike | None, dt: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """``(responses (C, T, N), drive (C, T), orders (A,), dt)`` of :func:`fractional_order`
+    checked, as finite float64 arrays; a shared ``(T,)`` drive broadcast to every condition."""
     response_values = _as_finite_real("responses", responses)
     drive_values = _as_finite_real("drive", drive)
     dt = _check_dt(dt)
@@ -288,40 +322,27 @@ def fractional_order(
     orders = DEFAULT_ALPHAS if alphas is None else _as_finite_real("alphas", alphas)
     if orders.ndim != 1 or orders.size == 0:
         raise ValueError(f"alphas must be a non-empty 1-D array, got shape {orders.shape}")
-    in_window = _window_indices(window, n_samples)
+    return response_values, drive_values, orders, dt
 
-    # z: (A, C, T, N) → window (A, C, W, N); its fluctuation around the window mean.
-    derivatives = fracdiff(response_values, orders, dt=dt, axis=1)
-    derivative_scale = np.sum(derivatives**2, axis=2)  # (A, C, N), whole signal, mean 0
-    windowed = derivatives[:, :, in_window, :]
-    windowed = windowed - windowed.mean(axis=2, keepdims=True)
-    del derivatives
 
-    # ξ: (C, W) centred on the window.
-    drive_window = drive_values[:, in_window]
+def _drive_statistics(drive_window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ξ centred (C, W), its variance sum (C,), constant (C,) bool)`` of the drive over
+    the window; constant means a variance within ``_DEGENERATE_RTOL`` of its size."""
     drive_centred = drive_window - drive_window.mean(axis=1, keepdims=True)
     drive_variance = np.sum(drive_centred**2, axis=1)  # (C,)
     drive_scale = drive_window.shape[1] * np.max(np.abs(drive_window), axis=1) ** 2
     drive_constant = drive_variance <= _DEGENERATE_RTOL**2 * drive_scale  # (C,)
+    return drive_centred, drive_variance, drive_constant
 
-    covariance = np.einsum("acwn,cw->acn", windowed, drive_centred)  # (A, C, N)
-    derivative_variance = np.sum(windowed**2, axis=2)  # (A, C, N)
-    # Constant over the window relative to the whole signal's D^α; a response that is
-    # constant overall has D^α ≈ 0 (round-off) everywhere: compare with the response itself.
+
+def _constant_responses(response_values: np.ndarray) -> np.ndarray:
+    """``(C, N)`` whether each response is constant over the whole signal (to a relative
+    ``_DEGENERATE_RTOL``)."""
+    # A response that is constant overall has D^α ≈ 0 (round-off) everywhere: compare with
+    # the response itself.
     response_centred = response_values - response_values.mean(axis=1, keepdims=True)
-    response_constant = np.all(
+    return np.all(
         np.abs(response_centred)
         <= _DEGENERATE_RTOL * np.max(np.abs(response_values), axis=1, keepdims=True),
         axis=1,
     )  # (C, N)
-    derivative_constant = (
-        derivative_variance <= _DEGENERATE_RTOL**2 * derivative_scale
-    ) | response_constant[None]
-    degenerate = derivative_constant | drive_constant[None, :, None]
-
-    denominator = np.where(degenerate, 1.0, derivative_variance * drive_variance[None, :, None])
-    explained = np.where(degenerate, 0.0, covariance**2 / denominator)
-    error_per_condition = 1.0 - np.clip(explained, 0.0, 1.0)  # (A, C, N)
-    error = error_per_condition.mean(axis=1).T  # (N, A)
-    alpha_hat = orders[np.argmin(error, axis=1)]
-    return FractionalOrder(alpha_hat=alpha_hat, alphas=orders.copy(), error=error)

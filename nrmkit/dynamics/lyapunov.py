@@ -233,32 +233,19 @@ def lyapunov_spectrum(
         :class:`LyapunovResult`.
     """
     dim = model.state_dim
-    if not 1 <= n_exponents <= dim:
-        raise ValueError(f"n_exponents must lie in [1, {dim}], got {n_exponents}")
-    adaptive = isinstance(tons, str)
-    if adaptive and tons != "auto":
-        raise ValueError(f"tons must be a number of time units or 'auto', got {tons!r}")
+    adaptive = _is_adaptive(tons, n_exponents, dim)
     dt = model.dt
     tbasis = DEFAULT_BASIS_FRACTION * tsim if tbasis is None else tbasis
     n_warm = max(0, round(ttrans / dt))
-    if adaptive:   # the real interval is known after the pilot; the total is corrected then
-        pilot_steps_per_ons, pilot_half = _pilot_plan(dt, DEFAULT_TPILOT, None)
-        steps_per_ons = 1
-        n_pilot = 2 * pilot_half * pilot_steps_per_ons
-    else:
-        steps_per_ons = max(1, round(tons / dt))
-        n_pilot = 0
+    steps_per_ons, n_pilot = _first_plan(dt, None if adaptive else tons)
     n_ons, n_basis = _intervals(tsim, tbasis, steps_per_ons * dt)
     report = _Reporter(progress, n_warm + n_pilot + (n_basis + n_ons) * steps_per_ons)
     drive_at = _drive_function(drive)
 
     if state is None:
         state = model.initial_state(generator)
-    step_index = 0
-    for _ in range(n_warm):
-        state = model.step(state, drive_at(step_index))
-        step_index += 1
-        report(step_index)
+    state = _warm_up(model, state, n_warm, drive_at, report)
+    step_index = n_warm
 
     if basis is None:
         basis = random_basis(model.batch_shape, n_exponents, dim, generator=generator,
@@ -266,10 +253,9 @@ def lyapunov_spectrum(
 
     choice = None
     if adaptive:
-        offset = step_index
         choice = choose_tons(model, n_exponents, state=state, basis=basis, tsim=tsim,
-                             drive=drive, step_offset=offset, n_blocks=n_blocks,
-                             progress=lambda done, _total: report(offset + done))
+                             drive=drive, step_offset=n_warm, n_blocks=n_blocks,
+                             progress=lambda done, _total: report(n_warm + done))
         state, basis = choice.state, choice.basis
         step_index += choice.pilot_steps
         steps_per_ons = choice.steps_per_ons
@@ -277,6 +263,56 @@ def lyapunov_spectrum(
         report.total = step_index + (n_basis + n_ons) * steps_per_ons
     tons_effective = steps_per_ons * dt
 
+    state, basis, log_increments = _accumulate(model, state, basis, n_basis, n_ons,
+                                               steps_per_ons, drive_at, step_index, report)
+    t_accumulated = n_ons * tons_effective
+    exponents = log_increments.sum(0) / t_accumulated
+    if check_finite:
+        _check_finite(state, exponents)
+    return LyapunovResult(exponents=exponents, log_increments=log_increments,
+                          tons=tons_effective, t_accumulated=t_accumulated,
+                          state=state, basis=basis, n_blocks=n_blocks, tons_choice=choice)
+
+
+def _is_adaptive(tons: float | str, n_exponents: int, dim: int) -> bool:
+    """Whether ``tons`` asks for an adaptive interval (``"auto"``); checks ``tons`` and
+    ``n_exponents`` (1 ≤ k ≤ ``dim``)."""
+    if not 1 <= n_exponents <= dim:
+        raise ValueError(f"n_exponents must lie in [1, {dim}], got {n_exponents}")
+    adaptive = isinstance(tons, str)
+    if adaptive and tons != "auto":
+        raise ValueError(f"tons must be a number of time units or 'auto', got {tons!r}")
+    return adaptive
+
+
+def _first_plan(dt: float, tons: float | None) -> tuple[int, int]:
+    """``(steps per interval, pilot steps)`` known before the run: for an adaptive interval
+    (``tons`` None) one step and the default pilot, whose choice corrects the total later."""
+    if tons is None:
+        pilot_steps_per_ons, pilot_half = _pilot_plan(dt, DEFAULT_TPILOT, None)
+        return 1, 2 * pilot_half * pilot_steps_per_ons
+    return max(1, round(tons / dt)), 0
+
+
+def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int,
+             drive_at: Callable[[int], Tensor | None], report: _Reporter) -> Tensor:
+    """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``)."""
+    step_index = 0
+    for _ in range(n_warm):
+        state = model.step(state, drive_at(step_index))
+        step_index += 1
+        report(step_index)
+    return state
+
+
+def _accumulate(
+    model: DynamicalModel, state: Tensor, basis: Tensor, n_basis: int, n_ons: int,
+    steps_per_ons: int, drive_at: Callable[[int], Tensor | None], step_index: int,
+    report: _Reporter,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Propagate state and basis for ``n_basis + n_ons`` intervals of ``steps_per_ons``
+    steps from ``step_index``, re-orthonormalising after each: ``(state, basis,
+    log_increments)``, the ``(n_ons, *batch, k)`` float64 logs of the last ``n_ons``."""
     # Without autograd the increments are written into one preallocated array: a list of
     # n_ons small tensors stacked at the end holds the history twice, plus per-tensor
     # overhead and heap fragmentation (≈3.5× the history in all). Autograd needs the list.
@@ -298,13 +334,7 @@ def lyapunov_spectrum(
 
     if differentiable:
         log_increments = torch.stack(differentiable)
-    t_accumulated = n_ons * tons_effective
-    exponents = log_increments.sum(0) / t_accumulated
-    if check_finite:
-        _check_finite(state, exponents)
-    return LyapunovResult(exponents=exponents, log_increments=log_increments,
-                          tons=tons_effective, t_accumulated=t_accumulated,
-                          state=state, basis=basis, n_blocks=n_blocks, tons_choice=choice)
+    return state, basis, log_increments
 
 
 def window_spectrum(model: DynamicalModel, n_exponents: int, *, tsim: float, tons: float,

@@ -203,6 +203,34 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     state of the ``L·B`` networks is kept, never per-step state.
     """
     p = params
+    inputs, w_eff, w_in, w_out, b_out, taus, scaling = _checked_arrays(
+        w_eff, w_in, w_out, b_out, taus, inputs, scaling)
+    device, dtype = inputs.device, inputs.dtype
+    t_rate, n_trials, _ = inputs.shape
+    n = w_eff.shape[0]
+    n_scale = scaling.numel()
+    steps_per = p.steps_per_rate_step
+    dt = p.dt
+    lo, hi = p.v0_range
+    v0 = torch.rand(n_trials, n, generator=generator, dtype=dtype) * (hi - lo) + lo
+    output, counts, raster_idx, raster_steps = _integrate(
+        inputs, w_in, w_out, v0, _synapse_constants(w_eff, taus, scaling, n_trials, p), p,
+        n_scale=n_scale, generator=generator, record_spikes=record_spikes, progress=progress)
+    output = output / steps_per + b_out     # r is kept divided by λ: (w_out/λ)·r + b_out
+    output = output.view(t_rate, n_trials, n_scale).transpose(1, 2).contiguous()
+    counts = counts.view(n_trials, n_scale, n).transpose(0, 1).contiguous()
+    duration = t_rate * steps_per * dt
+    mean_rate = counts.to(dtype).mean(dim=2) / duration * 1000.0
+    spikes = (_spike_trains(raster_idx, raster_steps, n, n_scale, dt, dtype, device)
+              if record_spikes else None)
+    result = LIFResult(output=output, spike_counts=counts, mean_rate_hz=mean_rate,
+                       spikes=spikes, duration_ms=duration, dt=dt)
+    return result
+
+
+def _checked_arrays(w_eff, w_in, w_out, b_out, taus, inputs, scaling):
+    """The arguments of :func:`simulate_lif` as tensors on ``inputs``' device and float dtype
+    (``b_out`` as a float), their shapes and values checked."""
     inputs = torch.as_tensor(inputs)
     device = inputs.device
     dtype = inputs.dtype if inputs.dtype in (torch.float32, torch.float64) else torch.float32
@@ -215,7 +243,7 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     b_out = float(b_out)
     if inputs.ndim != 3:
         raise ValueError(f"inputs must be (T_rate, B, I), got shape {tuple(inputs.shape)}")
-    t_rate, n_trials, n_inputs = inputs.shape
+    n_inputs = inputs.shape[2]
     n = w_eff.shape[0]
     if w_eff.shape != (n, n) or w_in.shape != (n, n_inputs) or w_out.shape != (n,) \
             or taus.shape != (n,):
@@ -226,45 +254,46 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
         raise ValueError("scaling must hold at least one positive factor")
     if bool((taus <= 0).any()):
         raise ValueError("taus must be positive")
-    n_scale = scaling.numel()
-    m = n_trials * n_scale                    # rows ordered (trial, scaling): row = b·L + l
-    steps_per = p.steps_per_rate_step
-    n_ref = p.refractory_steps
-    dt = p.dt
-    double = p.tau_rise > 0
+    return inputs, w_eff, w_in, w_out, b_out, taus, scaling
 
+
+def _synapse_constants(w_eff: Tensor, taus: Tensor, scaling: Tensor, n_trials: int,
+                       p: LIFParameters) -> tuple[Tensor, Tensor, Tensor, float]:
+    """``(jump, inv_scale, decay_d, decay_r)``: the synaptic jump ``(N, 2N)`` per presynaptic
+    spike, ``1/λ`` per state row ``(M,)``, the decay ``(2N,)`` and the rise decay per step."""
     # Synaptic jump per presynaptic spike j: row j of [W^T/(τ_r τ_d,post) | diag(1/(τ_r τ_d))]
     # in seconds (the second half drives the neuron's own filtered train r); 1/λ is applied
     # per row, so the state holds W/λ-driven currents and r/λ (the readout then uses w_out).
-    step_s = dt / 1000.0
+    dt = p.dt
+    double = p.tau_rise > 0
     taus_s = taus / 1000.0
     norm = taus_s * (p.tau_rise / 1000.0) if double else taus_s
     jump = torch.cat([w_eff.t() / norm[None, :], torch.diag(1.0 / norm)], dim=1)   # (N, 2N)
     inv_scale = (1.0 / scaling).repeat(n_trials)                                     # (M,)
     decay_d = torch.exp(-dt / taus).repeat(2)                                        # (2N,)
     decay_r = math.exp(-dt / p.tau_rise) if double else 0.0
+    return jump, inv_scale, decay_d, decay_r
 
-    cpu_gen = generator
-    lo, hi = p.v0_range
-    v0 = torch.rand(n_trials, n, generator=cpu_gen, dtype=dtype) * (hi - lo) + lo
-    v = v0.to(device)[:, None, :].expand(n_trials, n_scale, n).reshape(m, n).contiguous()
-    syn = torch.zeros(m, 2 * n, device=device, dtype=dtype)       # [IPSC | r]
-    rise = torch.zeros(m, 2 * n, device=device, dtype=dtype) if double else None
-    ipsc = syn[:, :n]
-    rate = syn[:, n:]
-    neg_last = torch.full((m, n), math.inf, device=device, dtype=dtype)   # −(last spike step)
-    counts = torch.zeros(m * n, device=device, dtype=torch.int64)
-    drive = torch.empty(m, n, device=device, dtype=dtype)
-    tmp = torch.empty(m, n, device=device, dtype=dtype)
-    gate = torch.empty(m, n, device=device, dtype=dtype)
-    spk = torch.empty(m, n, device=device, dtype=torch.bool)
-    r_acc = torch.zeros(m, n, device=device, dtype=dtype)
-    output = torch.empty(t_rate, m, device=device, dtype=dtype)
-    noise_buf = torch.empty(n_trials, n, dtype=dtype) if p.noise_std > 0 else None
-    raster_idx: list[Tensor] = []
-    raster_steps: list[Tensor] = []
+
+def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses: tuple,
+               p: LIFParameters, *, n_scale: int, generator: torch.Generator | None,
+               record_spikes: bool, progress) -> tuple[Tensor, Tensor, list, list]:
+    """The time loop of :func:`simulate_lif` over the ``M = B·L`` networks (rows ordered
+    (trial, scaling)), from ``v0`` ``(B, N)`` and the :func:`_synapse_constants`:
+    ``(output, counts, raster_idx, raster_steps)``: per rate step the sum over its LIF steps
+    of ``w_out·r`` ``(T_rate, M)``, spikes per (row, neuron) ``(M·N,)``, and trial 0's
+    spikes as flat indices into ``(L, N)`` with their steps (lists of tensors)."""
+    t_rate, n_trials, _ = inputs.shape
+    n = w_in.shape[0]
+    jump, inv_scale, decay_d, decay_r = synapses
+    steps_per, n_ref, double = p.steps_per_rate_step, p.refractory_steps, p.tau_rise > 0
+    step_s, k_m = p.dt / 1000.0, p.dt / p.tau_m
+    (v, syn, rise, neg_last, counts, drive, tmp, gate, spk, r_acc, output,
+     noise_buf) = _state_buffers(v0, t_rate, n_scale, p, inputs.device)
+    ipsc, rate = syn[:, :n], syn[:, n:]
+    device, dtype = v.device, v.dtype
+    raster_idx, raster_steps = [], []
     trial0 = n_scale * n                     # flat indices below this belong to trial 0
-    k_m = dt / p.tau_m
     step = 0
     for k in range(t_rate):
         current = inputs[k] @ w_in.t() + p.bias                                  # (B, N)
@@ -279,7 +308,7 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
             gate.clamp_(0.0, 1.0)
             v.addcmul_(tmp, gate, value=k_m)
             if noise_buf is not None:
-                torch.randn(n_trials, n, generator=cpu_gen, dtype=dtype, out=noise_buf)
+                torch.randn(n_trials, n, generator=generator, dtype=dtype, out=noise_buf)
                 v.view(n_trials, n_scale, n).add_(
                     noise_buf.to(device)[:, None, :], alpha=p.noise_std)
             torch.ge(v, p.v_threshold, out=spk)
@@ -308,26 +337,44 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
         output[k] = r_acc @ w_out
         if progress is not None:
             progress(k + 1, t_rate)
-    output = output / steps_per + b_out     # r is kept divided by λ: (w_out/λ)·r + b_out
-    output = output.view(t_rate, n_trials, n_scale).transpose(1, 2).contiguous()
-    counts = counts.view(n_trials, n_scale, n).transpose(0, 1).contiguous()
-    duration = t_rate * steps_per * dt
-    mean_rate = counts.to(dtype).mean(dim=2) / duration * 1000.0
+    return output, counts, raster_idx, raster_steps
 
-    spikes = None
-    if record_spikes:
-        if raster_idx:
-            flat = torch.cat(raster_idx)
-            steps_all = torch.cat(raster_steps)
-        else:
-            flat = torch.empty(0, dtype=torch.int64, device=device)
-            steps_all = flat
-        lam = torch.div(flat, n, rounding_mode="floor")
-        neuron = flat - lam * n
-        spikes = []
-        for ell in range(n_scale):
-            sel = lam == ell
-            spikes.append((steps_all[sel].to(dtype) * dt, neuron[sel]))
-    result = LIFResult(output=output, spike_counts=counts, mean_rate_hz=mean_rate,
-                       spikes=spikes, duration_ms=duration, dt=dt)
-    return result
+
+def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, device) -> tuple:
+    """The running state of the ``M = B·L`` networks and the work buffers of
+    :func:`_integrate`, on ``device`` in ``v0``'s dtype: ``(v, syn = [IPSC | r], rise,
+    −(last spike step), counts, drive, tmp, gate, spk, r_acc, output, noise_buf)``."""
+    n_trials, n = v0.shape
+    dtype = v0.dtype
+    m = n_trials * n_scale                    # rows ordered (trial, scaling): row = b·L + l
+    v = v0.to(device)[:, None, :].expand(n_trials, n_scale, n).reshape(m, n).contiguous()
+    syn = torch.zeros(m, 2 * n, device=device, dtype=dtype)       # [IPSC | r]
+    rise = torch.zeros(m, 2 * n, device=device, dtype=dtype) if p.tau_rise > 0 else None
+    neg_last = torch.full((m, n), math.inf, device=device, dtype=dtype)   # −(last spike step)
+    counts = torch.zeros(m * n, device=device, dtype=torch.int64)
+    drive = torch.empty(m, n, device=device, dtype=dtype)
+    tmp = torch.empty(m, n, device=device, dtype=dtype)
+    gate = torch.empty(m, n, device=device, dtype=dtype)
+    spk = torch.empty(m, n, device=device, dtype=torch.bool)
+    r_acc = torch.zeros(m, n, device=device, dtype=dtype)
+    output = torch.empty(t_rate, m, device=device, dtype=dtype)
+    noise_buf = torch.empty(n_trials, n, dtype=dtype) if p.noise_std > 0 else None
+    return (v, syn, rise, neg_last, counts, drive, tmp, gate, spk, r_acc, output, noise_buf)
+
+
+def _spike_trains(raster_idx: list[Tensor], raster_steps: list[Tensor], n: int, n_scale: int,
+                  dt: float, dtype: torch.dtype, device) -> list[tuple[Tensor, Tensor]]:
+    """Trial 0's spikes per scaling factor: ``(times_ms, neurons)`` pairs in time order."""
+    if raster_idx:
+        flat = torch.cat(raster_idx)
+        steps_all = torch.cat(raster_steps)
+    else:
+        flat = torch.empty(0, dtype=torch.int64, device=device)
+        steps_all = flat
+    lam = torch.div(flat, n, rounding_mode="floor")
+    neuron = flat - lam * n
+    spikes = []
+    for ell in range(n_scale):
+        sel = lam == ell
+        spikes.append((steps_all[sel].to(dtype) * dt, neuron[sel]))
+    return spikes

@@ -82,60 +82,15 @@ class RateRNN(DynamicalModel):
         self.initial_std = float(initial_std)
         self.sparse = weight.layout != torch.strided
         dtype, device = weight.dtype, weight.device
-
-        if self.sparse:
-            if weight.dim() != 2:
-                raise ValueError("a sparse weight must be one (N, N) matrix")
-            weight = _prepare_sparse(weight, self_connections)
-            n_matrices, n = 1, weight.shape[-1]
-        else:
-            if weight.dim() == 2:
-                weight = weight.unsqueeze(0)
-            if weight.dim() != 3 or weight.shape[-1] != weight.shape[-2]:
-                raise ValueError(f"weight must be (N, N) or (S, N, N), got {tuple(weight.shape)}")
-            weight = weight.clone()
-            if not self_connections:
-                weight.diagonal(dim1=-2, dim2=-1).zero_()
-            n_matrices, n = weight.shape[0], weight.shape[-1]
+        weight, n_matrices, n = _prepare_weight(weight, self.sparse, self_connections)
         self._n = n
         self.self_connections = self_connections
 
-        as_tensor = lambda v, default: torch.as_tensor(  # noqa: E731
-            default if v is None else v, dtype=dtype, device=device
-        )
-        coupling = as_tensor(coupling, 1.0)
-        coupling = coupling.reshape((1, -1) if coupling.dim() == 1 else coupling.shape)
-        while coupling.dim() < 2:
-            coupling = coupling.unsqueeze(0)
-        gain, shift = as_tensor(gain, 1.0), as_tensor(shift, 0.0)
-        gain = _as_population_tensor(gain)
-        shift = _as_population_tensor(shift)
-
-        if population is not None:
-            population = torch.as_tensor(population, dtype=torch.long, device=device)
-            if population.shape != (n,):
-                raise ValueError(
-                    f"population must have shape ({n},), got {tuple(population.shape)}"
-                )
-            n_populations = int(population.max()) + 1
-            for label, value in (("gain", gain), ("shift", shift)):
-                if value.shape[-1] not in (1, n_populations):
-                    raise ValueError(
-                        f"{label} has {value.shape[-1]} entries per network but there are "
-                        f"{n_populations} populations"
-                    )
-        else:
-            for label, value in (("gain", gain), ("shift", shift)):
-                if value.shape[-1] not in (1, n):
-                    raise ValueError(f"{label} must have 1 or N={n} entries, got {value.shape[-1]}")
-
-        batch = torch.broadcast_shapes(
-            (n_matrices, 1), coupling.shape, gain.shape[:-1], shift.shape[:-1]
-        )
-        if len(batch) != 2 or batch[0] != n_matrices:
-            raise ValueError(
-                f"coupling/gain/shift batch {tuple(batch)} does not match {n_matrices} matrices"
-            )
+        coupling = _as_coupling_tensor(_as_tensor(coupling, 1.0, dtype, device))
+        gain = _as_population_tensor(_as_tensor(gain, 1.0, dtype, device))
+        shift = _as_population_tensor(_as_tensor(shift, 0.0, dtype, device))
+        population = _checked_population(population, gain, shift, n, device)
+        batch = _broadcast_batch(n_matrices, coupling, gain, shift)
         self._batch_shape = torch.Size(batch)
 
         if self.sparse:  # a fixed sparse connectome: a buffer, never trained
@@ -344,6 +299,74 @@ def _same_key(cached: tuple, key: tuple) -> bool:
     """Tensors and the activation by identity, versions and ``dt`` by value."""
     return all(a is b or (type(a) in (int, float) and a == b)
                for a, b in zip(cached, key, strict=True))
+
+
+def _prepare_weight(weight: Tensor, sparse: bool,
+                    self_connections: bool) -> tuple[Tensor, int, int]:
+    """``(weight, n_matrices, N)``: a sparse weight as one CSR matrix, a dense one as a copy
+    ``(S, N, N)``; the diagonal dropped unless ``self_connections``."""
+    if sparse:
+        if weight.dim() != 2:
+            raise ValueError("a sparse weight must be one (N, N) matrix")
+        weight = _prepare_sparse(weight, self_connections)
+        return weight, 1, weight.shape[-1]
+    if weight.dim() == 2:
+        weight = weight.unsqueeze(0)
+    if weight.dim() != 3 or weight.shape[-1] != weight.shape[-2]:
+        raise ValueError(f"weight must be (N, N) or (S, N, N), got {tuple(weight.shape)}")
+    weight = weight.clone()
+    if not self_connections:
+        weight.diagonal(dim1=-2, dim2=-1).zero_()
+    return weight, weight.shape[0], weight.shape[-1]
+
+
+def _as_tensor(value, default: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``value`` (``default`` when None) as a tensor of the weight's dtype and device."""
+    return torch.as_tensor(default if value is None else value, dtype=dtype, device=device)
+
+
+def _as_coupling_tensor(coupling: Tensor) -> Tensor:
+    """Reshape couplings to at least ``(1, G)`` (a 1-D coupling is one row of ``G``)."""
+    coupling = coupling.reshape((1, -1) if coupling.dim() == 1 else coupling.shape)
+    while coupling.dim() < 2:
+        coupling = coupling.unsqueeze(0)
+    return coupling
+
+
+def _checked_population(population, gain: Tensor, shift: Tensor, n: int,
+                        device: torch.device) -> Tensor | None:
+    """The population index ``(N,)`` as a long tensor (or None), checked against the
+    number of gains and shifts per network (``1``, ``P`` populations, or ``N`` neurons)."""
+    if population is not None:
+        population = torch.as_tensor(population, dtype=torch.long, device=device)
+        if population.shape != (n,):
+            raise ValueError(
+                f"population must have shape ({n},), got {tuple(population.shape)}"
+            )
+        n_populations = int(population.max()) + 1
+        for label, value in (("gain", gain), ("shift", shift)):
+            if value.shape[-1] not in (1, n_populations):
+                raise ValueError(
+                    f"{label} has {value.shape[-1]} entries per network but there are "
+                    f"{n_populations} populations"
+                )
+    else:
+        for label, value in (("gain", gain), ("shift", shift)):
+            if value.shape[-1] not in (1, n):
+                raise ValueError(f"{label} must have 1 or N={n} entries, got {value.shape[-1]}")
+    return population
+
+
+def _broadcast_batch(n_matrices: int, coupling: Tensor, gain: Tensor, shift: Tensor) -> tuple:
+    """The ``(S, G)`` batch that the weights, couplings, gains and shifts broadcast to."""
+    batch = torch.broadcast_shapes(
+        (n_matrices, 1), coupling.shape, gain.shape[:-1], shift.shape[:-1]
+    )
+    if len(batch) != 2 or batch[0] != n_matrices:
+        raise ValueError(
+            f"coupling/gain/shift batch {tuple(batch)} does not match {n_matrices} matrices"
+        )
+    return batch
 
 
 def _as_population_tensor(value: Tensor) -> Tensor:

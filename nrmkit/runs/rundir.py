@@ -422,9 +422,8 @@ class RunDir:
         return self._atomic_write_bytes(name, buffer.getvalue())
 
     def save_figure(self, figure: Any, stem: str, *, formats: tuple[str, ...] = ("png", "pdf")):
-        """Save a matplotlib figure as ``figures/<stem>.png`` and ``.pdf``; close it."""
-        import matplotlib.pyplot as plt
-
+        """Save a matplotlib figure as ``figures/<stem>.png`` and ``.pdf``; close it if pyplot
+        made it (figures of :mod:`nrmkit.plotting` belong to no pyplot state)."""
         paths = []
         try:
             for fmt in formats:
@@ -434,7 +433,9 @@ class RunDir:
                 paths.append(self._atomic_write_bytes(f"figures/{stem}.{fmt}",
                                                       buffer.getvalue()))
         finally:
-            plt.close(figure)
+            pyplot = sys.modules.get("matplotlib.pyplot")
+            if pyplot is not None:
+                pyplot.close(figure)
         return paths
 
 
