@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import torch
 
+from nrmkit.core.streams import torch_generator
 from nrmkit.dynamics.lyapunov import random_basis
 from nrmkit.dynamics.reference import dense_jacobian_spectrum
 from nrmkit.experiments.spectrum_training.train_flybrain_full import connectome_batch
@@ -31,7 +32,7 @@ NLE, TSIM, TONS, TTRANS = 10, 200.0, 0.2, 50.0
 
 
 def trainer_for(model: RateRNN) -> SpectrumTrainer:
-    generator = torch.Generator().manual_seed(1)
+    generator = torch_generator(0, 0, "states")
     state = model.initial_state(generator)
     basis = random_basis(model.batch_shape, NLE, model.state_dim, generator=generator)
     return SpectrumTrainer(model, n_exponents=NLE, loss=get_loss("MSE"), target=0.0, tsim=TSIM,
@@ -48,7 +49,7 @@ def seconds(function) -> float:
 def main() -> None:
     config = FlybrainPopConfig(nle=NLE, tsim=TSIM, tons=TONS, ttrans=TTRANS, g=3.0)
     context = SimpleNamespace(torch_dtype=torch.float32, device="cpu",
-                              generator=lambda offset=0: torch.Generator().manual_seed(offset))
+                              stream=lambda purpose, unit=0: torch_generator(0, unit, purpose))
     model = connectome_batch(config, context, populations_by="neurotransmitter").model
     trainer = trainer_for(model)
     first = seconds(lambda: trainer.train_epoch(0))  # with the warm-up and basis transient

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nrmkit.core.streams import stream_seed, torch_generator
 from nrmkit.datasets.cognitive import GO_NOGO
 from nrmkit.nn.dale import DaleRateRNN, DaleSpec
 from nrmkit.nn.lif import LIFParameters, simulate_lif
@@ -57,7 +58,7 @@ def reference_trial(w_eff, w_in, w_out, taus_ms, u, scaling, rng) -> np.ndarray:
 
 def load(model: str | None, n: int) -> DaleRateRNN:
     if model is None:
-        return DaleRateRNN(DaleSpec(n=n), generator=torch.Generator().manual_seed(0))
+        return DaleRateRNN(DaleSpec(n=n), generator=torch_generator(0, 0, "initialisation"))
     from nrmkit.experiments.rate_to_lif.rate_to_lif import RateToLifConfig, _load
 
     return _load(RateToLifConfig(mode="convert", model=model), GO_NOGO)[0]
@@ -74,13 +75,13 @@ def main() -> None:
     network = load(args.model, args.n)
     network.requires_grad_(False)
     lambdas = torch.arange(20.0, 76.0, 5.0)
-    trials = GO_NOGO.trials(args.trials, torch.Generator().manual_seed(1))
+    trials = GO_NOGO.trials(args.trials, torch_generator(0, 0, "trials"))
 
     started = time.perf_counter()
     result = simulate_lif(network.effective_weights(), network.w_in, network.w_out,
                           float(network.b_out), network.taus_ms(), trials.inputs,
                           scaling=lambdas, params=LIFParameters(), record_spikes=False,
-                          generator=torch.Generator().manual_seed(2))
+                          generator=torch_generator(0, 0, "noise"))
     ours = time.perf_counter() - started
     accuracy = GO_NOGO.correct(result.output, trials.labels, spiking=True).float().mean(-1)
 
@@ -88,7 +89,7 @@ def main() -> None:
     w_in = network.w_in.double().numpy()
     w_out = network.w_out.double().numpy()
     taus = network.taus_ms().double().numpy()
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(stream_seed(0, 0, "reference noise"))
     started = time.perf_counter()
     for k in range(args.reference_trials):
         reference_trial(w_eff, w_in, w_out, taus, trials.inputs[:, k].double().numpy().T,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Adaptive nonlinearities and GLIFR neurons over many seeds on a SLURM cluster. Each workflow
 # is one sweep whose units are seeds (smnist --n_seeds) or trials (train_glifr --ntrials,
-# trial k = seed --seed + k): an array of tasks (one chunk of seeds each) writes the parts
+# trial k draws from its own streams (seed, k, purpose)): an array of tasks (one chunk of seeds each) writes the parts
 # into one run folder, and `nrmkit collect` in a job that waits for the array aggregates
 # them (mean ± std over seeds, every seed's curves).
 #

@@ -134,7 +134,7 @@ def test_training_sweep_local_equals_serial(tmp_path):
     serial, local = _results(tmp_path / "serial"), _results(tmp_path / "local")
     assert local == serial
     assert len(serial["trials"]) == 3
-    assert [t["seed"] for t in serial["trials"]] == [0, 1, 2]
+    assert [t["trial"] for t in serial["trials"]] == [0, 1, 2]
     for name in ("model.pt", "neuron_parameters.npz", "sine_outputs.npz",
                  "figures/learning_curves.png"):
         assert (tmp_path / "local" / name).exists(), name

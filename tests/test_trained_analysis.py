@@ -16,12 +16,12 @@ import torch
 from click.testing import CliRunner
 
 from nrmkit.core.registry import WORKFLOWS, workflow_named
+from nrmkit.core.streams import torch_generator
 from nrmkit.dynamics import kaplan_yorke_dimension, ks_entropy, lyapunov_spectrum
 from nrmkit.dynamics.lyapunov import random_basis
 from nrmkit.dynamics.theory import euler_sum_rule_mean
 from nrmkit.experiments.lyapunov import spectrum as spectrum_experiment
-from nrmkit.experiments.lyapunov.settings import unit_seed
-from nrmkit.experiments.lyapunov.trained_models import TRAINED_MODEL_WORKFLOWS
+from nrmkit.experiments.lyapunov.trained_models import STATES_STREAM, TRAINED_MODEL_WORKFLOWS
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training.checkpoint import load_trained_model, save_model
@@ -57,11 +57,11 @@ def trained_run(tmp_path_factory):
 
 def direct_spectrum(path, *, seed: int, nle: int, tsim: float, tons: float, ttrans: float):
     """The exponents of every network of the model file ``path`` in one engine call, from
-    the states and bases the workflow draws for them (network i: seed hash (seed, i))."""
+    the states and bases the workflow draws for them (network i: stream (seed, i, states))."""
     model = load_trained_model(path).to(dtype=F64)
     states, bases = [], []
     for network in range(model.batch_shape.numel()):
-        generator = torch.Generator().manual_seed(unit_seed(seed, network))
+        generator = torch_generator(seed, network, STATES_STREAM)
         states.append(model.initial_std * normal_like((1, model.n_neurons),
                                                       generator=generator, dtype=F64))
         bases.append(random_basis((1,), nle, model.n_neurons, generator=generator, dtype=F64))

@@ -25,8 +25,7 @@ ENV_PREFIX = "NRMKIT_"
 #: the largest value an integer option takes: every count, size or index of nrmkit fits
 #: (a larger one is a typo, and would overflow the int32/int64 of an allocator first).
 MAX_INT = 2**31 - 1
-#: seeds are 32-bit: a unit's seed hashes the run seed modulo 2³², so a larger seed would
-#: silently repeat the streams of a smaller one.
+#: seeds are 32-bit (the entropy of every stream, :mod:`nrmkit.core.streams`).
 MAX_SEED = 2**32 - 1
 
 def _param_name(declaration: str) -> str:

@@ -15,7 +15,7 @@ class RunContext:
         run_dir: where to write (a :class:`~nrmkit.runs.rundir.RunDir`, or a
             :class:`NullRunDir` when saving is off).
         device, dtype: resolved torch device and dtype names.
-        seed: the run's seed; :meth:`generator` makes seeded CPU generators from it.
+        seed: the run's seed; :meth:`stream` hands out the run's random streams by name.
         progress: ``progress(label) -> callback(done, total)``.
         log: one line of human-readable output.
     """
@@ -28,10 +28,13 @@ class RunContext:
     log: Callable[[str], None]
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def generator(self, offset: int = 0):
-        import torch
+    def stream(self, purpose: str, *, unit: int = 0):
+        """The CPU ``torch.Generator`` of the stream ``(seed, unit, purpose)``
+        (:func:`nrmkit.core.streams.torch_generator`): a fresh generator at the start of the
+        stream on every call, so that one name always gives the same numbers."""
+        from nrmkit.core.streams import torch_generator
 
-        return torch.Generator().manual_seed(self.seed + offset)
+        return torch_generator(self.seed, unit, purpose)
 
     @property
     def torch_dtype(self):

@@ -121,7 +121,7 @@ class SequenceTrainer(Trainer):
 
     def __init__(self, model, train: tuple[Tensor, Tensor], validation: tuple[Tensor, Tensor],
                  *, lr: float = 1e-4, batch_size: int = 100,
-                 generator: torch.Generator | None = None, augment: Augment | None = None,
+                 generator: torch.Generator, augment: Augment | None = None,
                  augment_ratio: float = 0.0, eval_batch_size: int = 500,
                  clip: float | None = None, objective=CLASSIFICATION, plateau: bool = True):
         super().__init__()
@@ -130,7 +130,7 @@ class SequenceTrainer(Trainer):
         self.validation_inputs, self.validation_labels = validation
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.generator = generator or torch.Generator().manual_seed(0)
+        self.generator = generator
         self.augment = augment
         self.augment_ratio = augment_ratio
         self.clip = clip

@@ -41,7 +41,8 @@ from nrmkit.runs.sweep import ExecutorOptions
         help="Adam learning rate.")
 @option("--batch", type=int, default=None, show_default="sine 6, MNIST 256",
         help="Sequences per update.")
-@option("--ntrials", type=int, default=1, help="Independent trials (seeds seed + k).")
+@option("--ntrials", type=int, default=1,
+        help="Independent trials (trial k: the streams (seed, k, purpose)).")
 @option("--silence", type=str, default=None,
         help="Comma-separated fractions of hidden neurons to silence after training.")
 @option("--silence_draws", type=int, default=5, help="Random subsets per fraction.")

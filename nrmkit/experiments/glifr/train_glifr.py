@@ -11,13 +11,13 @@ from the documented ranges; ``--ascs/--no-ascs``), ``rnn`` (tanh) and ``lstm``. 
 are matched by parameter count: an RNN of ``--hidden`` units sets the budget and every model
 gets the largest size within it (``parameter_counts`` in the results).
 
-``--ntrials`` independent trials (seeds ``--seed + trial``); per trial a checkpoint
-``checkpoints/trial<k>.pt`` (atomic, every 5 % of the epochs and at the end; ``--resume``
-continues). ``--silence 0,0.2,0.4`` scores every trained network with those fractions of
-hidden neurons silenced (random subsets, ``--silence_draws`` each; a silenced neuron's rate is
-0 for the recurrent input and the read-out).
+``--ntrials`` independent trials (trial ``k`` draws from the streams ``(seed, k,
+purpose)``); per trial a checkpoint ``checkpoints/trial<k>.pt`` (atomic, every 5 % of the
+epochs and at the end; ``--resume`` continues). ``--silence 0,0.2,0.4`` scores every trained
+network with those fractions of hidden neurons silenced (random subsets, ``--silence_draws``
+each; a silenced neuron's rate is 0 for the recurrent input and the read-out).
 
-results.json: ``trials`` (per trial ``seed``, ``learning_curve`` {``train_loss``,
+results.json: ``trials`` (per trial ``trial``, ``seed``, ``learning_curve`` {``train_loss``,
 ``validation_loss``, ``train_<metric>``, ``validation_<metric>``}, ``test_mse`` or
 ``test_accuracy``, ``silencing`` {fraction: metric}, ``neuron_parameters`` summaries),
 ``silencing`` (fraction → mean metric over trials), ``test_metric`` (mean), ``parameter_counts``
@@ -203,8 +203,8 @@ class TrainGlifr(IncrementalSweep):
             hidden_option="--hidden", batch_option="--batch")
 
     def iter_units(self, config: GlifrConfig, context, units: list[int]):
-        """Train and score the trials ``units`` (trial ``k`` uses the seeds ``seed + k``),
-        yielding each trial when it is done."""
+        """Train and score the trials ``units`` (trial ``k`` draws from the streams
+        ``(seed, k, purpose)``), yielding each trial when it is done."""
         import json
 
         import numpy as np
@@ -235,8 +235,8 @@ class TrainGlifr(IncrementalSweep):
             _train(config, context, trainer, trial)
             test = _evaluate(model, data, objective)
             silencing = _silencing(config, model, data, objective,
-                                   context.generator(1000 + trial))
-            record = {"seed": context.seed + trial, "epochs": trainer.epoch,
+                                   context.stream("silencing", unit=trial))
+            record = {"trial": trial, "seed": context.seed, "epochs": trainer.epoch,
                       "learning_curve": _curves(trainer.history),
                       f"test_{config.metric}": test, "silencing": silencing,
                       "hidden": hidden, "budget": budget, "counts": counts}
@@ -395,7 +395,7 @@ def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet
     from nrmkit.training.sequence import SequenceTrainer
 
     learn, heterogeneous = VARIANTS[config.variant]
-    generator = context.generator(100 * trial)
+    generator = context.stream("initialisation", unit=trial)
     cell_options = {}
     if config.model == "glifr":
         cell_options = {"dt": config.dt, "delay": config.delay_steps, "n_ascs": n_ascs,
@@ -410,8 +410,8 @@ def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet
             hidden, n_ascs, dt=config.dt, trained=trained_lhet, generator=generator))
     model = model.to(device=context.device, dtype=context.torch_dtype)
     trainer = SequenceTrainer(model, data["train"], data["validation"], lr=config.lr,
-                              batch_size=config.batch, generator=context.generator(
-                                  100 * trial + 1), objective=objective, plateau=False)
+                              batch_size=config.batch, generator=context.stream(
+                                  "batches", unit=trial), objective=objective, plateau=False)
     if config.anneal_sigma_v and config.model == "glifr":
         def anneal(epoch: int) -> None:
             fraction = epoch / max(1, config.epochs - 1)

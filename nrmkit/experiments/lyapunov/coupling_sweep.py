@@ -17,7 +17,6 @@ from nrmkit.experiments.lyapunov.settings import (
     naming_divergence,
     plural,
     raised,
-    unit_seed,
     weight_memory,
 )
 
@@ -54,7 +53,7 @@ def iter_coupling_sweep(
 
     Sample ``s`` draws its matrix (reused across the couplings unless
     ``independent_draws``), gains/shifts, initial states and tangent basis from its own
-    seed :func:`unit_seed` ``(seed, s)`` and runs in its own engine call (batched over the
+    stream ``(seed, s, "sample")`` and runs in its own engine call (batched over the
     couplings): its numbers are bit for bit the same in any chunk of samples (batching
     samples together changes float32 round-off, ≈ 1e-8). Yields ``(s, arrays)`` with
     ``exponents``, ``stderr`` of shape ``(1, couplings, nle)`` (descending in k) and
@@ -62,7 +61,6 @@ def iter_coupling_sweep(
     coupling and sample of every failed network.
     """
     import numpy as np
-    import torch
 
     from nrmkit.dynamics import lyapunov_spectrum
     from nrmkit.dynamics.lyapunov import random_basis
@@ -73,7 +71,7 @@ def iter_coupling_sweep(
                 f"nle={settings.nle}, on {context.device} ({context.dtype})")
     progress = context.progress("lyapunov")
     for position, sample in enumerate(samples):
-        generator = torch.Generator().manual_seed(unit_seed(context.seed, sample))
+        generator = context.stream("sample", unit=sample)
         model = random_rate_network(
             settings.n, couplings, 1, vary=parameter, shared_matrix=not independent_draws,
             activation=settings.activation, dt=settings.dt, generator=generator,

@@ -272,17 +272,18 @@ class LyapunovBenchmark(Workflow):
                     seconds = min(seconds, timed(function)[0])
             return seconds, value
 
-        def network(n: int, couplings: list[float], n_samples: int, offset: int,
-                    shared: bool = True):
+        def network(n: int, couplings: list[float], n_samples: int, purpose: str,
+                    shared: bool = True, unit: int = 0):
             return random_rate_network(
                 n, couplings, n_samples, shared_matrix=shared, activation=config.activation,
-                dt=dt, generator=context.generator(offset), dtype=dtype, device=device,
+                dt=dt, generator=context.stream(purpose, unit=unit), dtype=dtype, device=device,
             )
 
-        def engine(model, k: int, steps: int, *, offset: int, clock: _Clock | None = None):
+        def engine(model, k: int, steps: int, *, purpose: str, unit: int = 0,
+                   clock: _Clock | None = None):
             """``steps`` tangent steps (no transients); returns (seconds, steps run, result)."""
             # the initial state and basis are drawn outside the timed call: only steps count
-            generator = context.generator(offset)
+            generator = context.stream(purpose, unit=unit)
             state = model.initial_state(generator)
             basis = random_basis(model.batch_shape, k, model.state_dim, generator=generator,
                                  dtype=state.dtype, device=state.device)
@@ -328,20 +329,20 @@ class LyapunovBenchmark(Workflow):
                     f"on {device} ({context.dtype}, {threads} threads)")
 
         # 1. the sweep ------------------------------------------------------------------
-        model = network(config.n, couplings, config.n_samples, offset=0)
+        model = network(config.n, couplings, config.n_samples, "sweep network")
 
         def sweep_network(index: tuple[int, ...]) -> str:  # batch (sample, coupling)
             return f"g={couplings[index[1]]:g}, sample {index[0]}"
 
         with naming_divergence(sweep_network):
-            lyapunov_spectrum(model, config.nle, generator=context.generator(1),
+            lyapunov_spectrum(model, config.nle, generator=context.stream("sweep states"),
                               tsim=per_ons * dt, tons=config.tons, ttrans=per_ons * dt,
                               tbasis=0.0)  # warm-up
         clock = _Clock(context.progress("engine sweep"))
 
         def sweep_call():
             clock.restart()
-            return lyapunov_spectrum(model, config.nle, generator=context.generator(1),
+            return lyapunov_spectrum(model, config.nle, generator=context.stream("sweep states"),
                                      progress=clock, **config.engine_kwargs())
 
         with naming_divergence(sweep_network):
@@ -404,14 +405,16 @@ class LyapunovBenchmark(Workflow):
 
         # independent draws: a fresh matrix per (g, sample) ---------------------------------
         del model
-        independent = network(config.n, couplings, config.n_samples, offset=2, shared=False)
+        independent = network(config.n, couplings, config.n_samples, "independent networks",
+                              shared=False)
         def independent_network(index: tuple[int, ...]) -> str:  # sample-major (m_g·S, 1)
             sample, g_index = divmod(index[0], config.m_g)
             return f"g={couplings[g_index]:g}, sample {sample} (independent draws)"
 
         with naming_divergence(independent_network):
             seconds, independent_steps, _ = engine(independent, config.nle,
-                                                   config.independent_steps, offset=3)
+                                                   config.independent_steps,
+                                                   purpose="independent states")
         del independent
         independent_ms = 1e3 * seconds / (independent_steps * networks)
         independent_draws = {
@@ -428,16 +431,18 @@ class LyapunovBenchmark(Workflow):
 
         # 2. full spectrum --------------------------------------------------------------
         n_full = config.full_spectrum_n
-        model = network(n_full, [config.gmax], 1, offset=4)
+        model = network(n_full, [config.gmax], 1, "full-spectrum network")
         with naming_divergence(lambda index: f"g={config.gmax:g}, the full-spectrum network "
                                f"of N={n_full}"):
             seconds, full_steps, result = engine(model, n_full, config.full_spectrum_steps,
-                                                 offset=5)
+                                                 purpose="full-spectrum states")
         full_ms = 1e3 * seconds / full_steps
         flops = 2.0 * n_full * n_full * (n_full + 1)
         gflops = flops * full_steps / seconds / 1e9
-        left = torch.randn(n_full + 1, n_full, generator=context.generator(6)).to(device, dtype)
-        right = torch.randn(n_full, n_full, generator=context.generator(7)).to(device, dtype)
+        left = torch.randn(n_full + 1, n_full,
+                           generator=context.stream("reference left")).to(device, dtype)
+        right = torch.randn(n_full, n_full,
+                            generator=context.stream("reference right")).to(device, dtype)
         torch.matmul(left, right)  # warm-up
         matmul_seconds = min(timed(lambda: torch.matmul(left, right))[0]
                              for _ in range(MATMUL_REPEATS))
@@ -473,11 +478,11 @@ class LyapunovBenchmark(Workflow):
                 (n, SCALING_N_AT_NLE) for n in SCALING_N]
             engine_costs, reference_costs, broadcast_costs = [], [], []
             for number, (n, k) in enumerate(points):
-                model = network(n, [config.gmax], 1, offset=10 + number)
+                model = network(n, [config.gmax], 1, "scaling network", unit=number)
                 with naming_divergence(lambda index, n=n, k=k: f"g={config.gmax:g}, the "
                                        f"scaling network of N={n}, k={k}"):
                     seconds, n_steps, result = engine(model, k, config.scaling_steps,
-                                                      offset=30 + number)
+                                                      purpose="scaling states", unit=number)
                 engine_costs.append(1e3 * seconds / n_steps)
                 state, basis = entry(result, (0, 0))
                 for costs, construction in ((reference_costs, "product"),

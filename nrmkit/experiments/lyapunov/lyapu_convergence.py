@@ -152,7 +152,7 @@ class Convergence(Workflow):
         if config.model is None:
             model = random_rate_network(
                 config.n, [config.g], config.n_samples, activation=config.activation,
-                dt=config.dt, generator=context.generator(), dtype=context.torch_dtype,
+                dt=config.dt, generator=context.stream("networks"), dtype=context.torch_dtype,
                 device=context.device,
             )
             networks = f"g={config.g}, {plural(config.n_samples, 'sample')}"
@@ -177,7 +177,7 @@ class Convergence(Workflow):
         tons_effective, times, histories, finals, errors, summaries = [], [], [], [], [], []
         choices = []
         for tons in config.tons_values:
-            generator = context.generator(offset=1)  # same initial state and basis each time
+            generator = context.stream("states")  # the same initial states and basis each time
             with naming_divergence(lambda index, t=tons: describe(index, t)):
                 result = lyapunov_spectrum(
                     model, k, generator=generator,

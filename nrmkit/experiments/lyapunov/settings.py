@@ -332,14 +332,3 @@ def divergence_message(error: Exception, describe: Callable[[tuple[int, ...]], s
     more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
     which = f" ({named}{more})" if named else ""
     return f"{error}{which}; {hint or DIVERGENCE_HINT}"
-
-
-def unit_seed(seed: int, unit: int) -> int:
-    """The seed of one unit (sample, trial…) of a sweep: a hash of ``(seed, unit)``.
-
-    Every random number of a unit is drawn from this seed, so a unit's numbers do not depend
-    on which other units run with it (any executor, any chunking).
-    """
-    import numpy as np
-
-    return int(np.random.SeedSequence([int(seed) % 2**32, int(unit)]).generate_state(1)[0])

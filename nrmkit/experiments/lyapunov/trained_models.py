@@ -20,7 +20,6 @@ from nrmkit.experiments.lyapunov.settings import (
     naming_divergence,
     plural,
     raised,
-    unit_seed,
     weight_memory,
 )
 
@@ -238,17 +237,20 @@ def trained_memory_terms(config: Any, *, networks: int, itemsize: int,
     ]
 
 
+#: the stream of the initial states and tangent bases of analysed networks (per network).
+STATES_STREAM = "analysed states"
+
+
 def iter_trained_networks(name: str, config: Any, context: Any, units: list[int]):
     """Exponents of the networks ``units`` of ``config.model``, one network per engine call.
 
-    Network ``i`` draws its initial state and tangent basis from its own seed
-    :func:`unit_seed` ``(seed, i)``: its numbers do not depend on the chunk, and the trained
+    Network ``i`` draws its initial state and tangent basis from its own stream
+    ``(seed, i, STATES_STREAM)``: its numbers do not depend on the chunk, and the trained
     and untrained networks start from the same state and basis. Yields ``(i, arrays)`` with
     ``exponents``, ``stderr`` ``(1, nle)`` (descending) and ``tons``, ``t_accumulated``
     ``(1,)``.
     """
     import numpy as np
-    import torch
 
     from nrmkit.dynamics import lyapunov_spectrum
     from nrmkit.dynamics.lyapunov import random_basis
@@ -261,7 +263,7 @@ def iter_trained_networks(name: str, config: Any, context: Any, units: list[int]
     progress = context.progress("lyapunov")
     for position, unit in enumerate(units):
         network = network_of(model, unit)
-        generator = torch.Generator().manual_seed(unit_seed(context.seed, unit))
+        generator = context.stream(STATES_STREAM, unit=unit)
         state = network.initial_state(generator)
         basis = random_basis(network.batch_shape, config.nle, config.n, generator=generator,
                              dtype=context.torch_dtype, device=context.device)

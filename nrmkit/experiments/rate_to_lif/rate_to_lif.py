@@ -232,7 +232,7 @@ class RateToLif(SweepWorkflow):
         results = {"task": task.name, "mode": config.mode,
                    "model": str(Path(config.model).resolve()), "n": network.spec.n,
                    "activation": network.spec.activation}
-        trials = task.trials(config.lif_trials, context.generator(10))
+        trials = task.trials(config.lif_trials, context.stream("grid trials"))
         _grid_report(config, context, task, network, _lambdas(config, network),
                      arrays["accuracy"], arrays["firing_rate_hz"],
                      arrays["outputs"].transpose(1, 0, 2), trials, results)
@@ -404,11 +404,11 @@ def _train(config, context, task, results):
                     p_rec=config.p_rec, gain=config.gain, som_n=config.som_n,
                     apply_dale=config.apply_dale, taus=config.decay_taus,
                     activation=config.act)
-    network = DaleRateRNN(spec, generator=context.generator(0))
+    network = DaleRateRNN(spec, generator=context.stream("initialisation"))
     network = network.to(device=context.device, dtype=context.torch_dtype)
     trainer = RateTaskTrainer(network, task, n_trials=config.n_trials, batch=config.batch,
                               lr=config.lr, loss=config.loss_fn,
-                              generator=context.generator(1))
+                              generator=context.stream("training trials"))
     run_dir = context.run_dir
     checkpoint = None if run_dir.path is None else run_dir.path / TRAINING_CHECKPOINT
     if checkpoint is not None and checkpoint.exists():
@@ -431,8 +431,9 @@ def _train(config, context, task, results):
 
         raise DivergenceError("rate training diverged (non-finite loss); lower --lr or --gain")
     network.eval()
-    evaluation = evaluate_rate(network, task, task.trials(EVAL_TRIALS, context.generator(2)),
-                               loss=config.loss_fn, generator=context.generator(3))
+    trials = task.trials(EVAL_TRIALS, context.stream("evaluation trials"))
+    evaluation = evaluate_rate(network, task, trials, loss=config.loss_fn,
+                               generator=context.stream("evaluation noise"))
     results.update({
         "rate_accuracy": evaluation["accuracy"], "rate_loss": evaluation["loss"],
         "trials_used": trainer.trials_used, "updates": trainer.updates,
@@ -452,7 +453,7 @@ def _train(config, context, task, results):
     run_dir.save_figure(plotting.rate_training_curve(
         arrays["updates"], arrays["eval_loss"], arrays["eval_accuracy"], title=title),
         "training")
-    trials = task.trials(EVAL_TRIALS, context.generator(2))
+    trials = task.trials(EVAL_TRIALS, context.stream("evaluation trials"))
     outputs = evaluation["outputs"].detach().cpu().numpy()
     run_dir.write_arrays("rate_outputs.npz", outputs=outputs,
                          targets=trials.targets.numpy(), conditions=trials.conditions.numpy(),
@@ -570,7 +571,7 @@ def _lif_parameters(config):
                          noise_std=config.lif_noise)
 
 
-def _simulate(config, context, network, trials, lambdas, *, offset, record_spikes, label):
+def _simulate(config, context, network, trials, lambdas, *, purpose, record_spikes, label):
     import torch
 
     from nrmkit.nn.lif import simulate_lif
@@ -580,17 +581,17 @@ def _simulate(config, context, network, trials, lambdas, *, offset, record_spike
                             float(network.b_out), network.taus_ms(),
                             trials.inputs.to(device=context.device, dtype=context.torch_dtype),
                             scaling=torch.as_tensor(lambdas), params=_lif_parameters(config),
-                            generator=context.generator(offset), record_spikes=record_spikes,
+                            generator=context.stream(purpose), record_spikes=record_spikes,
                             progress=context.progress(label))
 
 
-def _rate_on(network, task, trials, context, offset):
+def _rate_on(network, task, trials, context, purpose):
     import torch
 
     with torch.no_grad():
         outputs, _ = network(trials.inputs.to(device=context.device,
                                                dtype=context.torch_dtype),
-                             generator=context.generator(offset))
+                             generator=context.stream(purpose))
     return outputs, task.correct(outputs, trials.labels)
 
 
@@ -614,9 +615,9 @@ def _lambdas(config, network) -> list[float]:
 def _grid_simulation(config, context, task, network, lambdas):
     """LIF networks at ``lambdas`` on the grid's trials (the same trials and noise for any
     subset of λ): ``(accuracy (L,), rate_hz (L,), outputs (T, L, B), trials)``."""
-    trials = task.trials(config.lif_trials, context.generator(10))
-    lif = _simulate(config, context, network, trials, lambdas, offset=11, record_spikes=False,
-                    label="λ grid")
+    trials = task.trials(config.lif_trials, context.stream("grid trials"))
+    lif = _simulate(config, context, network, trials, lambdas, purpose="grid noise",
+                    record_spikes=False, label="λ grid")
     correct = task.correct(lif.output, trials.labels, spiking=True)            # (L, B)
     return (correct.float().mean(-1).cpu().numpy(), lif.mean_rate_hz.mean(-1).cpu().numpy(),
             lif.output.cpu().numpy(), trials)
@@ -641,7 +642,7 @@ def _grid_report(config, context, task, network, lambdas, accuracy, rates, outpu
     from nrmkit import plotting
 
     best = int(np.argmax(accuracy))
-    _, rate_correct = _rate_on(network, task, trials, context, 12)
+    _, rate_correct = _rate_on(network, task, trials, context, "grid rate noise")
     rate_accuracy = float(rate_correct.float().mean())
     results.update({
         "lif_accuracy": {f"{v:g}": float(a) for v, a in zip(lambdas, accuracy, strict=True)},
@@ -666,12 +667,13 @@ def _evaluate_lif(config, context, task, network, scaling, results) -> None:
 
     from nrmkit import plotting
 
-    trials = task.trials(config.lif_trials, context.generator(20))
-    lif = _simulate(config, context, network, trials, [scaling], offset=21, record_spikes=True,
+    trials = task.trials(config.lif_trials, context.stream("LIF evaluation trials"))
+    lif = _simulate(config, context, network, trials, [scaling], purpose="LIF evaluation noise",
+                    record_spikes=True,
                     label=f"LIF at λ = {scaling:g}")
     outputs = lif.output[:, 0]                                              # (T, B)
     correct = task.correct(outputs, trials.labels, spiking=True)
-    rate_outputs, rate_correct = _rate_on(network, task, trials, context, 22)
+    rate_outputs, rate_correct = _rate_on(network, task, trials, context, "rate noise")
     counts = lif.spike_counts[0].double()                                   # (B, N)
     inhibitory = network.inhibitory.cpu().numpy()
     per_neuron_hz = (counts.mean(0) / lif.duration_ms * 1000.0).cpu().numpy()
@@ -720,7 +722,7 @@ def _lyapunov(config, context, network) -> dict:
     step = model.dt
     with torch.no_grad():
         result = lyapunov_spectrum(model, config.lyapunov, tsim=2000 * step, tons=5 * step,
-                                   ttrans=200 * step, generator=context.generator(30),
+                                   ttrans=200 * step, generator=context.stream("lyapunov"),
                                    check_finite=False)
     exponents = result.sorted().exponents.detach().double().cpu()
     return {"mean_per_s": exponents.mean(0).tolist(), "std_per_s": exponents.std(0).tolist(),

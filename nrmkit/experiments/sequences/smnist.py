@@ -66,6 +66,7 @@ from typing import Any
 from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import MODELS, NONLINEARITIES
+from nrmkit.core.streams import stream_seed
 from nrmkit.experiments.lyapunov.settings import check, check_finite
 from nrmkit.runs.sweep import PARTS_DIR
 
@@ -593,7 +594,8 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
                     "permutation": None}
     splits = load_digit_splits(settings["dataset"], config.data_dir)
     if not config.test and config.permute:
-        settings["permutation"] = data.pixel_permutation(splits.n_pixels, context.seed)
+        settings["permutation"] = data.pixel_permutation(
+            splits.n_pixels, stream_seed(context.seed, 0, "permutation"))
 
     def tensors(images, labels):
         sequences = data.as_sequences(images, image_shape=splits.image_shape,
@@ -613,7 +615,7 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
             hidden_size=config.nhid, rinit=config.rinit, iinit=config.iinit,
             gain=config.gain, saturation=config.saturation, random=config.random,
             learn_params=config.learn_params)
-        model = build_sequence_model(spec, generator=context.generator(0))
+        model = build_sequence_model(spec, generator=context.stream("initialisation"))
         model = model.to(device=device, dtype=dtype)
     initial_shape = _shape_arrays(model)
     data_record = {"dataset": settings["dataset"], "input": settings["input"],
@@ -629,7 +631,7 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
     if not config.test:
         trainer = SequenceTrainer(
             model, train, validation, lr=config.lr, batch_size=config.batch,
-            generator=context.generator(1),
+            generator=context.stream("batches"),
             augment=_augmentation(config.transform, data, n_steps),
             augment_ratio=config.transform_ratio, clip=config.clip)
         checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
@@ -783,10 +785,11 @@ def _lyapunov_analysis(config, model, test, context, title) -> dict:
     context.log(f"smnist: top {config.lyapunov} Lyapunov exponents (autonomous and driven)")
     autonomous = trained_lyapunov(model.cell, config.lyapunov,
                                   n_trajectories=config.lyapunov_samples,
-                                  steps=config.lyapunov_steps, generator=context.generator(2))
+                                  steps=config.lyapunov_steps,
+                                  generator=context.stream("autonomous lyapunov"))
     driven = trained_lyapunov(model.cell, config.lyapunov,
                               inputs=test[0][:, :config.lyapunov_samples],
-                              generator=context.generator(3))
+                              generator=context.stream("driven lyapunov"))
     for name, result in (("autonomous", autonomous), ("driven", driven)):
         if result.n_diverged:
             context.log(f"smnist: {result.n_diverged} of {result.exponents.shape[0]} {name} "
@@ -807,7 +810,7 @@ def _fractional_analysis(model, input_size, context, title) -> dict:
     from nrmkit.dynamics.sequence_analysis import response_fractional_order
 
     order = response_fractional_order(model, input_size=input_size,
-                                      generator=context.generator(4),
+                                      generator=context.stream("fractional order"),
                                       dtype=context.torch_dtype, device=context.device)
     context.run_dir.write_arrays("fractional_order.npz", alpha_hat=order.alpha_hat,
                                  alphas=order.alphas, error=order.error)

@@ -217,7 +217,7 @@ class TrainOnSpectrum(IncrementalSweep):
     Subclasses implement :meth:`build` (and :meth:`prepare` for data shared by every
     network). Network ``s`` draws everything random (matrix, masks, initial state, tangent
     basis) from its own seed
-    :func:`~nrmkit.experiments.lyapunov.settings.unit_seed` ``(seed, s)`` and is
+    stream ``(seed, s, "network")`` and is
     trained in its batch of ``--samples_per_batch`` consecutive samples (default: alone), so
     its numbers are the same whichever executor or chunk trains it (the batch does matter:
     batched products round differently in float32, which training on chaotic dynamics
@@ -359,16 +359,14 @@ class TrainOnSpectrum(IncrementalSweep):
         one padded record per network (:func:`network_record`).
 
         Network ``s`` draws its matrix and training trajectories (``--replicas`` initial
-        states and bases) from the stream ``unit_seed(seed, s)``, and its evaluation state
+        states and bases) from the stream ``(seed, s, "network")``, and its evaluation state
         and basis from the independent stream ``(seed, s, "evaluation")``: the evaluations
         before, during and after training start from that same state (common random
         numbers), never from a training trajectory.
         """
         import torch
 
-        from nrmkit.core.streams import torch_generator
         from nrmkit.dynamics.lyapunov import random_basis
-        from nrmkit.experiments.lyapunov.settings import unit_seed
         from nrmkit.nn.connectivity import normal_like
         from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
         from nrmkit.training.losses import get_loss
@@ -380,8 +378,7 @@ class TrainOnSpectrum(IncrementalSweep):
         resuming = checkpoint is not None and checkpoint.exists()
         context.log(f"{self.name}: {name}: building {plural(n_networks, 'network')} of "
                     f"{config.n} neurons" + ("" if resuming else " and evaluating them"))
-        generators = [torch.Generator().manual_seed(unit_seed(context.seed, sample))
-                      for sample in samples]
+        generators = [context.stream("network", unit=sample) for sample in samples]
         batch = self.build(config, context, generators, shared)
         model = batch.model
         shape = model.batch_shape
@@ -406,7 +403,7 @@ class TrainOnSpectrum(IncrementalSweep):
                     torch.stack(bases).reshape(*shape, count, k, n))
 
         state, basis = draws(generators, replicas, k)
-        evaluation_generators = [torch_generator(context.seed, sample, "evaluation")
+        evaluation_generators = [context.stream("evaluation", unit=sample)
                                  for sample in samples]
         eval_state, eval_basis = draws(evaluation_generators, 1, config.eval_nle)
         evaluation = Evaluation(config, get_loss(config.loss), eval_state[..., 0, :],
@@ -455,7 +452,6 @@ class TrainOnSpectrum(IncrementalSweep):
         import torch
 
         from nrmkit import plotting
-        from nrmkit.experiments.lyapunov.settings import unit_seed
         from nrmkit.training.checkpoint import save_model
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import BASELINE_GAINS, PARAMETER_SETS
@@ -504,8 +500,7 @@ class TrainOnSpectrum(IncrementalSweep):
                 spectra[str(epoch)] = [None if np.isnan(logged[i, row]).any()
                                        else logged[i, row] for i in range(n_samples)]
 
-        generators = [torch.Generator().manual_seed(unit_seed(context.seed, unit))
-                      for unit in range(n_samples)]
+        generators = [context.stream("network", unit=unit) for unit in range(n_samples)]
         batch = self.build(config, context, generators, self.prepare(config, context))
         model = batch.model
         run_dir = context.run_dir
