@@ -17,11 +17,8 @@ epochs and at the end; ``--resume`` continues). ``--silence 0,0.2,0.4`` scores e
 network with those fractions of hidden neurons silenced (random subsets, ``--silence_draws``
 each; a silenced neuron's rate is 0 for the recurrent input and the read-out).
 
-results.json: ``trials`` (per trial ``trial``, ``seed``, ``learning_curve`` {``train_loss``,
-``validation_loss``, ``train_<metric>``, ``validation_<metric>``}, ``test_mse`` or
-``test_accuracy``, ``silencing`` {fraction: metric}, ``neuron_parameters`` summaries),
-``silencing`` (fraction → mean metric over trials), ``test_metric`` (mean), ``parameter_counts``
-({model: {hidden, parameters}}), ``hidden_size``, ``metric``, ``task``, ``model``, ``variant``.
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/train_glifr.md``), and a test checks them against what the workflow writes.
 Arrays: ``neuron_parameters.npz`` (GLIFR, per trial), ``sine_outputs.npz``. Figures:
 ``learning_curves``, ``sine_outputs``, ``neuron_parameters`` (V_th, k_m, a_j, r_j, k_j
 histograms), ``silencing``.
@@ -421,23 +418,17 @@ def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet
 
 
 def _train(config, context, trainer, trial) -> None:
-    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
+    from nrmkit.runs.checkpoints import EpochCheckpoint
 
     run_dir = context.run_dir
-    checkpoint = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
-    if checkpoint is not None and checkpoint.exists():
-        restore_checkpoint(checkpoint, trainer)
-    every = max(1, config.epochs // 20)
+    path = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
+    checkpoint = EpochCheckpoint(path, trainer, every=config.epochs // 20,
+                                 last_epoch=config.epochs)
+    checkpoint.restore()
     progress = context.progress(f"trial {trial + 1}/{config.ntrials}")
-
-    def end_of_epoch(epoch: int, metrics: dict) -> None:
-        if checkpoint is not None and ((epoch + 1) % every == 0 or epoch + 1 == config.epochs):
-            save_checkpoint(checkpoint, trainer.state_dict())
-        progress(epoch + 1, config.epochs)
-
-    trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, trainer.state_dict())
+    trainer.fit(config.epochs, on_epoch_end=(
+        checkpoint, lambda epoch, metrics: progress(epoch + 1, config.epochs)))
+    checkpoint.save()
 
 
 def _evaluate(model, data, objective, **kwargs) -> float:

@@ -40,8 +40,8 @@ construction with ``O(N²)`` work per step (``broadcast_reference_*`` keys,
 Initial states and bases are drawn outside the timed calls of 2 and 3 (only steps count).
 The single-network measurements (2, 3) use the coupling ``gmax``.
 
-results.json: ``sweep``, ``speedup`` (copy of ``sweep.speedup``), ``independent_draws``,
-``full_spectrum``, ``scaling`` (null when skipped), ``torch_threads``.
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/lyapu_benchmark.md``), and a test checks them against what the workflow writes.
 Arrays: ``benchmark.npz``. Figures: ``figures/lyapu_benchmark.{png,pdf}``.
 """
 

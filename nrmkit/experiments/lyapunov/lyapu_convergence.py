@@ -12,20 +12,8 @@ networks saved by a training run instead of random ones (``--untrained``: the sa
 before training); N, dt and the activation are then the model's, and ``--n``, ``--dt``,
 ``--activation``, ``--g``, ``--n_samples`` are refused with it.
 
-results.json:
-    tons: the t_ONS values used (effective, whole steps; ``auto`` resolved).
-    tons_requested: the values asked for (numbers or ``"auto"``).
-    tons_choice: for each t_ONS, null, or for ``auto`` how it was chosen: ``spread`` =
-        max(λ_1 − λ_k) and ``magnitude`` = max(|λ_1|, |λ_k|) of the pilot [1/τ], ``limit``
-        (15 or 35), ``spread_product`` = t_ONS·spread, ``bound`` (what set the interval:
-        spread, range, tons_max, blocks, one step).
-    g (null with --model), n, nle, tsim, dt.
-    model: with --model, the file analysed (``path``, ``run``, ``workflow``, ``trained``,
-        ``file``, ``sha256``, ``networks``, ``sparse``).
-    exponents: for each t_ONS, for each network, the nle final exponents (descending) [1/τ].
-    exponents_stderr: same shape, block standard errors.
-    history: for each t_ONS, ``{"time": [...], "lambda": [...]}`` — the running estimate
-        λ_i(t), median over networks, per time point per exponent (at most 400 time points).
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/lyapu_convergence.md``), and a test checks them against what the workflow writes.
 Arrays: ``history_tons_<t>.npz`` (``history_tons_auto.npz`` for auto; time,
 lambda[time, network, k]) for every t_ONS.
 Figures: ``figures/lyapu_convergence.{png,pdf}``.

@@ -13,7 +13,7 @@ gains and shifts: with a zero-diagonal W the Jacobian's determinant does not dep
 N, dt and the activation are the model's (``--n``, ``--dt``, ``--activation``, ``--g``,
 ``--variance_max``, ``--n_samples``, ``--parameter``, ``--independent-draws`` are refused
 with it); the units are the networks, network ``i`` one engine call starting from a state and
-basis drawn from its own seed (a hash of ``--seed`` and ``i``), so trained and untrained
+basis drawn from its own stream ``(seed, i, "analysed states")``, so trained and untrained
 networks start alike and ``--resume``/executors work as for a sweep.
 
 The numerical limit of the QR method is checked: ``t_ONS·(λ_1 − λ_k)`` above ≈15 (float32)
@@ -23,22 +23,8 @@ run so that this product stays near half the limit
 (:func:`nrmkit.dynamics.lyapunov.choose_tons`; the couplings of a sample share one interval,
 so the largest coupling sets it).
 
-results.json (random networks):
-    g: couplings.
-    exponents: for each g, for each sample, the nle exponents (descending) [1/τ].
-    kaplan_yorke_dim, ks_entropy, mean_exponent: for each g, for each sample.
-    exponents_stderr: like exponents, block standard errors.
-    sum_rule_mean: ln(1 − dt)/dt, the N → ∞ mean of a full spectrum.
-    tons_effective: the longest interval used [τ]; tons_per_sample: each sample's interval.
-    tons_spread_product, tons_ok: the numerical-limit check above (largest over samples).
-results.json (``--model``):
-    model: ``path`` (the file analysed), ``run`` (its training run), ``workflow`` (of that
-        run), ``trained`` (false with --untrained), ``file``, ``sha256``, ``networks``,
-        ``sparse``.
-    exponents, exponents_stderr: for each network (= training sample), the nle exponents.
-    kaplan_yorke_dim, ks_entropy, mean_exponent: for each network.
-    n, nle, dt, activation (the model's), sum_rule_mean, tons_effective,
-    tons_per_network, tons_spread_product, tons_ok, t_accumulated.
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/spectrum.md``), and a test checks them against what the workflow writes.
 Arrays: ``spectrum.npz`` (``exponents[g, sample, k]``, or ``[network, k]`` with --model;
 ``tons`` per sample or network). Figures: ``figures/spectrum.{png,pdf}``.
 """

@@ -8,18 +8,8 @@ engine call; by default each sample reuses one random matrix across the coupling
 (``W = g·J``), which is exact in distribution and turns the sweep into matrix–matrix
 products; ``--independent-draws`` draws a fresh matrix for every (g, sample).
 
-results.json:
-    g: the m_g couplings.
-    lambda_max: for each g, the n_samples values of λ_max [1/τ].
-    lambda_max_stderr: for each g and sample, the block standard error of λ_max.
-    lambda_max_median: for each g, the median over samples.
-    exponents: for each g and sample, the nle exponents (descending) — when nle > 1.
-    mean_field_lambda_max: for each g, the N → ∞ prediction (tanh, weights only; else null);
-        below g = 1 the exact value for the Euler map, ln(1 − dt + dt·g)/dt.
-    tons_effective: the longest re-orthonormalisation interval used [τ];
-    tons_per_sample: the interval of each sample's engine call (they differ only with
-        ``--tons auto``, which chooses it from a pilot run, the couplings of a sample sharing
-        one: :func:`nrmkit.dynamics.lyapunov.choose_tons`).
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/transition_2_chaos.md``), and a test checks them against what the workflow writes.
 Arrays: ``lambda.npz`` (g, exponents[g, sample, k], stderr[g, sample, k]).
 Figures: ``figures/transition_2_chaos.{png,pdf}``.
 """

@@ -15,17 +15,10 @@ Modes (``--mode``):
 ``--model`` (convert, eval) is a ``.mat`` of the published code, a ``model.pt``, or a run
 directory of this workflow; the rate options then come from the model.
 
-results.json: ``task``, ``mode``, ``n``; training: ``rate_accuracy``, ``rate_loss`` (100
-fresh trials after training), ``trials_used``, ``updates``, ``stopping_rule_met``,
-``training_seconds``; convert: ``lif_accuracy`` ({λ: accuracy}), ``best_lambda``,
-``best_lif_accuracy``, ``firing_rate_hz`` ({λ: mean rate}), ``rate_accuracy_same_trials``
-(the rate network on the grid's trials), ``grid_seconds``; eval: ``lif_eval`` {``lambda``,
-``accuracy``, ``rate_accuracy_same_trials``, ``mean_firing_rate_hz``,
-``excitatory_rate_hz``, ``inhibitory_rate_hz``}, ``mean_firing_rate_hz`` (at the evaluated
-λ, else at the best λ); ``--lyapunov K``: ``lyapunov_exponents`` (top K of the noise-free
-autonomous rate network, 1/s, mean and s.d. over 10 initial states). Arrays:
-``training.npz``, ``rate_outputs.npz``, ``lif_grid.npz``, ``lif_eval.npz``. Figures:
-``training``, ``rate_outputs``, ``lambda_grid``, ``lif_outputs``, ``lif_raster``.
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/rate_to_lif.md``), and a test checks them against what the workflow writes.
+Arrays: ``training.npz``, ``rate_outputs.npz``, ``lif_grid.npz``, ``lif_eval.npz``.
+Figures: ``training``, ``rate_outputs``, ``lambda_grid``, ``lif_outputs``, ``lif_raster``.
 """
 
 from __future__ import annotations
@@ -397,7 +390,7 @@ def _train(config, context, task, results):
 
     from nrmkit import plotting
     from nrmkit.nn.dale import DaleRateRNN, DaleSpec
-    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
+    from nrmkit.runs.checkpoints import EpochCheckpoint
     from nrmkit.training.rate_task import EVAL_TRIALS, RateTaskTrainer, evaluate_rate
 
     spec = DaleSpec(n=config.n, n_inputs=task.n_inputs, p_inh=config.p_inh,
@@ -410,21 +403,17 @@ def _train(config, context, task, results):
                               lr=config.lr, loss=config.loss_fn,
                               generator=context.stream("training trials"))
     run_dir = context.run_dir
-    checkpoint = None if run_dir.path is None else run_dir.path / TRAINING_CHECKPOINT
-    if checkpoint is not None and checkpoint.exists():
-        restore_checkpoint(checkpoint, trainer)
+    checkpoint = EpochCheckpoint(
+        None if run_dir.path is None else run_dir.path / TRAINING_CHECKPOINT, trainer)
+    if checkpoint.restore() is not None:
         context.log(f"rate_to_lif: resuming after {trainer.updates} updates")
     context.log(f"rate_to_lif: training a {spec.n}-unit {spec.activation} Dale network on "
                 f"{task.name} (batch {config.batch}, at most {config.n_trials} updates)")
     progress = context.progress("training")
     started = time.perf_counter()
 
-    def end_of_period(epoch: int, metrics: dict) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, trainer.state_dict())
-        progress(trainer.updates, config.n_trials)
-
-    trainer.fit_until_rule(on_epoch_end=(end_of_period,))
+    trainer.fit_until_rule(on_epoch_end=(
+        checkpoint, lambda epoch, metrics: progress(trainer.updates, config.n_trials)))
     seconds = time.perf_counter() - started
     if not np.isfinite(trainer.losses[-1] if trainer.losses else 0.0):
         from nrmkit.core.errors import DivergenceError

@@ -28,29 +28,13 @@ array-task mode (``--task_count``, ``--task_index``; then ``nrmkit collect RUN_D
 ``--resume`` does not recompute finished seeds and continues an interrupted one from its
 checkpoint. A single run (``--n_seeds 1`` or ``--test``) runs in this process only.
 
-results.json of a single run:
-    history: per epoch ``train_loss``, ``train_accuracy``, ``validation_loss``,
-        ``validation_accuracy``, ``lr``, ``seconds``.
-    test_accuracy, test_accuracy_sine, test_accuracy_step (fractions), test_loss,
-    n_parameters, epochs, seconds_per_epoch, data (dataset, input, permute, steps, sizes),
-    shape_parameters: ``{n: {mean, std, min, max}, s: {…}}`` of the learned gamma shape
-        (ANRU: time-averaged n_t, s_t per neuron on test digits), or null.
-    lyapunov: ``{autonomous: {mean, std, per_trajectory, steps, unit}, driven: {…}}``.
-    fractional_order: ``{alpha_hat_median, alpha_hat_mean, alpha_hat_quartiles, alphas}``.
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/smnist.md``), and a test checks them against what the workflow writes.
 Arrays: ``shape_parameters.npz``, ``lyapunov.npz``, ``fractional_order.npz``; the model:
 ``model.pt`` (spec, weights, data settings; load with :func:`load_sequence_model`).
 Figures: ``learning_curves``, ``shape_parameters``, ``adaptation`` (ANRU), ``lyapunov``,
-``fractional_order``.
-
-results.json of a sweep over seeds (each ``seeds/seed-<s>/`` holds a single run's):
-    seeds: the seed numbers, in unit order.
-    per_seed: per seed ``seed``, ``test_accuracy``, ``test_accuracy_sine``,
-        ``test_accuracy_step``, ``test_loss``, ``epochs``, ``seconds_per_epoch`` and
-        ``run_dir`` (its folder relative to the sweep's, ``seeds/seed-<s>``).
-    summary: ``{test_accuracy: {mean, std}, test_accuracy_sine: {…}, test_accuracy_step: {…}}``
-        over seeds; std is the population standard deviation (ddof = 0).
-    n_parameters, model, data: as in a single run (the same for every seed).
-Arrays: ``seeds.npz`` (``seed``, ``test_accuracy``, ``test_accuracy_sine``,
+``fractional_order``. A sweep over seeds adds
+``seeds.npz`` (``seed``, ``test_accuracy``, ``test_accuracy_sine``,
 ``test_accuracy_step``, ``test_loss`` per seed; ``validation_accuracy``, ``validation_loss``
 per seed and epoch). Figure: ``learning_curves`` (validation loss and accuracy per epoch, one
 line per seed, and their mean).
@@ -575,7 +559,7 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
 
     from nrmkit.datasets import digits as data
     from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
-    from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
+    from nrmkit.runs.checkpoints import EpochCheckpoint
     from nrmkit.training.sequence import SequenceTrainer, evaluate
 
     context = dataclasses.replace(context, seed=seed, run_dir=run_dir)
@@ -634,26 +618,23 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
             generator=context.stream("batches"),
             augment=_augmentation(config.transform, data, n_steps),
             augment_ratio=config.transform_ratio, clip=config.clip)
-        checkpoint = None if run_dir.path is None else run_dir.path / CHECKPOINT
-        if checkpoint is not None and checkpoint.exists():
-            restore_checkpoint(checkpoint, trainer)
+        checkpoint = EpochCheckpoint(None if run_dir.path is None else run_dir.path / CHECKPOINT,
+                                     trainer, every=config.save_freq, last_epoch=config.epochs)
+        if checkpoint.restore() is not None:
             context.log(f"smnist: resuming after epoch {trainer.epoch}")
         progress = context.progress("epochs")
 
         def end_of_epoch(epoch: int, metrics: dict) -> None:
-            last = epoch + 1 == config.epochs
-            if checkpoint is not None and ((epoch + 1) % config.save_freq == 0 or last):
-                save_checkpoint(checkpoint, trainer.state_dict())
             progress(epoch + 1, config.epochs)
             context.log(f"  epoch {epoch + 1:3d}: train loss {metrics['train_loss']:.4f}, "
                         f"accuracy {100 * metrics['train_accuracy']:.1f} %; validation "
                         f"{100 * metrics['validation_accuracy']:.1f} % "
                         f"({metrics['seconds']:.1f} s)")
 
-        trainer.fit(config.epochs, on_epoch_end=(end_of_epoch,))
+        trainer.fit(config.epochs, on_epoch_end=(checkpoint, end_of_epoch))
         history = trainer.history
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, trainer.state_dict())
+        checkpoint.save()
+        if run_dir.path is not None:
             save_sequence_model(run_dir.path / MODEL_FILE, model,
                                 {**settings, "image_shape": list(splits.image_shape)})
 

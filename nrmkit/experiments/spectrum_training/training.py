@@ -5,12 +5,13 @@ modules); :class:`TrainOnSpectrum` trains each of the ``--n_samples`` networks �
 *units* of the sweep, spread over processes or SLURM array jobs with ``--executor`` — by
 :class:`~nrmkit.training.spectrum.SpectrumTrainer`: Adam on the loss of its top ``nle``
 exponents. Network ``s`` draws its matrix, masks, initial state and tangent basis from its
-own seed (a hash of ``(--seed, s)``) and trains alone — or with the other networks of its
-batch of ``--samples_per_batch`` consecutive samples, a fixed group that chunks keep whole —
-so its numbers do not depend on the executor or chunking. Each batch is checkpointed
-atomically after every epoch (``checkpoints/<fingerprint>/batch-<first sample>.pt``);
-``--resume`` continues unfinished batches from there (same options; a larger
-``--n_epochs`` extends training), and finished networks are not recomputed (``parts/``).
+own stream ``(seed, s, "network")`` (:mod:`nrmkit.core.streams`) and trains alone — or with
+the other networks of its batch of ``--samples_per_batch`` consecutive samples, a fixed
+group that chunks keep whole — so its numbers do not depend on the executor or chunking.
+Each batch is checkpointed atomically after every epoch
+(``checkpoints/<fingerprint>/batch-<first sample>.pt``); ``--resume`` continues unfinished
+batches from there (same options; a larger ``--n_epochs`` extends training), and finished
+networks are not recomputed (``parts/``).
 
 Training follows ``--procedure`` (default ``windows``: truncated back-propagation through
 ``--window``-long windows of trajectories carried on across epochs, ``--replicas`` per
@@ -19,21 +20,8 @@ network; ``single``: the original one-window procedure), see
 a fresh initial state (its own random stream), ``--eval_ttrans`` warm-up, ``--eval_tsim``
 of accumulation, no gradient — the same state before, during and after training.
 
-results.json:
-    samples: one entry per network: ``loss`` and ``lambda_max`` per epoch (the training
-        runs' estimates: mean over the epoch's windows and replicas); ``evaluation``:
-        ``loss_initial``, ``loss_final``, ``lambda_max_initial``, ``lambda_max_final``
-        (evaluated before and after training); ``baseline_global_gain``: ``gain``, ``loss``,
-        ``lambda_max`` of the best single global gain (all gains equal, shifts 0; evaluated
-        at each of ``baseline_gains``; null without ``--baseline``); ``spectrum_initial``
-        and ``spectrum_final`` (top ``spectrum_nle`` evaluated exponents, descending, 1/τ);
-        ``n_trainable`` (entries per set: weights, gains, shifts), ``epochs_run``,
-        ``stopped_early`` (loss below ``--early_stopping``: the network stops training).
-    procedure; seconds_per_epoch (training time per epoch, evaluations excluded, mean over
-    batches); baseline_gains (the scanned global gains); target, loss, nle, spectrum_nle,
-    epochs (the most epochs any network ran), spectra (``{epoch: [sample][k]}`` evaluated
-    every ``spectrum_every`` epochs; null for a network that had stopped early), populations
-    (names, for population-shared parameters).
+results.json: its keys are documented once, on the workflow's page
+(``docs/workflows/train_rd_model.md``), and a test checks them against what the workflow writes.
 Arrays: ``trained_parameters.npz`` (gains, shifts per network; weights when trained),
 ``spectra.npz`` (initial, final ``[sample, k]`` evaluated; loss, lambda_max ``[epoch, sample]``
 of training, NaN after a network stopped; epochs_run; loss_initial, loss_final ``[sample]``
@@ -368,14 +356,14 @@ class TrainOnSpectrum(IncrementalSweep):
 
         from nrmkit.dynamics.lyapunov import random_basis
         from nrmkit.nn.connectivity import normal_like
-        from nrmkit.training.checkpoint import restore_checkpoint, save_checkpoint
+        from nrmkit.runs.checkpoints import EpochCheckpoint
         from nrmkit.training.losses import get_loss
         from nrmkit.training.spectrum import SpectrumTrainer
 
         n_networks = len(samples)
         name = f"samples {samples[0]}-{samples[-1]}" if n_networks > 1 else f"sample {samples[0]}"
-        checkpoint = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
-        resuming = checkpoint is not None and checkpoint.exists()
+        path = None if folder is None else folder / f"batch-{samples[0]:05d}.pt"
+        resuming = path is not None and path.exists()
         context.log(f"{self.name}: {name}: building {plural(n_networks, 'network')} of "
                     f"{config.n} neurons" + ("" if resuming else " and evaluating them"))
         generators = [context.stream("network", unit=sample) for sample in samples]
@@ -415,8 +403,10 @@ class TrainOnSpectrum(IncrementalSweep):
             clip=config.clip, masks=batch.masks, early_stopping=config.early_stopping,
             procedure=config.procedure, window=config.window,
         )
+        checkpoint = EpochCheckpoint(path, trainer, extra=lambda: {"evaluation": {
+            key: torch.as_tensor(value) for key, value in before.items()}})
         if resuming:
-            saved = restore_checkpoint(checkpoint, trainer, key="trainer")
+            saved = checkpoint.restore()
             before = {key: value.numpy() for key, value in saved["evaluation"].items()}
             context.log(f"{self.name}: {name} resume at epoch {trainer.epoch}")
         else:
@@ -429,9 +419,7 @@ class TrainOnSpectrum(IncrementalSweep):
             if (epoch + 1) % config.spectrum_every == 0:
                 metrics["logged_spectrum"] = evaluation.spectra(
                     trainer.trained_networks())[:, :config.spectrum_nle].tolist()
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, {"trainer": trainer.state_dict(), "evaluation": {
-                    key: torch.as_tensor(value) for key, value in before.items()}})
+            checkpoint(epoch)
             report(epoch + 1)
             losses = ", ".join(f"{value:.5g}" for value in metrics["loss"])
             context.log(f"  {name}, epoch {epoch + 1:4d}: loss {losses}; λ_max "
