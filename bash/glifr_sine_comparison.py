@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 from pathlib import Path
+
+from nrmkit.runs.summaries import mean_std
 
 #: published sine MSE (mean over 10 trials; hidden sizes matched to an RNN, 5000 epochs).
 PUBLISHED = {"RNN": 0.056, "LSTM": 0.0094, "GLIFR-homa": 0.0348, "GLIFR-lheta": 0.0227,
@@ -50,12 +51,13 @@ def main() -> None:
         print(name, rows[name], flush=True)
     (args.out / "comparison.json").write_text(json.dumps({"budget": vars(args) | {
         "out": str(args.out)}, "models": rows}, indent=2) + "\n")
-    lines = ["| model | hidden | parameters | test MSE (mean ± s.d.) | published MSE |",
+    lines = ["| model | hidden | parameters | test MSE (mean ± s.d., ddof 0) | published MSE |",
              "|---|---|---|---|---|"]
     for name, row in rows.items():
-        spread = f" ± {statistics.stdev(row['mse']):.4f}" if len(row["mse"]) > 1 else ""
+        stats = mean_std(row["mse"])
+        spread = f" ± {stats['std']:.4f}" if len(row["mse"]) > 1 else ""
         lines.append(f"| {name} | {row['hidden']} | {row['parameters']} | "
-                     f"{statistics.mean(row['mse']):.4f}{spread} | {PUBLISHED[name]} |")
+                     f"{stats['mean']:.4f}{spread} | {PUBLISHED[name]} |")
     table = "\n".join(lines) + "\n"
     (args.out / "comparison.md").write_text(table)
     print(table)

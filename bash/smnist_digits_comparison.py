@@ -19,6 +19,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from nrmkit.runs.summaries import mean_std
+
 MODELS = {
     "RNN-ReLU": ["--net-type", "RNN", "--nonlin", "ReLU"],
     "RNN-gamma2": ["--net-type", "RNN", "--nonlin", "gamma2"],
@@ -74,9 +76,9 @@ def _line(runs: list[dict]) -> str:
         return " | ".join(["failed: " + runs[0]["error"]] + [""] * 4)
 
     def stat(key: str, scale: float = 100.0) -> str:
-        values = [scale * run[key] for run in good]
-        spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-        return f"{statistics.mean(values):.1f}{spread}"
+        stats = mean_std([scale * run[key] for run in good])
+        spread = f" ± {stats['std']:.1f}" if len(good) > 1 else ""
+        return f"{stats['mean']:.1f}{spread}"
 
     failed = len(runs) - len(good)
     note = f" ({failed} diverged)" if failed else ""

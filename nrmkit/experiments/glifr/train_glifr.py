@@ -33,6 +33,7 @@ from pathlib import Path
 from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.runs.summaries import summary_statistics
 
 TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
                  "lmnist": {"epochs": 30, "lr": 1e-3, "batch": 256},
@@ -242,7 +243,7 @@ class TrainGlifr(IncrementalSweep):
                           for k, v in model.cell.neuron_parameters().items()}
                 for name, value in values.items():
                     out.setdefault(f"neuron_{name}", []).append(value)
-                record["neuron_parameters"] = {k: _summary(v) for k, v in values.items()}
+                record["neuron_parameters"] = {k: summary_statistics(v) for k, v in values.items()}
             if config.task == "sine":
                 for name, value in _sine_outputs(model, data).items():
                     out.setdefault(f"sine_{name}", []).append(value)
@@ -472,9 +473,3 @@ def _curves(history: list[dict]) -> dict:
             if key not in ("epoch", "lr", "seconds")}
 
 
-def _summary(values) -> dict:
-    import numpy as np
-
-    values = np.asarray(values, dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std()),
-            "min": float(values.min()), "max": float(values.max())}

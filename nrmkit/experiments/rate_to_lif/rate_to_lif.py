@@ -32,6 +32,7 @@ from nrmkit.core.base import SweepWorkflow
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
 from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.runs.summaries import mean_std, summary_statistics
 
 MODES = ("all", "train", "convert", "eval")
 
@@ -429,7 +430,7 @@ def _train(config, context, task, results):
         "stopping_rule_met": trainer.stopping_rule_met,
         "training_seconds": round(seconds, 2),
         "dale_violations": network.dale_violations(),
-        "taus_ms": _summary(network.taus_ms().detach()),
+        "taus_ms": summary_statistics(network.taus_ms()),
     })
     context.log(f"  {trainer.updates} updates ({trainer.trials_used} trials, {seconds:.1f} s): "
                 f"accuracy {100 * evaluation['accuracy']:.1f} %, loss {evaluation['loss']:.2f}, "
@@ -713,12 +714,8 @@ def _lyapunov(config, context, network) -> dict:
         result = lyapunov_spectrum(model, config.lyapunov, tsim=2000 * step, tons=5 * step,
                                    ttrans=200 * step, generator=context.stream("lyapunov"),
                                    check_finite=False)
-    exponents = result.sorted().exponents.detach().double().cpu()
-    return {"mean_per_s": exponents.mean(0).tolist(), "std_per_s": exponents.std(0).tolist(),
+    spread = mean_std(result.sorted().exponents, axis=0)
+    return {"mean_per_s": spread["mean"].tolist(), "std_per_s": spread["std"].tolist(),
             "trajectories": LYAPUNOV_TRAJECTORIES, "t_accumulated_s": result.t_accumulated}
 
 
-def _summary(values) -> dict:
-    values = values.double().cpu()
-    return {"mean": float(values.mean()), "std": float(values.std()),
-            "min": float(values.min()), "max": float(values.max())}

@@ -52,6 +52,7 @@ from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import MODELS, NONLINEARITIES
 from nrmkit.core.streams import stream_seed
 from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.runs.summaries import mean_std, summary_statistics
 from nrmkit.runs.sweep import PARTS_DIR
 
 #: controller units per ANRU neuron (its state adds them to the hidden unit).
@@ -478,9 +479,7 @@ class Smnist(IncrementalSweep):
                 "epochs": int(arrays["epochs"][row]),
                 "seconds_per_epoch": seconds if np.isfinite(seconds) else None,
                 "run_dir": seed_folder(seed)})
-        summary = {name: {"mean": float(np.mean(arrays[name])),
-                          "std": float(np.std(arrays[name], ddof=0))}
-                   for name in SUMMARY_SCORES}
+        summary = {name: mean_std(arrays[name]) for name in SUMMARY_SCORES}
         histories = [record["history"] for record in records]
         curves = {key: _per_epoch(histories, key)
                   for key in ("validation_accuracy", "validation_loss")}
@@ -712,12 +711,6 @@ def _shape_arrays(model) -> dict[str, Any]:
             for name, value in model.cell.shape_parameters().items()}
 
 
-def _summary(values) -> dict[str, float]:
-    import numpy as np
-
-    values = np.atleast_1d(np.asarray(values, dtype=float))
-    return {"mean": float(values.mean()), "std": float(values.std()),
-            "min": float(values.min()), "max": float(values.max())}
 
 
 def _shape_analysis(model, test, initial, run_dir, title) -> dict | None:
@@ -750,8 +743,8 @@ def _shape_analysis(model, test, initial, run_dir, title) -> dict | None:
         label = "learned"
     run_dir.save_figure(plotting.shape_parameters(n, s, title=title, initial_n=initial_n,
                                                   label=label), "shape_parameters")
-    return {"n": _summary(n), "s": _summary(s), "per_neuron": bool(np.size(n) > 1),
-            "kind": label}
+    return {"n": summary_statistics(n), "s": summary_statistics(s),
+            "per_neuron": bool(np.size(n) > 1), "kind": label}
 
 
 def _lyapunov_analysis(config, model, test, context, title) -> dict:
