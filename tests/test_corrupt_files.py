@@ -25,6 +25,7 @@ from nrmkit.datasets.matfile import write_rate_model_mat
 from nrmkit.experiments.glifr import train_glifr
 from nrmkit.experiments.rate_to_lif import rate_to_lif
 from nrmkit.experiments.sequences import smnist
+from nrmkit.nn import sizing
 from nrmkit.nn.dale import DaleRateRNN, DaleSpec, mat_fields
 from nrmkit.nn.rate_rnn import RateRNN
 from nrmkit.training.checkpoint import (
@@ -393,13 +394,13 @@ def test_memory_estimates_import_no_torch():
 def test_matched_hidden_size_is_exact_without_a_loop():
     def by_loop(model, budget, **sizes):
         hidden = 1
-        while train_glifr.parameter_count(model, hidden + 1, **sizes) <= budget:
+        while sizing.parameter_count(model, hidden + 1, **sizes) <= budget:
             hidden += 1
         return hidden
 
     for model in ("rnn", "lstm", "glifr"):
         for budget in (0, 3, 50, 999, 12_345, 70_001):
             for inputs, outputs in ((1, 1), (8, 10), (28, 10)):
-                assert train_glifr.matched_hidden_size(
+                assert sizing.matched_hidden_size(
                     model, budget, inputs=inputs, outputs=outputs) == by_loop(
                     model, budget, inputs=inputs, outputs=outputs)

@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 
 from nrmkit.core.registry import WORKFLOWS
-from nrmkit.experiments.glifr.train_glifr import matched_hidden_size, parameter_count
 from nrmkit.nn.glifr import GLIFRCell, heterogeneous_values
 from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model, run_cell
+from nrmkit.nn.sizing import matched_hidden_size, parameter_count
 
 
 def _sigmoid(x):

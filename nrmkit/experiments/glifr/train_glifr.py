@@ -26,13 +26,13 @@ histograms), ``silencing``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from nrmkit.core.base import IncrementalSweep
+from nrmkit.core.checks import check, check_finite
 from nrmkit.core.errors import ConfigError, DataError
-from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.nn.sizing import matched_hidden_size, parameter_count
 from nrmkit.runs.summaries import summary_statistics
 
 TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
@@ -108,43 +108,6 @@ class GlifrConfig:
     @property
     def metric(self) -> str:
         return "mse" if self.task == "sine" else "accuracy"
-
-
-def parameter_count(model: str, hidden: int, *, inputs: int, outputs: int,
-                    n_ascs: int = 2) -> int:
-    """Trainable parameters of a model with ``hidden`` units and its read-out (with bias).
-
-    rnn: ``I·H + H + H²``; lstm: ``4H(I + H) + 4H``; glifr: ``I·H + H² + (2 + 3·n_ascs)·H``
-    (``V_th, k_m`` and ``k_j, r_j, a_j`` per after-spike current); read-out ``H·O + O``.
-    """
-    cell = {"rnn": inputs * hidden + hidden + hidden ** 2,
-            "lstm": 4 * hidden * (inputs + hidden) + 4 * hidden,
-            "glifr": inputs * hidden + hidden ** 2 + (2 + 3 * n_ascs) * hidden}[model]
-    return cell + hidden * outputs + outputs
-
-
-def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
-                        n_ascs: int = 2) -> int:
-    """The largest hidden size whose :func:`parameter_count` does not exceed ``budget``
-    (at least 1).
-
-    The count is a quadratic ``a·H² + b·H + c`` in ``H``: its root is the first guess, then
-    whole steps make it exact, so a budget of millions of units costs no loop over them.
-    """
-    def count(hidden: int) -> int:
-        return parameter_count(model, hidden, inputs=inputs, outputs=outputs, n_ascs=n_ascs)
-
-    constant = count(0)
-    quadratic = (count(2) - 2 * count(1) + constant) / 2
-    linear = count(1) - constant - quadratic
-    room = max(budget - constant, 0)
-    hidden = max(1, int((math.sqrt(linear ** 2 + 4 * quadratic * room) - linear)
-                        / (2 * quadratic)))
-    while count(hidden + 1) <= budget:
-        hidden += 1
-    while hidden > 1 and count(hidden) > budget:
-        hidden -= 1
-    return hidden
 
 
 class TrainGlifr(IncrementalSweep):
@@ -322,23 +285,12 @@ def _task_data(config, context) -> dict:
                 torch.as_tensor(targets, dtype=dtype, device=device))
         return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
                 "mode": "sine", "frequencies": frequencies}
-    from nrmkit.datasets import digits
-    from nrmkit.experiments.sequences.smnist import load_digit_splits
+    from nrmkit.datasets.digit_sequences import load_splits, sequence_tensors
 
-    splits = load_digit_splits(config.dataset, config.data_dir)
     mode = "rows" if config.task == "lmnist" else "pixels"
-
-    def tensors(images, labels):
-        sequences = digits.as_sequences(images, image_shape=splits.image_shape,
-                                        input_mode=mode)
-        return (torch.as_tensor(sequences, dtype=dtype, device=device),
-                torch.as_tensor(labels, device=device))
-
-    train = tensors(splits.train_images, splits.train_labels)
-    return {"train": train,
-            "validation": tensors(splits.validation_images, splits.validation_labels),
-            "test": tensors(splits.test_images, splits.test_labels),
-            "inputs": int(train[0].shape[-1]), "outputs": 10, "mode": mode}
+    data = sequence_tensors(load_splits(config.dataset, config.data_dir), input_mode=mode,
+                            dtype=dtype, device=device)
+    return {**data, "inputs": int(data["train"][0].shape[-1]), "outputs": 10, "mode": mode}
 
 
 def _lhet_values(run: str) -> dict:

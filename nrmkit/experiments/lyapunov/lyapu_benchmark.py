@@ -54,12 +54,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nrmkit.core.base import MemoryTerm, Workflow
+from nrmkit.core.checks import check
 from nrmkit.experiments.lyapunov.settings import (
     DRAW_BYTES_PER_ENTRY,
     ENGINE_FLOATS_PER_ROW_ENTRY,
     MAX_STEPS,
     LyapunovSettings,
-    check,
     check_coupling_grid,
     coupling_grid,
     engine_memory,

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from nrmkit.core.base import MemoryTerm, Workflow
+from nrmkit.core.checks import check, check_finite
 from nrmkit.experiments.lyapunov.settings import (
     LOG_ITEMSIZE,
     TONS_AUTO,
     LyapunovSettings,
-    check,
-    check_finite,
     check_tons,
     engine_memory,
     memory_term,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nrmkit.core.base import MemoryTerm
+from nrmkit.core.checks import check, check_finite
 from nrmkit.core.errors import ConfigError, DivergenceError
 from nrmkit.core.registry import ACTIVATIONS
 
@@ -29,16 +30,6 @@ MAX_STEPS = 10**9
 #: ``--tons auto``: the interval is chosen from a pilot run after the warm-up (see
 #: :func:`nrmkit.dynamics.lyapunov.choose_tons`).
 TONS_AUTO = "auto"
-
-
-def check(condition: bool, option_name: str, reason: str) -> None:
-    """Raise :class:`ConfigError` for ``option_name`` unless ``condition`` holds."""
-    if not condition:
-        raise ConfigError(option_name, reason)
-
-
-def check_finite(value: float, option_name: str) -> None:
-    check(math.isfinite(value), option_name, f"must be a finite number, got {value}")
 
 
 def check_tons(value: Any, option_name: str = "--tons") -> float | str:

@@ -35,11 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nrmkit.core.checks import check, check_finite
 from nrmkit.experiments.lyapunov.coupling_sweep import CouplingSweep, SweepResult
 from nrmkit.experiments.lyapunov.settings import (
     LyapunovSettings,
-    check,
-    check_finite,
     check_parameter_sets,
     default_value,
 )

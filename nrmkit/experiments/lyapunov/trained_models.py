@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from nrmkit.core.base import MemoryTerm
+from nrmkit.core.checks import check
 from nrmkit.core.errors import ConfigError
 from nrmkit.experiments.lyapunov.settings import (
     LOG_ITEMSIZE,
     RESULT_BYTES_PER_VALUE,
-    check,
     engine_memory,
     memory_term,
     naming_divergence,

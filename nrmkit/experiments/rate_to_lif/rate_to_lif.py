@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nrmkit.core.base import SweepWorkflow
+from nrmkit.core.checks import check, check_finite
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
-from nrmkit.experiments.lyapunov.settings import check, check_finite
 from nrmkit.runs.summaries import mean_std, summary_statistics
 
 MODES = ("all", "train", "convert", "eval")

@@ -48,10 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from nrmkit.core.base import IncrementalSweep
+from nrmkit.core.checks import check, check_finite
 from nrmkit.core.errors import ConfigError, DataError
 from nrmkit.core.registry import MODELS, NONLINEARITIES
 from nrmkit.core.streams import stream_seed
-from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.datasets.digit_sequences import load_splits, sequence_tensors
 from nrmkit.runs.summaries import mean_std, summary_statistics
 from nrmkit.runs.sweep import PARTS_DIR
 
@@ -208,25 +209,6 @@ def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype=None):
 
     model, data = build_from_record(path, what, build)
     return model.to(device=device, dtype=dtype or torch.float32), data
-
-
-def load_digit_splits(dataset: str, data_dir: str | None):
-    """The train / validation / test splits of ``dataset``
-    (:func:`nrmkit.datasets.digits.load_digit_splits`).
-
-    Raises:
-        ConfigError: naming ``--data-dir`` when the MNIST files given there are missing,
-            truncated or malformed (one line naming the file).
-        DataError: the data cannot be found or read otherwise.
-    """
-    from nrmkit.datasets import digits
-
-    try:
-        return digits.load_digit_splits(dataset, data_dir=data_dir)
-    except DataError as error:
-        if data_dir is None or dataset != "mnist":
-            raise
-        raise ConfigError("--data-dir", str(error)) from None
 
 
 #: ``(image height, width)`` and the number of images (train + validation + test) of each
@@ -575,21 +557,15 @@ def run_single(config: SmnistConfig, context, seed: int, run_dir) -> dict:
     else:
         settings = {"dataset": config.dataset, "input": config.input,
                     "permutation": None}
-    splits = load_digit_splits(settings["dataset"], config.data_dir)
+    splits = load_splits(settings["dataset"], config.data_dir)
     if not config.test and config.permute:
         settings["permutation"] = data.pixel_permutation(
             splits.n_pixels, stream_seed(context.seed, 0, "permutation"))
 
-    def tensors(images, labels):
-        sequences = data.as_sequences(images, image_shape=splits.image_shape,
-                                      input_mode=settings["input"],
-                                      permutation=settings["permutation"])
-        return (torch.as_tensor(sequences, dtype=dtype, device=device),
-                torch.as_tensor(labels, device=device))
-
-    train = tensors(splits.train_images, splits.train_labels)
-    validation = tensors(splits.validation_images, splits.validation_labels)
-    test = tensors(splits.test_images, splits.test_labels)
+    sequences = sequence_tensors(splits, input_mode=settings["input"],
+                                 permutation=settings["permutation"], dtype=dtype,
+                                 device=device)
+    train, validation, test = (sequences[name] for name in ("train", "validation", "test"))
     n_steps, _, input_size = test[0].shape
 
     if not config.test:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nrmkit.experiments.lyapunov.settings import check, check_finite
+from nrmkit.core.checks import check, check_finite
 from nrmkit.experiments.spectrum_training.training import (
     NetworkBatch,
     TrainingSettings,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nrmkit.experiments.lyapunov.settings import check
+from nrmkit.core.checks import check
 from nrmkit.experiments.spectrum_training.train_flybrain_full import (
     FlybrainConfig,
     TrainFlybrainFull,

@@ -11,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nrmkit.core.base import MemoryTerm
-from nrmkit.experiments.lyapunov.settings import (
-    DRAW_BYTES_PER_ENTRY,
-    check,
-    memory_term,
-    plural,
-    raised,
-)
+from nrmkit.core.checks import check
+from nrmkit.experiments.lyapunov.settings import DRAW_BYTES_PER_ENTRY, memory_term, plural, raised
 from nrmkit.experiments.spectrum_training.train_rd_model import RandomTrainingConfig, random_batch
 from nrmkit.experiments.spectrum_training.training import NetworkBatch, TrainOnSpectrum
 

@@ -43,14 +43,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nrmkit.core.base import IncrementalSweep, MemoryTerm
+from nrmkit.core.checks import check, check_finite
 from nrmkit.core.registry import LOSSES
 from nrmkit.experiments.lyapunov.settings import (
     DRAW_BYTES_PER_ENTRY,
     MAX_STEPS,
     RESULT_BYTES_PER_VALUE,
     LyapunovSettings,
-    check,
-    check_finite,
     default_value,
     engine_memory,
     memory_term,
