@@ -59,9 +59,10 @@ def reference_trial(w_eff, w_in, w_out, taus_ms, u, scaling, rng) -> np.ndarray:
 def load(model: str | None, n: int) -> DaleRateRNN:
     if model is None:
         return DaleRateRNN(DaleSpec(n=n), generator=torch_generator(0, 0, "initialisation"))
-    from nrmkit.experiments.rate_to_lif.rate_to_lif import RateToLifConfig, _load
+    from nrmkit.experiments.rate_to_lif.models import load_model
+    from nrmkit.experiments.rate_to_lif.rate_to_lif import RateToLifConfig
 
-    return _load(RateToLifConfig(mode="convert", model=model), GO_NOGO)[0]
+    return load_model(RateToLifConfig(mode="convert", model=model), GO_NOGO)[0]
 
 
 def main() -> None:

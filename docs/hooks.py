@@ -8,7 +8,9 @@ A page states where a table goes with a marker on a line of its own:
   named in one line that links to the page on run folders;
 * ``<!-- shared-options -->`` — the options every registered workflow takes;
 * ``<!-- sweep-options -->`` — the options every sweep workflow (one with ``--executor``)
-  takes.
+  takes;
+* ``<!-- readme -->`` — the README (the home page), its links into ``docs/`` made relative
+  to the site.
 
 Names, types, defaults and help texts come from the commands' ``params``, so the pages cannot
 drift from the command line. Commands are reached through the registry and the ``nrmkit``
@@ -220,7 +222,16 @@ def render_markers(markdown: str, *, prefix: str = "", where: str = "a page") ->
     return MARKER.sub(replace, markdown)
 
 
+def readme() -> str:
+    """README.md as a page of the site: links into ``docs/`` point at the pages; a link to a
+    folder of ``docs/`` (a listing on a code host) becomes plain text."""
+    text = (ROOT / "README.md").read_text()
+    text = re.sub(r"\[([^\]]+)\]\(docs/[^)]*/\)", r"\1", text)
+    return text.replace("](docs/", "](")
+
+
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
     src = page.file.src_uri
     prefix = "../" * src.count("/")
+    markdown = markdown.replace("<!-- readme -->", readme())
     return render_markers(markdown, prefix=prefix, where=src)

@@ -25,6 +25,7 @@ from nrmkit.datasets.matfile import write_rate_model_mat
 from nrmkit.experiments.glifr import train_glifr
 from nrmkit.experiments.rate_to_lif import rate_to_lif
 from nrmkit.experiments.sequences import smnist
+from nrmkit.experiments.sequences.single_run import CHECKPOINT
 from nrmkit.nn import sizing
 from nrmkit.nn.dale import DaleRateRNN, DaleSpec, mat_fields
 from nrmkit.nn.rate_rnn import RateRNN
@@ -155,7 +156,7 @@ def smnist_run(tmp_path_factory):
 def test_truncated_checkpoint_on_resume(smnist_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(smnist_run, run)
-    checkpoint = run / smnist.CHECKPOINT
+    checkpoint = run / CHECKPOINT
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[:len(data) // 2])
     done = invoke(WORKFLOWS.get("smnist"), *SMALL_SMNIST, "--epochs", "2", "--output-dir", run,

@@ -38,7 +38,7 @@ SWEEPS = {
 def recorded():
     """Run every sweep of :data:`SWEEPS` (nothing saved) and record each stream it draws:
     ``{workflow: {(seed, unit, purpose): stream seed}}``."""
-    import nrmkit.experiments.sequences.smnist as smnist
+    import nrmkit.experiments.sequences.single_run as single_run
 
     records: dict[str, dict[tuple[int, int, str], int]] = {}
     original = streams.stream_seed
@@ -49,9 +49,9 @@ def recorded():
         return value
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(streams, "stream_seed", recording)
-    patch.setattr(smnist, "stream_seed", recording)
     try:
+        patch.setattr(streams, "stream_seed", recording)
+        patch.setattr(single_run, "stream_seed", recording)
         for current in SWEEPS:
             records[current] = {}
             done = CliRunner().invoke(WORKFLOWS.get(current),

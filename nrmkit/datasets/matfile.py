@@ -39,7 +39,7 @@ Required fields (reading fails with :class:`~nrmkit.core.errors.DataError` namin
 ones): ``w, w_in, w_out, taus, taus_gaus, m, som_m, exc, inh, N`` — what the published LIF
 code loads. Every other field present is returned as well. The fields that define the
 network (:data:`NETWORK_FIELDS`) must be finite where a model is built from them
-(:mod:`nrmkit.experiments.rate_to_lif.rate_to_lif` refuses a file holding NaN or inf there).
+(:mod:`nrmkit.experiments.rate_to_lif.models` refuses a file holding NaN or inf there).
 """
 
 from __future__ import annotations

@@ -55,11 +55,10 @@ from nrmkit.core.model import DynamicalModel
 from nrmkit.core.registry import MODELS, NONLINEARITIES
 from nrmkit.nn.gamma import GammaActivation, gamma, random_gain
 from nrmkit.nn.init import SQUARE_ONLY, initialize
+from nrmkit.nn.sizing import ANRU_CONTROLLER_SIZE
 
 State = tuple[Tensor, ...]
 
-#: controller size of the ANRU (published value).
-ANRU_CONTROLLER_SIZE = 50
 
 
 # ----------------------------------------------------------------------------- nonlinearities

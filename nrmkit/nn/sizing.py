@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+#: controller units per ANRU neuron (the published value).
+ANRU_CONTROLLER_SIZE = 50
+
 
 def parameter_count(model: str, hidden: int, *, inputs: int, outputs: int,
                     n_ascs: int = 2) -> int:

@@ -7,13 +7,8 @@ import click
 
 from nrmkit.cli.options import Command, common_options, executor_options, option
 from nrmkit.cli.runner import build_config, execute
-from nrmkit.experiments.glifr.train_glifr import (
-    CELLS,
-    TASK_DEFAULTS,
-    VARIANTS,
-    GlifrConfig,
-    TrainGlifr,
-)
+from nrmkit.experiments.glifr.train_glifr import TASK_DEFAULTS, GlifrConfig, TrainGlifr
+from nrmkit.experiments.glifr.trials import CELLS, VARIANTS
 from nrmkit.runs.harness import CommonOptions
 from nrmkit.runs.sweep import ExecutorOptions
 

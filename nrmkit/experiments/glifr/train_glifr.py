@@ -31,7 +31,17 @@ from pathlib import Path
 
 from nrmkit.core.base import IncrementalSweep
 from nrmkit.core.checks import check, check_finite
-from nrmkit.core.errors import ConfigError, DataError
+from nrmkit.experiments.glifr.trials import (
+    CELLS,
+    build_trial,
+    evaluate_trial,
+    learning_curves,
+    lhet_values,
+    silencing_scores,
+    sine_outputs,
+    task_data,
+    train_trial,
+)
 from nrmkit.nn.sizing import matched_hidden_size, parameter_count
 from nrmkit.runs.summaries import summary_statistics
 
@@ -40,11 +50,8 @@ TASK_DEFAULTS = {"sine": {"epochs": 5000, "lr": 1e-4, "batch": 6},
                  "pmnist": {"epochs": 30, "lr": 1e-3, "batch": 256}}
 
 
-VARIANTS = {"hom": (False, False), "lhet": (True, False), "fhet": (False, True),
-            "rhet": (True, True)}   # (learn neuronal parameters, heterogeneous init)
 
 
-CELLS = {"glifr": "GLIFR", "rnn": "RNN", "lstm": "LSTM"}
 
 
 @dataclass(frozen=True)
@@ -123,18 +130,18 @@ class TrainGlifr(IncrementalSweep):
 
     def memory_terms(self, config: GlifrConfig, *, itemsize: int) -> list:
         """Estimated peak allocations of one trial (trials run one after the other), as
-        :func:`nrmkit.experiments.sequences.smnist.training_memory_terms` computes them for the
+        :func:`nrmkit.training.sequence_memory.training_memory_terms` computes them for the
         model's parameter-matched hidden size ``H`` (from ``--hidden``): ``itemsize·7·P`` for the
         parameters, gradients, Adam state and checkpoint, and ``itemsize·T·B·H·2·s`` for
         backpropagation through the ``T`` steps of a batch of ``B`` sequences, with ``s``
         floats per unit and step (GLIFR: ``5 + 2·n_ascs + d``, its currents and the
         ``d``-step delay buffer, +1 for the sine task's read-out at every step); plus the
         digit images for lmnist and pmnist (see :func:`smnist_memory_terms
-        <nrmkit.experiments.sequences.smnist.smnist_memory_terms>`).
+        <nrmkit.experiments.sequences.memory.smnist_memory_terms>`).
         """
         from nrmkit.core.base import MemoryTerm
         from nrmkit.datasets.sine import N_FREQUENCIES, N_STEPS
-        from nrmkit.experiments.sequences.smnist import (
+        from nrmkit.training.sequence_memory import (
             DATASET_SIZES,
             saved_floats_per_unit,
             sequence_shape,
@@ -172,7 +179,7 @@ class TrainGlifr(IncrementalSweep):
 
         from nrmkit.training.sequence import CLASSIFICATION, REGRESSION
 
-        data = _task_data(config, context)
+        data = task_data(config, context)
         n_ascs = 2 if config.ascs else 0
         budget = parameter_count("rnn", config.hidden, inputs=data["inputs"],
                                  outputs=data["outputs"])
@@ -188,17 +195,17 @@ class TrainGlifr(IncrementalSweep):
                     f"with {config.hidden}: {budget}), trial(s) {units} × "
                     f"{config.epochs} epochs")
         objective = REGRESSION if config.task == "sine" else CLASSIFICATION
-        trained_lhet = _lhet_values(config.lhet_run) if config.lhet_run else None
+        trained_lhet = lhet_values(config.lhet_run) if config.lhet_run else None
         for trial in units:
             out: dict[str, list] = {"record": []}
-            model, trainer = _build(config, context, data, hidden, n_ascs, trial, objective,
+            model, trainer = build_trial(config, context, data, hidden, n_ascs, trial, objective,
                                     trained_lhet)
-            _train(config, context, trainer, trial)
-            test = _evaluate(model, data, objective)
-            silencing = _silencing(config, model, data, objective,
+            train_trial(config, context, trainer, trial)
+            test = evaluate_trial(model, data, objective)
+            silencing = silencing_scores(config, model, data, objective,
                                    context.stream("silencing", unit=trial))
             record = {"trial": trial, "seed": context.seed, "epochs": trainer.epoch,
-                      "learning_curve": _curves(trainer.history),
+                      "learning_curve": learning_curves(trainer.history),
                       f"test_{config.metric}": test, "silencing": silencing,
                       "hidden": hidden, "budget": budget, "counts": counts}
             if config.model == "glifr":
@@ -208,12 +215,12 @@ class TrainGlifr(IncrementalSweep):
                     out.setdefault(f"neuron_{name}", []).append(value)
                 record["neuron_parameters"] = {k: summary_statistics(v) for k, v in values.items()}
             if config.task == "sine":
-                for name, value in _sine_outputs(model, data).items():
+                for name, value in sine_outputs(model, data).items():
                     out.setdefault(f"sine_{name}", []).append(value)
             out["record"].append(json.dumps(record))
             context.log(f"  trial {trial + 1}: test {config.metric} {test:.4g}")
             if trial == 0 and context.run_dir.path is not None:
-                from nrmkit.experiments.sequences.smnist import save_sequence_model
+                from nrmkit.training.sequence_files import save_sequence_model
 
                 save_sequence_model(context.run_dir.path / "model.pt", model,
                                     {"task": config.task, "permutation": None,
@@ -273,155 +280,19 @@ def _label(config) -> str:
     return f"GLIFR-{config.variant}{'a' if config.ascs else ''}"
 
 
-def _task_data(config, context) -> dict:
-    import torch
-
-    dtype, device = context.torch_dtype, context.device
-    if config.task == "sine":
-        from nrmkit.datasets.sine import sine_task
-
-        inputs, targets, frequencies = sine_task(dt=config.dt)
-        pair = (torch.as_tensor(inputs, dtype=dtype, device=device),
-                torch.as_tensor(targets, dtype=dtype, device=device))
-        return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
-                "mode": "sine", "frequencies": frequencies}
-    from nrmkit.datasets.digit_sequences import load_splits, sequence_tensors
-
-    mode = "rows" if config.task == "lmnist" else "pixels"
-    data = sequence_tensors(load_splits(config.dataset, config.data_dir), input_mode=mode,
-                            dtype=dtype, device=device)
-    return {**data, "inputs": int(data["train"][0].shape[-1]), "outputs": 10, "mode": mode}
 
 
-def _lhet_values(run: str) -> dict:
-    """The learned neuron parameters of the first trial of the lhet run ``run``.
-
-    Raises:
-        ConfigError: naming ``--lhet_run``: its ``neuron_parameters.npz`` is unreadable
-            (arrays of objects are refused), holds no trial, lacks a parameter, or holds
-            non-finite values.
-    """
-    import zipfile
-
-    import numpy as np
-    import torch
-
-    from nrmkit.nn.glifr import NEURON_PARAMETERS
-    from nrmkit.training.checkpoint import require_finite
-
-    path = Path(run) / "neuron_parameters.npz"
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise ConfigError("--lhet_run", f"cannot read {path}: {error.strerror}") from None
-    try:
-        with handle, np.load(handle) as arrays:
-            stored = {name: arrays[name] for name in arrays.files}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        # numpy's own message would suggest allow_pickle=True: a file holding pickled
-        # objects is refused, never loaded that way.
-        raise ConfigError("--lhet_run", f"{path} is not an archive of numeric arrays "
-                                        "(truncated, not a numpy file, or holding pickled "
-                                        "objects, which are refused)") from None
-    empty = [name for name, array in stored.items() if array.ndim == 0 or len(array) == 0]
-    if empty:
-        raise ConfigError("--lhet_run", f"{path}: {', '.join(empty)} hold no trial (one row "
-                                        "per trial expected)")
-    values = {name: array[0] for name, array in stored.items()}
-    missing = [name for name in NEURON_PARAMETERS if name not in values]
-    if missing:
-        raise ConfigError("--lhet_run", f"{path} lacks the neuron parameter(s) "
-                                        f"{', '.join(missing)}")
-    try:
-        require_finite(values, path)
-    except DataError as error:
-        raise ConfigError("--lhet_run", str(error)) from None
-    return {name: torch.as_tensor(value) for name, value in values.items()}
 
 
-def _build(config, context, data, hidden, n_ascs, trial, objective, trained_lhet):
-    from nrmkit.nn.glifr import heterogeneous_values
-    from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
-    from nrmkit.training.sequence import SequenceTrainer
-
-    learn, heterogeneous = VARIANTS[config.variant]
-    generator = context.stream("initialisation", unit=trial)
-    cell_options = {}
-    if config.model == "glifr":
-        cell_options = {"dt": config.dt, "delay": config.delay_steps, "n_ascs": n_ascs,
-                        "sigma_v": config.sigma_v, "learn_neuron": learn}
-    spec = SequenceModelSpec(net_type=CELLS[config.model], nonlin="tanh",
-                             input_size=data["inputs"], hidden_size=hidden,
-                             n_classes=data["outputs"], rinit="xavier", iinit="xavier",
-                             per_step=config.task == "sine", cell_options=cell_options)
-    model = build_sequence_model(spec, generator=generator)
-    if config.model == "glifr" and heterogeneous:
-        model.cell.load_neuron_values(heterogeneous_values(
-            hidden, n_ascs, dt=config.dt, trained=trained_lhet, generator=generator))
-    model = model.to(device=context.device, dtype=context.torch_dtype)
-    trainer = SequenceTrainer(model, data["train"], data["validation"], lr=config.lr,
-                              batch_size=config.batch, generator=context.stream(
-                                  "batches", unit=trial), objective=objective, plateau=False)
-    if config.anneal_sigma_v and config.model == "glifr":
-        def anneal(epoch: int) -> None:
-            fraction = epoch / max(1, config.epochs - 1)
-            model.cell.sigma_v.fill_(config.sigma_v * 0.1 ** fraction)
-        trainer.before_epoch = anneal
-    return model, trainer
 
 
-def _train(config, context, trainer, trial) -> None:
-    from nrmkit.runs.checkpoints import EpochCheckpoint
-
-    run_dir = context.run_dir
-    path = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
-    checkpoint = EpochCheckpoint(path, trainer, every=config.epochs // 20,
-                                 last_epoch=config.epochs)
-    checkpoint.restore()
-    progress = context.progress(f"trial {trial + 1}/{config.ntrials}")
-    trainer.fit(config.epochs, on_epoch_end=(
-        checkpoint, lambda epoch, metrics: progress(epoch + 1, config.epochs)))
-    checkpoint.save()
 
 
-def _evaluate(model, data, objective, **kwargs) -> float:
-    from nrmkit.training.sequence import evaluate
-
-    return float(evaluate(model, *data["test"], objective=objective, **kwargs)[objective.metric])
 
 
-def _silencing(config, model, data, objective, generator) -> dict[str, float]:
-    """Metric with a fraction of hidden neurons silenced, averaged over random subsets."""
-    import numpy as np
-    import torch
-
-    hidden = model.spec.hidden_size
-    out = {}
-    for fraction in config.silence_fractions:
-        n_off = round(fraction * hidden)
-        scores = []
-        for _ in range(config.silence_draws if n_off else 1):
-            keep = torch.ones(hidden, dtype=data["test"][0].dtype)
-            keep[torch.randperm(hidden, generator=generator)[:n_off]] = 0.0
-            scores.append(_evaluate(model, data, objective,
-                                    keep=keep.to(data["test"][0].device)))
-        out[str(fraction)] = float(np.mean(scores))
-    return out
 
 
-def _sine_outputs(model, data) -> dict:
-    import torch
-
-    with torch.no_grad():
-        outputs = model(data["test"][0])
-    return {"outputs": outputs[..., 0].cpu().numpy(), "targets": data["test"][1][..., 0]
-            .cpu().numpy(), "frequencies": data["frequencies"]}
 
 
-def _curves(history: list[dict]) -> dict:
-    if not history:
-        return {}
-    return {key: [entry[key] for entry in history] for key in history[0]
-            if key not in ("epoch", "lr", "seconds")}
 
 

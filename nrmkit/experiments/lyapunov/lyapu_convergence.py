@@ -130,92 +130,101 @@ class Convergence(Workflow):
         ]
 
     def run(self, config: ConvergenceConfig, context) -> dict:
-        import numpy as np
-
         from nrmkit import plotting
-        from nrmkit.dynamics import lyapunov_spectrum
-        from nrmkit.nn.rate_rnn import random_rate_network
 
-        if config.model is None:
-            model = random_rate_network(
-                config.n, [config.g], config.n_samples, activation=config.activation,
-                dt=config.dt, generator=context.stream("networks"), dtype=context.torch_dtype,
-                device=context.device,
-            )
-            networks = f"g={config.g}, {plural(config.n_samples, 'sample')}"
-            title = f"g={config.g:g}"
-        else:
-            info = trained_model_info(config.model, config.untrained)
-            model = load_analysed_model(config, context)
-            which = "trained" if info.trained else "initial"
-            networks = f"{plural(config.n_samples, f'{which} network')} of {config.model}"
-            title = f"{info.workflow} ({which})"
-        columns = model.batch_shape[1]
-
-        def describe(index: tuple[int, ...], tons: float | str) -> str:
-            network = index[0] * columns + index[1]
-            if config.model is None:
-                return f"g={config.g:g}, sample {network}, t_ONS={_text(tons)}"
-            return f"network {network}, t_ONS={_text(tons)}"
-
+        model, networks, title, info = _networks(config, context)
         context.log(f"lyapu_convergence: {networks}, N={config.n}, nle={config.nle}, "
                     f"t_ONS {', '.join(map(_text, config.tons_values))}")
-        k = config.nle
-        tons_effective, times, histories, finals, errors, summaries = [], [], [], [], [], []
-        choices = []
-        for tons in config.tons_values:
-            generator = context.stream("states")  # the same initial states and basis each time
-            with naming_divergence(lambda index, t=tons: describe(index, t)):
-                result = lyapunov_spectrum(
-                    model, k, generator=generator,
-                    progress=context.progress(f"t_ONS={_text(tons)}"),
-                    **{**config.engine_kwargs(), "tons": tons},
-                )
-            ordered = result.sorted()
-            history = result.history.detach().cpu().numpy()
-            history = history.reshape(history.shape[0], -1, k)         # (time, network, k)
-            time = result.times.numpy()
-            exponents = ordered.exponents.detach().cpu().numpy().reshape(-1, k)
-            stderr = ordered.standard_error.numpy().reshape(-1, k)
-            label = TONS_AUTO if tons == TONS_AUTO else f"{result.tons:g}"
-            context.run_dir.write_arrays(f"history_tons_{label}.npz", time=time,
-                                         **{"lambda": history})
-            keep = np.unique(np.geomspace(1, len(time), MAX_HISTORY_POINTS).astype(int) - 1)
-            summaries.append({"time": time[keep], "lambda": np.median(history[keep], axis=1)})
-            tons_effective.append(result.tons)
-            choices.append(_choice_record(result.tons_choice))
-            times.append(time)
-            histories.append(history[..., 0].copy())  # a view would keep every exponent
-            finals.append(exponents)
-            errors.append(stderr)
-            chosen = "" if tons != TONS_AUTO else (
-                f" (auto: pilot spread {result.tons_choice.spread:.3f}/τ, set by "
-                f"{result.tons_choice.bound})")
-            context.log(f"  t_ONS={result.tons:g}{chosen}: λ_1 median "
-                        f"{np.median(exponents[:, 0]):+.4f}, λ_{k} median "
-                        f"{np.median(exponents[:, -1]):+.4f}")
+        runs = [_one_interval(config, context, model, tons) for tons in config.tons_values]
         figure = plotting.convergence(
-            tons_effective, times, histories, finals, errors,
+            [run["tons"] for run in runs], [run["time"] for run in runs],
+            [run["lambda_1"] for run in runs], [run["exponents"] for run in runs],
+            [run["stderr"] for run in runs],
             title=f"{config.activation}, {title}, N={config.n}, "
                   f"{plural(config.n_samples, 'network')}",
         )
         context.run_dir.save_figure(figure, "lyapu_convergence")
         results = {
-            "tons": tons_effective,
+            "tons": [run["tons"] for run in runs],
             "tons_requested": list(config.tons_values),
-            "tons_choice": choices,
+            "tons_choice": [run["choice"] for run in runs],
             "g": config.g if config.model is None else None,
             "n": config.n,
             "nle": config.nle,
             "tsim": config.tsim,
             "dt": config.dt,
-            "exponents": finals,
-            "exponents_stderr": errors,
-            "history": summaries,
+            "exponents": [run["exponents"] for run in runs],
+            "exponents_stderr": [run["stderr"] for run in runs],
+            "history": [run["summary"] for run in runs],
         }
-        if config.model is not None:
+        if info is not None:
             results["model"] = info.record()
         return results
+
+
+def _networks(config: ConvergenceConfig, context) -> tuple:
+    """``(model, description, figure title, model info or None)``: random networks drawn
+    from the stream ``(seed, 0, "networks")``, or the networks of ``--model``."""
+    from nrmkit.nn.rate_rnn import random_rate_network
+
+    if config.model is None:
+        model = random_rate_network(
+            config.n, [config.g], config.n_samples, activation=config.activation,
+            dt=config.dt, generator=context.stream("networks"), dtype=context.torch_dtype,
+            device=context.device,
+        )
+        return (model, f"g={config.g}, {plural(config.n_samples, 'sample')}",
+                f"g={config.g:g}", None)
+    info = trained_model_info(config.model, config.untrained)
+    which = "trained" if info.trained else "initial"
+    return (load_analysed_model(config, context),
+            f"{plural(config.n_samples, f'{which} network')} of {config.model}",
+            f"{info.workflow} ({which})", info)
+
+
+def _one_interval(config: ConvergenceConfig, context, model, tons: float | str) -> dict:
+    """The exponents of every network with re-orthonormalisation interval ``tons``, from
+    the same initial states and basis (stream ``(seed, 0, "states")``) for every interval;
+    writes ``history_tons_<t>.npz``. Returns the effective interval, the time points, the
+    running λ_1 ``(time, network)``, the final exponents and standard errors ``(network,
+    k)``, the summarised history and the choice record of ``auto``."""
+    import numpy as np
+
+    from nrmkit.dynamics import lyapunov_spectrum
+
+    k, columns = config.nle, model.batch_shape[1]
+
+    def describe(index: tuple[int, ...]) -> str:
+        network = index[0] * columns + index[1]
+        where = (f"g={config.g:g}, sample {network}" if config.model is None
+                 else f"network {network}")
+        return f"{where}, t_ONS={_text(tons)}"
+
+    with naming_divergence(describe):
+        result = lyapunov_spectrum(
+            model, k, generator=context.stream("states"),
+            progress=context.progress(f"t_ONS={_text(tons)}"),
+            **{**config.engine_kwargs(), "tons": tons},
+        )
+    ordered = result.sorted()
+    history = result.history.detach().cpu().numpy()
+    history = history.reshape(history.shape[0], -1, k)         # (time, network, k)
+    time = result.times.numpy()
+    exponents = ordered.exponents.detach().cpu().numpy().reshape(-1, k)
+    label = TONS_AUTO if tons == TONS_AUTO else f"{result.tons:g}"
+    context.run_dir.write_arrays(f"history_tons_{label}.npz", time=time, **{"lambda": history})
+    keep = np.unique(np.geomspace(1, len(time), MAX_HISTORY_POINTS).astype(int) - 1)
+    chosen = "" if tons != TONS_AUTO else (
+        f" (auto: pilot spread {result.tons_choice.spread:.3f}/τ, set by "
+        f"{result.tons_choice.bound})")
+    context.log(f"  t_ONS={result.tons:g}{chosen}: λ_1 median "
+                f"{np.median(exponents[:, 0]):+.4f}, λ_{k} median "
+                f"{np.median(exponents[:, -1]):+.4f}")
+    return {"tons": result.tons, "time": time,
+            "lambda_1": history[..., 0].copy(),      # a view would keep every exponent
+            "exponents": exponents, "stderr": ordered.standard_error.numpy().reshape(-1, k),
+            "summary": {"time": time[keep], "lambda": np.median(history[keep], axis=1)},
+            "choice": _choice_record(result.tons_choice)}
 
 
 def _text(tons: float | str) -> str:
