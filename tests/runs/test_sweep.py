@@ -296,7 +296,7 @@ def test_collect_refuses_a_folder_that_is_no_sweep(tmp_path):
     assert done.exit_code == 2 and "no nrmkit run" in done.output
 
 
-BASH = Path(__file__).resolve().parents[1] / "bash"
+BASH = Path(__file__).resolve().parents[2] / "bash"
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BASH.glob("*.sh")))

@@ -22,7 +22,7 @@ from nrmkit.datasets.connectome import (
     read_roi_folder,
 )
 
-REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 SHIPPED_NPZ = REPO_DATA / "connectomics" / SHIPPED_ROIS["flywire_mb_right"]
 
 

@@ -271,7 +271,7 @@ def test_every_registered_workflow_is_a_declared_console_script_with_a_summary()
     from nrmkit.cli.main import _summary
     from nrmkit.core.registry import WORKFLOWS
 
-    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]  # tomllib: 3.11+
     scripts = dict(re.findall(r'^(\w+) = "([^"]+)"$', section, flags=re.MULTILINE))
     for name in WORKFLOWS.names():

@@ -15,7 +15,7 @@ from nrmkit.core import streams
 from nrmkit.core.registry import WORKFLOWS
 from nrmkit.core.streams import numpy_generator, stream_seed, torch_generator
 
-PACKAGE = Path(__file__).resolve().parents[1] / "nrmkit"
+PACKAGE = Path(__file__).resolve().parents[2] / "nrmkit"
 
 #: tiny sweeps of several units (samples, networks, trials, seeds) of every family.
 SWEEPS = {
