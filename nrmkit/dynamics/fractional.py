@@ -36,6 +36,11 @@ is a fractional differentiator of order ``α`` in reverse: ``D^α r`` is an affi
 the drive. :func:`fractional_order` scans a grid of ``α`` and, for each unit, scores how
 well the drive is explained by an affine map of ``D^α r`` (the fraction of the drive's
 variance left unexplained, ``1 − R²``) and returns the best order ``α̂``.
+
+Reference: Lundstrom, Higgs, Spain & Fairhall (2008), "Fractional differentiation by
+neocortical pyramidal neurons", Nat. Neurosci. 11, 1335–1342 (the fractional order of a
+neuron's response); the analysis of trained adaptive networks follows Geadah et al. (see
+:mod:`nrmkit.nn.gamma`).
 """
 
 from __future__ import annotations

@@ -56,6 +56,13 @@ interval changes nothing but the work: the QR factorisation of a product of Jaco
 not depend on how the product is grouped (``R`` of a longer interval is the product of the
 ``R`` of its steps), so on one trajectory every admissible interval gives the same exponents
 to round-off, and a longer one makes fewer QR factorisations.
+
+References:
+    Benettin, Galgani, Giorgilli & Strelcyn (1980), "Lyapunov characteristic exponents for
+    smooth dynamical systems and for Hamiltonian systems; a method for computing all of
+    them", Meccanica 15, 9–30 (the QR method). Engelken, Wolf & Abbott (2023), "Lyapunov
+    spectra of chaotic recurrent neural networks", Phys. Rev. Research 5, 043044 (spectra of
+    rate RNNs, the re-orthonormalisation interval).
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ def kaplan_yorke_dimension(exponents: Any):
 
     ``D = 0`` if :math:`\lambda_1 < 0`, and ``D`` = the number of exponents given if the
     partial sums never turn negative (for a top-``k`` spectrum that is a lower bound).
+
+    Reference: Kaplan & Yorke (1979), "Chaotic behavior of multidimensional difference
+    equations", Lecture Notes in Mathematics 730, 204–227.
     """
     values, is_numpy = _as_sorted_tensor(exponents)
     n = values.shape[-1]
@@ -48,7 +51,11 @@ def kaplan_yorke_dimension(exponents: Any):
 
 
 def ks_entropy(exponents: Any):
-    r"""Kolmogorov–Sinai entropy rate bound (Pesin): :math:`H = \sum_i \max(\lambda_i, 0)`."""
+    r"""Kolmogorov–Sinai entropy rate bound (Pesin): :math:`H = \sum_i \max(\lambda_i, 0)`.
+
+    Reference: Pesin (1977), "Characteristic Lyapunov exponents and smooth ergodic theory",
+    Russian Math. Surveys 32(4), 55–114.
+    """
     values, is_numpy = _as_sorted_tensor(exponents)
     return _out(values.clamp(min=0).sum(-1), is_numpy)
 

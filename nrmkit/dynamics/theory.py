@@ -1,4 +1,11 @@
-"""Results known independently of the engine, used by tests and figure overlays."""
+"""Results known independently of the engine, used by tests and figure overlays.
+
+References:
+    Sompolinsky, Crisanti & Sommers (1988), "Chaos in random neural networks", Phys. Rev.
+    Lett. 61, 259 (the transition to chaos at g = 1 and the mean-field theory);
+    Engelken, Wolf & Abbott (2023), Phys. Rev. Research 5, 043044 (the mean-field λ_max
+    and the sum rule of the full spectrum).
+"""
 
 from __future__ import annotations
 
