@@ -38,9 +38,9 @@ def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]
     from nrmkit.core.base import SweepWorkflow
     from nrmkit.core.context import RunContext
     from nrmkit.core.registry import EXPERIMENTS
-    from nrmkit.runs.harness import _progress_factory
+    from nrmkit.runs.harness import progress_factory
     from nrmkit.runs.rundir import RunDir, read_run_record
-    from nrmkit.runs.sweep import _ranges, finished_units, parts_folder, read_parts
+    from nrmkit.runs.sweep import finished_units, parts_folder, read_parts, unit_ranges
 
     run_dir = RunDir.open(path, workflow=None, mode="collect", option="RUN_DIR")
     try:
@@ -68,11 +68,11 @@ def collect_run(path: str | Path, *, log=lambda message: None) -> dict[str, Any]
         if missing:
             raise NrmkitRuntimeError(
                 f"{len(missing)} of {n_units} {workflow.unit_name}(s) missing in {path}: "
-                f"{_ranges(missing)} (rerun their array tasks, or the sweep with --resume)")
+                f"{unit_ranges(missing)} (rerun their array tasks, or the sweep with --resume)")
         context = RunContext(run_dir=run_dir, device=options.get("device", "cpu"),
                              dtype=options.get("dtype", "float32"),
                              seed=options.get("seed", 0),
-                             progress=_progress_factory(name, True), log=log)
+                             progress=progress_factory(name, True), log=log)
         started = time.perf_counter()
         results = workflow.aggregate(config, context, read_parts(folder, n_units))
         results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}

@@ -211,7 +211,7 @@ def run_workflow(workflow: Workflow, config: Any, common: CommonOptions, *,
     run_dir = open_run(workflow, config, common, array_task=array_task, device=device)
     context = RunContext(
         run_dir=run_dir, device=device, dtype=common.dtype, seed=common.seed,
-        progress=_progress_factory(workflow.name, common.quiet), log=log,
+        progress=progress_factory(workflow.name, common.quiet), log=log,
         extras={} if executor is None else {"executor": executor},
     )
     try:
@@ -364,7 +364,7 @@ def resume_command(path: str | Path) -> str:
     return shlex.join([program, *kept, "--resume", "--output-dir", str(path)])
 
 
-def _progress_factory(name: str, quiet: bool):
+def progress_factory(name: str, quiet: bool):
     """Rich progress bars on a terminal; a plain line every 10 % otherwise (SLURM logs)."""
     interactive = sys.stderr.isatty() and not quiet
 

@@ -274,11 +274,11 @@ def run_sweep(workflow: Any, config: Any, context: Any) -> dict[str, Any] | None
     missing = sorted(set(all_units) - finished_units(folder, n_units))
     if missing:
         raise NrmkitRuntimeError(f"{len(missing)} {workflow.unit_name}(s) have no result: "
-                                 f"{_ranges(missing)}")
+                                 f"{unit_ranges(missing)}")
     return workflow.aggregate(config, context, read_parts(folder, n_units))
 
 
-def _ranges(values: list[int]) -> str:
+def unit_ranges(values: list[int]) -> str:
     spans, start, previous = [], None, None
     for value in [*values, None]:
         if start is None:
