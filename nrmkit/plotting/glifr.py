@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from nrmkit.plotting.style import colormap, figure_grid, label_panels, new_figure, styled
+from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
 __all__ = ["glifr_learning_curves", "glifr_parameters", "silencing_curve", "sine_outputs"]
 
@@ -35,10 +35,7 @@ def glifr_learning_curves(curves: Sequence[dict], *, metric: str, title: str = "
         axes[1].set_yscale("log")
     if len(curves) <= 10:
         axes[0].legend(frameon=False)
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 
 
 @styled

@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from nrmkit.plotting.style import colormap, label_panels, new_figure, styled
+from nrmkit.plotting.style import colormap, finished, new_figure, styled
 
 __all__ = ["benchmark", "convergence", "spectrum_overview", "transition_to_chaos"]
 
@@ -94,10 +94,7 @@ def spectrum_overview(
         axis.set_ylabel(label)
         if logarithmic:
             axis.set_xscale("log", base=2)
-    if title:
-        figure.suptitle(title, fontsize=9)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title)
 
 
 @styled
@@ -133,10 +130,7 @@ def convergence(
     axes[1].set_xlabel("exponent index i")
     axes[1].set_ylabel(r"final $\lambda_i$, mean over samples  [1/τ]")
     axes[1].legend(frameon=False)
-    if title:
-        figure.suptitle(title, fontsize=9)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title)
 
 
 #: colour, marker and line style of each method in the scaling panels of :func:`benchmark`.
@@ -172,10 +166,7 @@ def benchmark(
                       f"network size N  (k = {n_at_nle})")
         axes[1].set_title("cost vs number of exponents")
         axes[2].set_title("cost vs network size")
-    if title:
-        figure.suptitle(title, fontsize=9)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title)
 
 
 def _cost_bars(axis, labels: Sequence[str], values: np.ndarray) -> None:

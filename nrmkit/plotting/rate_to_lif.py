@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from nrmkit.plotting.style import colormap, figure_grid, label_panels, new_figure, styled
+from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
 __all__ = ["lambda_grid", "lif_raster", "rate_task_outputs", "rate_training_curve"]
 
@@ -58,10 +58,7 @@ def lambda_grid(lambdas: np.ndarray, accuracy: np.ndarray, firing_rate_hz: np.nd
     axes[1].plot(lambdas, firing_rate_hz, marker="o", ms=4, color="#2ca02c")
     axes[1].set_xlabel("scaling factor λ")
     axes[1].set_ylabel("mean firing rate (Hz)")
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 
 
 @styled
@@ -115,8 +112,5 @@ def rate_training_curve(updates: np.ndarray, loss: np.ndarray, accuracy: np.ndar
     axes[1].axhline(95.0, color="0.4", ls="--", lw=1.0)
     axes[1].set_xlabel("updates")
     axes[1].set_ylabel("evaluation accuracy (%)")
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from nrmkit.plotting.style import colormap, figure_grid, label_panels, new_figure, styled
+from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
 __all__ = ["adaptation_traces", "fractional_orders", "learning_curves", "seed_learning_curves",
            "sequence_lyapunov", "shape_parameters"]
@@ -33,10 +33,7 @@ def learning_curves(history: Sequence[dict], *, title: str = "") -> Figure:
         axis.set_ylabel(label)
     axes[0].set_yscale("log")
     axes[1].legend(frameon=False, loc="lower right")
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 
 
 @styled
@@ -101,10 +98,7 @@ def shape_parameters(n: np.ndarray, s: np.ndarray, *, title: str = "",
         axis.set_ylabel("neurons")
     axes[1].set_xlim(-0.05, 1.05)
     axes[0].legend(frameon=False)
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 
 
 @styled
@@ -132,10 +126,7 @@ def adaptation_traces(inputs: np.ndarray, n: np.ndarray, s: np.ndarray,
     axes[1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for axis in axes:
         axis.spines[["top", "right"]].set_visible(False)
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)
 
 
 @styled
@@ -175,7 +166,4 @@ def fractional_orders(alpha_hat: np.ndarray, alphas: np.ndarray, error: np.ndarr
     axes[1].set_ylabel(r"$1 - R^2$ of $D^\alpha$(response) vs drive")
     axes[1].set_yscale("log")
     axes[1].legend(frameon=False)
-    if title:
-        figure.suptitle(title)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title, fontsize=None)

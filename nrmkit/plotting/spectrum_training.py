@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from nrmkit.plotting.style import colormap, figure_grid, label_panels, new_figure, styled
+from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
 __all__ = ["trained_parameters", "trained_spectra", "training_curves"]
 
@@ -45,10 +45,7 @@ def trained_spectra(
         axis.set_xlabel("network")
         axis.set_ylabel(label)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title:
-        figure.suptitle(title, fontsize=9)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title)
 
 
 @styled
@@ -103,10 +100,7 @@ def training_curves(
     axes[2].legend(frameon=False)
     axes[2].set_xlabel("exponent index i")
     axes[2].set_ylabel(r"$\lambda_i$  [1/τ]")
-    if title:
-        figure.suptitle(title, fontsize=9)
-    label_panels(axes)
-    return figure
+    return finished(figure, axes, title)
 
 
 @styled

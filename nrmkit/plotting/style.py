@@ -72,3 +72,13 @@ def label_panels(axes: Sequence) -> None:
     for letter, axis in zip("abcdefgh", axes, strict=False):
         axis.text(-0.14, 1.04, letter, transform=axis.transAxes, fontweight="bold",
                   fontsize=10, va="bottom")
+
+
+def finished(figure: Any, axes: Sequence, title: str = "", *,
+             fontsize: float | None = 9) -> Any:
+    """The figure with its title (if any; ``fontsize`` None: the style's) and its panels
+    lettered: the last step of the multi-panel figures of the package."""
+    if title:
+        figure.suptitle(title, **({} if fontsize is None else {"fontsize": fontsize}))
+    label_panels(axes)
+    return figure
