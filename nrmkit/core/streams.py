@@ -9,7 +9,7 @@ it is for (``"initialisation"``, ``"batches"``, ``"evaluation"``…). A stream's
 
 (:class:`numpy.random.SeedSequence`): streams that differ in the seed, the unit or the purpose
 are statistically independent, and no arithmetic on seeds is ever done, so two of them can
-never coincide the way ``seed + 1`` of one unit and ``seed + 0`` of the next would. A unit's
+never coincide the way an offset seed of one unit can equal the base seed of the next. A unit's
 numbers depend only on ``(seed, unit)``, never on which other units run with it, so sweeps
 give the same numbers on any executor and chunking.
 
