@@ -1,6 +1,7 @@
 r"""The sine-generation task of the GLIFR paper.
 
-``n_frequencies`` sequences (default 6, frequencies evenly spaced over 0.08–0.6 kHz); the
+``n_frequencies`` sequences (default 6, frequencies log-spaced over 0.08–0.6 kHz,
+``f_i = 10^{linspace(log10 0.08, log10 0.6, n)}`` as published); the
 network receives a constant input that identifies the frequency, ``c_i = i/n + 0.25``
 (``i = 0..n−1``), and must output
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: published task: 6 frequencies from 0.08 to 0.6 kHz, 100 steps.
+#: published task: 6 log-spaced frequencies from 0.08 to 0.6 kHz, 100 steps.
 FREQUENCIES_KHZ = (0.08, 0.6)
 N_FREQUENCIES = 6
 N_STEPS = 100
@@ -26,7 +27,7 @@ def sine_task(*, n_steps: int = N_STEPS, dt: float = 0.05, n_frequencies: int = 
     """``(inputs (T, n, 1), targets (T, n, 1), frequencies (n,) kHz)``, float32."""
     if n_steps < 1 or n_frequencies < 1 or dt <= 0:
         raise ValueError("n_steps and n_frequencies must be positive and dt > 0")
-    frequencies = np.linspace(*frequency_range, n_frequencies)
+    frequencies = np.geomspace(*frequency_range, n_frequencies)
     offsets = np.arange(n_frequencies) / n_frequencies + 0.25
     time = np.arange(n_steps)[:, None] * dt                               # (T, 1) ms
     targets = np.sin(2 * np.pi * frequencies[None, :] * time) + offsets[None, :]

@@ -13,6 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from nrmkit.core.registry import WORKFLOWS
+from nrmkit.datasets.digit_sequences import load_splits
+from nrmkit.datasets.sine import sine_task
 from nrmkit.nn.glifr import GLIFRCell, heterogeneous_values
 from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model, run_cell
 from nrmkit.nn.sizing import matched_hidden_size, parameter_count
@@ -173,6 +175,9 @@ def test_learned_heterogeneity_beats_fixed_homogeneous_neurons_on_sine(tmp_path)
         scores[variant] = [trial["test_mse"] for trial in summary["trials"]]
         assert summary["parameter_counts"]["glifr"]["hidden"] == summary["hidden_size"]
     assert np.mean(scores["lhet"]) < np.mean(scores["hom"])
+    recorded = results(tmp_path / "lhet")["task"]
+    assert recorded["name"] == "sine"
+    assert recorded["frequencies_khz"] == pytest.approx(sine_task()[2].tolist())
     for name in ("learning_curves", "sine_outputs", "neuron_parameters"):
         assert (tmp_path / "lhet" / "figures" / f"{name}.png").exists()
     learned = np.load(tmp_path / "lhet" / "neuron_parameters.npz")
@@ -191,14 +196,18 @@ def test_learned_heterogeneity_beats_fixed_homogeneous_neurons_on_sine(tmp_path)
 def test_silencing_lowers_accuracy_monotonically(tmp_path):
     out = tmp_path / "run"
     done = invoke(["--task", "lmnist", "--hidden", "48", "--epochs", "8", "--lr", "3e-3",
-                   "--batch", "32", "--delay", "0.05", "--silence", "0,0.3,0.6,0.9",
+                   "--batch", "32", "--delay", "0.05", "--silence", "0,0.3,0.6,0.9,1.0",
                    "--quiet", "--output-dir", out])
     assert done.exit_code == 0, done.output
     summary = results(out)
-    curve = [summary["silencing"][f] for f in ("0.0", "0.3", "0.6", "0.9")]
+    curve = [summary["silencing"][f] for f in ("0.0", "0.3", "0.6", "0.9", "1.0")]
     assert curve[0] == pytest.approx(summary["trials"][0]["test_accuracy"])
     assert curve[0] > 0.5
-    assert all(a > b for a, b in itertools.pairwise(curve))
+    assert all(a > b for a, b in itertools.pairwise(curve[:4]))
+    # every neuron silent: the read-out sees nothing, every digit gets the class of its bias,
+    # the accuracy of always answering one class (chance level)
+    labels = load_splits("digits", None).test_labels
+    assert min(abs(curve[4] - np.mean(labels == c)) for c in range(10)) < 1e-6
     assert (out / "figures" / "silencing.png").exists()
 
 
@@ -254,3 +263,17 @@ def test_bad_options_exit_2_naming_the_option(args, option, tmp_path):
     assert done.exit_code == 2, done.output
     assert option in done.output and "Traceback" not in done.output
     assert not (tmp_path / "run").exists()
+
+
+def test_sine_task_frequencies_are_log_spaced_as_published():
+    """Six frequencies 10^linspace(log10 0.08, log10 0.6, 6) kHz: a constant ratio between
+    neighbours; inputs c_i = i/6 + 0.25; targets sin(2π f_i t) + c_i."""
+    inputs, targets, frequencies = sine_task()
+    assert frequencies[0] == pytest.approx(0.08) and frequencies[-1] == pytest.approx(0.6)
+    ratios = frequencies[1:] / frequencies[:-1]
+    assert ratios == pytest.approx(np.full(5, (0.6 / 0.08) ** 0.2))
+    offsets = np.arange(6) / 6 + 0.25
+    assert inputs[:, :, 0] == pytest.approx(np.broadcast_to(offsets, (100, 6)))
+    time = np.arange(100)[:, None] * 0.05
+    assert targets[:, :, 0] == pytest.approx(np.sin(2 * np.pi * frequencies * time) + offsets,
+                                             abs=1e-6)

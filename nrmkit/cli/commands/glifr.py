@@ -40,7 +40,8 @@ from nrmkit.runs.sweep import ExecutorOptions
         help="Independent trials (trial k: the streams (seed, k, purpose)).")
 @option("--silence", type=str, default=None,
         help="Comma-separated fractions of hidden neurons to silence after training.")
-@option("--silence_draws", type=int, default=5, help="Random subsets per fraction.")
+@option("--silence_draws", type=int, default=GlifrConfig.silence_draws,
+        help="Random subsets per fraction.")
 @option("--dataset", type=click.Choice(["digits", "mnist"]), default="digits",
         help="Digits for lmnist / pmnist (see smnist).")
 @option("--data-dir", "--data_dir", "data_dir", type=click.Path(), default=None,

@@ -73,7 +73,7 @@ class GlifrConfig:
     batch: int | None = None
     ntrials: int = 1
     silence: str | None = None
-    silence_draws: int = 5
+    silence_draws: int = 10
     dataset: str = "digits"
     data_dir: str | None = None
 
@@ -95,8 +95,8 @@ class GlifrConfig:
             check((Path(self.lhet_run) / "neuron_parameters.npz").is_file(), "--lhet_run",
                   f"no trained GLIFR run in {self.lhet_run} (neuron_parameters.npz missing)")
         fractions = self.silence_fractions
-        check(all(0.0 <= f < 1.0 for f in fractions), "--silence",
-              f"fractions must lie in [0, 1), got {self.silence}")
+        check(all(0.0 <= f <= 1.0 for f in fractions), "--silence",
+              f"fractions must lie in [0, 1], got {self.silence}")
 
     @property
     def delay_steps(self) -> int:
@@ -264,8 +264,11 @@ class TrainGlifr(IncrementalSweep):
             run_dir.save_figure(plotting.silencing_curve(
                 {label: [[t["silencing"][f] for f in fractions] for t in trials]},
                 [float(f) for f in fractions], metric=config.metric), "silencing")
+        task = {"name": config.task}
+        if "sine_frequencies" in arrays:
+            task["frequencies_khz"] = [float(f) for f in arrays["sine_frequencies"][0]]
         return {
-            "task": config.task, "model": config.model, "variant": config.variant,
+            "task": task, "model": config.model, "variant": config.variant,
             "ascs": config.ascs, "metric": config.metric, "hidden_size": hidden,
             "parameter_counts": counts, "budget": budget, "trials": trials,
             "test_metric": float(np.mean([t[f"test_{config.metric}"] for t in trials])),

@@ -142,7 +142,7 @@ def silencing_scores(config, model, data, objective, generator) -> dict[str, flo
     for fraction in config.silence_fractions:
         n_off = round(fraction * hidden)
         scores = []
-        for _ in range(config.silence_draws if n_off else 1):
+        for _ in range(config.silence_draws if 0 < n_off < hidden else 1):
             keep = torch.ones(hidden, dtype=data["test"][0].dtype)
             keep[torch.randperm(hidden, generator=generator)[:n_off]] = 0.0
             scores.append(evaluate_trial(model, data, objective,
