@@ -6,6 +6,7 @@ to click's (usage error → exit 2; a failed run → exit 1; Ctrl-C → 130; SIG
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ import click
 from nrmkit.core.base import Workflow
 from nrmkit.core.errors import ConfigError, NrmkitRuntimeError
 from nrmkit.runs.harness import CommonOptions, Stopped, run_workflow
+from nrmkit.runs.sweep import ExecutorOptions
 
 
 def usage_error(error: ConfigError) -> click.UsageError:
@@ -43,3 +45,19 @@ def execute(workflow: Workflow, config: Any, common: CommonOptions, *,
     except Stopped as stop:
         click.echo(stop.message, err=True)
         raise click.exceptions.Exit(stop.status) from None
+
+
+def run_command(workflow: Workflow, kwargs: dict[str, Any], *, sweep: bool = True,
+                check: Callable[[Any, Any], None] | None = None) -> dict[str, Any] | None:
+    """The body of every workflow command: split click's ``kwargs`` into the common options,
+    the executor options (``sweep``) and the workflow's config (validated; repeated options
+    as tuples), run ``check(config, executor)`` if given, then :func:`execute`. A
+    :class:`~nrmkit.core.errors.ConfigError` anywhere is a usage error naming the option."""
+    common = CommonOptions.pop_from(kwargs)
+    executor = ExecutorOptions.pop_from(kwargs) if sweep else None
+    values = {name: tuple(value) if isinstance(value, list) else value
+              for name, value in kwargs.items()}
+    config = build_config(workflow.config_class, **values)
+    if check is not None:
+        check(config, executor)
+    return execute(workflow, config, common, executor=executor)

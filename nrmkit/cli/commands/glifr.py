@@ -6,11 +6,9 @@ from __future__ import annotations
 import click
 
 from nrmkit.cli.options import Command, common_options, executor_options, option
-from nrmkit.cli.runner import build_config, execute
+from nrmkit.cli.runner import run_command
 from nrmkit.experiments.glifr.train_glifr import TASK_DEFAULTS, GlifrConfig, TrainGlifr
 from nrmkit.experiments.glifr.trials import CELLS, VARIANTS
-from nrmkit.runs.harness import CommonOptions
-from nrmkit.runs.sweep import ExecutorOptions
 
 
 @click.command("train_glifr", cls=Command)
@@ -53,7 +51,4 @@ def train_glifr(**kwargs):
 
     Example: train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --ntrials 3
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(GlifrConfig, **kwargs)
-    execute(TrainGlifr(), config, common, executor=executor)
+    run_command(TrainGlifr(), kwargs)

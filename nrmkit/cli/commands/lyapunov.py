@@ -9,16 +9,14 @@ from typing import Any
 import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
-from nrmkit.cli.runner import build_config, execute
+from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import ACTIVATIONS
-from nrmkit.experiments.lyapunov.lyapu_benchmark import BenchmarkConfig, LyapunovBenchmark
-from nrmkit.experiments.lyapunov.lyapu_convergence import Convergence, ConvergenceConfig
+from nrmkit.experiments.lyapunov.lyapu_benchmark import LyapunovBenchmark
+from nrmkit.experiments.lyapunov.lyapu_convergence import Convergence
 from nrmkit.experiments.lyapunov.settings import PARAMETER_SETS, TONS_AUTO, LyapunovSettings
-from nrmkit.experiments.lyapunov.spectrum import Spectrum, SpectrumConfig
+from nrmkit.experiments.lyapunov.spectrum import Spectrum
 from nrmkit.experiments.lyapunov.trained_models import RANDOM_NETWORK_OPTIONS
-from nrmkit.experiments.lyapunov.transition_2_chaos import TransitionConfig, TransitionToChaos
-from nrmkit.runs.harness import CommonOptions
-from nrmkit.runs.sweep import ExecutorOptions
+from nrmkit.experiments.lyapunov.transition_2_chaos import TransitionToChaos
 
 
 class TonsType(click.ParamType):
@@ -162,9 +160,7 @@ def lyapu_benchmark(**kwargs):
 
     Example: lyapu_benchmark --output-dir runs/benchmark
     """
-    common = CommonOptions.pop_from(kwargs)
-    config = build_config(BenchmarkConfig, **kwargs)
-    execute(LyapunovBenchmark(), config, common)
+    run_command(LyapunovBenchmark(), kwargs, sweep=False)
 
 
 @click.command("lyapu_convergence", cls=Command)
@@ -185,11 +181,8 @@ def lyapu_convergence(**kwargs):
     Examples: lyapu_convergence --tons 0.2 --tons 1 --tons auto --g 3;
     lyapu_convergence --model data/runs/train_rd_model/RUN --tons 0.2 --tons auto
     """
-    options = CommonOptions.pop_from(kwargs)
     refuse_network_options(kwargs)
-    kwargs["tons_values"] = tuple(kwargs["tons_values"])
-    config = build_config(ConvergenceConfig, **kwargs)
-    execute(Convergence(), config, options)
+    run_command(Convergence(), kwargs, sweep=False)
 
 
 @click.command("spectrum", cls=Command)
@@ -212,13 +205,8 @@ def spectrum(**kwargs):
     Examples: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1;
     spectrum --model data/runs/train_rd_model/RUN --tons auto
     """
-    options = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
     refuse_network_options(kwargs)
-    kwargs["parameter"] = tuple(kwargs["parameter"])
-    kwargs["g"] = tuple(kwargs["g"])
-    config = build_config(SpectrumConfig, **kwargs)
-    execute(Spectrum(), config, options, executor=executor)
+    run_command(Spectrum(), kwargs)
 
 
 @click.command("transition_2_chaos", cls=Command)
@@ -237,8 +225,4 @@ def transition_2_chaos(**kwargs):
 
     Example: transition_2_chaos --gmin 0.5 --gmax 3
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    kwargs["parameter"] = tuple(kwargs["parameter"])
-    config = build_config(TransitionConfig, **kwargs)
-    execute(TransitionToChaos(), config, common, executor=executor)
+    run_command(TransitionToChaos(), kwargs)

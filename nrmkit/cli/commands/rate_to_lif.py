@@ -6,17 +6,13 @@ from __future__ import annotations
 import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
-from nrmkit.cli.runner import build_config, execute
-from nrmkit.core.errors import ConfigError
+from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
 from nrmkit.experiments.rate_to_lif.rate_to_lif import (
     MODES,
     RateToLif,
-    RateToLifConfig,
     parse_decay_taus,
 )
-from nrmkit.runs.harness import CommonOptions
-from nrmkit.runs.sweep import ExecutorOptions
 
 
 @click.command("rate_to_lif", cls=Command)
@@ -64,11 +60,5 @@ def rate_to_lif(**kwargs):
 
     Example: rate_to_lif --task go-nogo --n 200 --decay_taus 4 --decay_taus 20
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    try:
-        kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
-    except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
-    config = build_config(RateToLifConfig, **kwargs)
-    execute(RateToLif(), config, common, executor=executor)
+    kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
+    run_command(RateToLif(), kwargs)

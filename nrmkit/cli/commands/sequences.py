@@ -6,17 +6,13 @@ from __future__ import annotations
 import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
-from nrmkit.cli.runner import build_config, execute
-from nrmkit.core.errors import ConfigError
+from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import INITIALIZERS, NONLINEARITIES
 from nrmkit.experiments.sequences.smnist import (
     NET_NAMES,
     Smnist,
-    SmnistConfig,
     check_single_run_executor,
 )
-from nrmkit.runs.harness import CommonOptions
-from nrmkit.runs.sweep import ExecutorOptions
 
 
 @click.command("smnist", cls=Command)
@@ -89,11 +85,4 @@ def smnist(**kwargs):
     """
     if kwargs.pop("cuda"):
         kwargs["device"] = "cuda"
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(SmnistConfig, **kwargs)
-    try:
-        check_single_run_executor(config, executor)
-    except ConfigError as error:
-        raise click.UsageError(f"Invalid value for '{error.option}': {error.reason}") from None
-    execute(Smnist(), config, common, executor=executor)
+    run_command(Smnist(), kwargs, check=check_single_run_executor)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
-from nrmkit.cli.runner import build_config, execute
+from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
 from nrmkit.experiments.spectrum_training.train_flybrain_full import (
     NORMALIZATIONS,
@@ -21,16 +21,12 @@ from nrmkit.experiments.spectrum_training.train_flybrain_pop import (
     TrainFlybrainPop,
 )
 from nrmkit.experiments.spectrum_training.train_rd_model import (
-    RandomTrainingConfig,
     TrainRandomModel,
 )
 from nrmkit.experiments.spectrum_training.train_rd_model_fixed_param import (
-    FixedParamConfig,
     TrainFixedParam,
 )
 from nrmkit.experiments.spectrum_training.training import TrainingSettings
-from nrmkit.runs.harness import CommonOptions
-from nrmkit.runs.sweep import ExecutorOptions
 from nrmkit.training import PROCEDURES
 
 
@@ -123,10 +119,7 @@ def train_flybrain_full(**kwargs):
 
     Example: train_flybrain_full --cell_classes KC,MBON,APL --nle 5 --n_epochs 20
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(FlybrainConfig, **kwargs)
-    execute(TrainFlybrainFull(), config, common, executor=executor)
+    run_command(TrainFlybrainFull(), kwargs)
 
 
 @click.command("train_flybrain_pop", cls=Command)
@@ -141,10 +134,7 @@ def train_flybrain_pop(**kwargs):
 
     Example: train_flybrain_pop --subpopulation neurotransmitter --nle 10 --n_epochs 20
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(FlybrainPopConfig, **kwargs)
-    execute(TrainFlybrainPop(), config, common, executor=executor)
+    run_command(TrainFlybrainPop(), kwargs)
 
 
 @click.command("train_rd_model", cls=Command)
@@ -157,10 +147,7 @@ def train_rd_model(**kwargs):
 
     Example: train_rd_model --n 100 --g 3 --nle 5 --loss MSE --target 0 --n_epochs 50
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    config = build_config(RandomTrainingConfig, **kwargs)
-    execute(TrainRandomModel(), config, common, executor=executor)
+    run_command(TrainRandomModel(), kwargs)
 
 
 @click.command("train_rd_model_fixed_param", cls=Command)
@@ -175,10 +162,6 @@ def train_rd_model_fixed_param(**kwargs):
 
     Example: train_rd_model_fixed_param --n 100 --number_param 200 20 20 --train_weights true
     """
-    common = CommonOptions.pop_from(kwargs)
-    executor = ExecutorOptions.pop_from(kwargs)
-    kwargs["number_param"] = tuple(kwargs["number_param"])
-    config = build_config(FixedParamConfig, **kwargs)
-    execute(TrainFixedParam(), config, common, executor=executor)
+    run_command(TrainFixedParam(), kwargs)
 
 
