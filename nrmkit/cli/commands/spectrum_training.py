@@ -10,6 +10,7 @@ import click
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
 from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import ACTIVATIONS, LOSSES
+from nrmkit.experiments.spectrum_training.settings import TrainingSettings
 from nrmkit.experiments.spectrum_training.train_flybrain_full import (
     NORMALIZATIONS,
     FlybrainConfig,
@@ -26,7 +27,6 @@ from nrmkit.experiments.spectrum_training.train_rd_model import (
 from nrmkit.experiments.spectrum_training.train_rd_model_fixed_param import (
     TrainFixedParam,
 )
-from nrmkit.experiments.spectrum_training.training import TrainingSettings
 from nrmkit.training import PROCEDURES
 
 

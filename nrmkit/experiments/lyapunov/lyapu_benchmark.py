@@ -57,42 +57,23 @@ from dataclasses import dataclass
 from nrmkit.core.base import MemoryTerm, Workflow
 from nrmkit.core.checks import check
 from nrmkit.experiments.lyapunov.benchmark_full_spectrum import (
-    MATMUL_REPEATS,
     time_full_spectrum,
 )
 from nrmkit.experiments.lyapunov.benchmark_harness import BenchmarkHarness
 from nrmkit.experiments.lyapunov.benchmark_memory import (
-    REFERENCE_MATRICES,
     benchmark_memory_terms,
 )
 from nrmkit.experiments.lyapunov.benchmark_outputs import write_outputs
 from nrmkit.experiments.lyapunov.benchmark_scaling import (
-    SCALING_N,
-    SCALING_N_AT_NLE,
-    SCALING_NLE,
-    SCALING_NLE_AT_N,
     time_scaling,
 )
 from nrmkit.experiments.lyapunov.benchmark_sweep import time_independent_draws, time_sweep
-from nrmkit.experiments.lyapunov.benchmark_timing import SHORT_MEASUREMENT
 from nrmkit.experiments.lyapunov.settings import (
     MAX_STEPS,
     LyapunovSettings,
     check_coupling_grid,
     coupling_grid,
 )
-
-__all__ = [
-    "MATMUL_REPEATS",
-    "REFERENCE_MATRICES",
-    "SCALING_N",
-    "SCALING_NLE",
-    "SCALING_NLE_AT_N",
-    "SCALING_N_AT_NLE",
-    "SHORT_MEASUREMENT",
-    "BenchmarkConfig",
-    "LyapunovBenchmark",
-]
 
 
 @dataclass(frozen=True)

@@ -44,30 +44,12 @@ from nrmkit.experiments.rate_to_lif.conversion import (
     grid_simulation,
     lambda_values,
 )
-from nrmkit.experiments.rate_to_lif.exponents import LYAPUNOV_TRAJECTORIES, lyapunov_exponents
+from nrmkit.experiments.rate_to_lif.exponents import lyapunov_exponents
 from nrmkit.experiments.rate_to_lif.memory import (
-    LIF_MATRICES,
-    LIF_STATE_BYTES,
-    LIF_STATE_FLOATS,
-    MAT_MATRICES,
-    MODEL_LOAD_BYTES,
-    RATE_RUN_COPIES,
-    RATE_TRAINING_FLOATS,
-    SPIKE_RATE_BOUND_HZ,
-    SPIKE_TEMPORARY_SLACK,
-    TRAINING_MATRICES,
     rate_to_lif_memory_terms,
 )
 from nrmkit.experiments.rate_to_lif.models import load_model, prepared, write_models
-from nrmkit.experiments.rate_to_lif.training import TRAINING_CHECKPOINT, train_rate_network
-
-__all__ = [
-    "LIF_MATRICES", "LIF_STATE_BYTES", "LIF_STATE_FLOATS", "LYAPUNOV_TRAJECTORIES",
-    "MAT_MATRICES", "MODEL_LOAD_BYTES", "MODES", "RATE_RUN_COPIES", "RATE_TRAINING_FLOATS",
-    "SPIKE_RATE_BOUND_HZ", "SPIKE_TEMPORARY_SLACK", "TRAINING_CHECKPOINT", "TRAINING_MATRICES",
-    "RateToLif", "RateToLifConfig", "parse_decay_taus",
-    "rate_to_lif_memory_terms",
-]
+from nrmkit.experiments.rate_to_lif.training import train_rate_network
 
 MODES = ("all", "train", "convert", "eval")
 

@@ -12,11 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nrmkit.core.checks import check, check_finite
-from nrmkit.experiments.spectrum_training.training import (
-    NetworkBatch,
-    TrainingSettings,
-    TrainOnSpectrum,
-)
+from nrmkit.experiments.spectrum_training.settings import TrainingSettings
+from nrmkit.experiments.spectrum_training.training import NetworkBatch, TrainOnSpectrum
 
 
 @dataclass(frozen=True)

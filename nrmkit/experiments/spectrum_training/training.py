@@ -45,7 +45,6 @@ from typing import Any
 from nrmkit.core.base import IncrementalSweep, MemoryTerm
 from nrmkit.experiments.lyapunov.settings import plural
 from nrmkit.experiments.spectrum_training.batch import (
-    CHECKPOINTS,
     batch_evaluation,
     batch_label,
     checkpoint_folder,
@@ -59,11 +58,7 @@ from nrmkit.experiments.spectrum_training.batch import (
     restored_evaluation,
     spectrum_trainer,
 )
-from nrmkit.experiments.spectrum_training.evaluation import EVALUATION_TONS, Evaluation
 from nrmkit.experiments.spectrum_training.memory import (
-    GRAPH_ROW_FLOATS,
-    GRAPH_STATE_FLOATS,
-    PYTHON_FLOAT_BYTES,
     training_memory_terms,
 )
 from nrmkit.experiments.spectrum_training.records import (
@@ -80,33 +75,6 @@ from nrmkit.experiments.spectrum_training.records import (
     trained_parameters,
     write_arrays,
 )
-from nrmkit.experiments.spectrum_training.settings import (
-    DEFAULT_WINDOW,
-    EVALUATION_EPOCHS,
-    TRAINING_DIVERGENCE_HINT,
-    TrainingSettings,
-    evaluation_option,
-)
-
-#: what other modules import from here (the settings, records and evaluation of the
-#: training workflows live in the modules beside this one).
-__all__ = [
-    "CHECKPOINTS",
-    "DEFAULT_WINDOW",
-    "EVALUATION_EPOCHS",
-    "EVALUATION_TONS",
-    "GRAPH_ROW_FLOATS",
-    "GRAPH_STATE_FLOATS",
-    "PYTHON_FLOAT_BYTES",
-    "TRAINING_DIVERGENCE_HINT",
-    "Evaluation",
-    "NetworkBatch",
-    "TrainOnSpectrum",
-    "TrainingSettings",
-    "checkpoint_folder",
-    "evaluation_option",
-    "network_record",
-]
 
 
 @dataclass
