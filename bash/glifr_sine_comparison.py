@@ -5,7 +5,7 @@ Every model is a ``train_glifr`` run (under OUT); rhet starts from the trained l
 Writes ``comparison.json`` and ``comparison.md`` into OUT.
 
 Run:
-    python bash/glifr_sine_comparison.py --hidden 32 --epochs 1000 --lr 3e-3 --ntrials 2
+    python bash/glifr_sine_comparison.py --hidden 32 --epochs 1000 --lr 3e-3 --ntrials 3
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--ntrials", type=int, default=2)
+    parser.add_argument("--ntrials", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("data/runs/glifr_sine_comparison"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

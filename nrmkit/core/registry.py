@@ -138,7 +138,7 @@ for _name, _task in (("go-nogo", "GO_NOGO"), ("xor", "XOR_TASK"), ("mante", "MAN
 for _name in ("sigmoid", "clipped_relu", "softplus"):
     TRANSFER_FUNCTIONS.register_lazy(_name, f"nrmkit.nn.dale:{_name.upper()}")
 
-for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming"):
+for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming", "uniform"):
     INITIALIZERS.register_lazy(_name, f"nrmkit.nn.init:{_name}",
                                aliases=("random",) if _name == "orthogonal" else ())
 

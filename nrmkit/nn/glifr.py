@@ -12,9 +12,10 @@ Neural Computation 2023):
             - \tfrac{dt}{τ} r[t-1] (V[t-1] - V_{reset}) \\
     r[t] &= σ\big((V[t] - V_{th}) / σ_V\big)
 
-``d`` is the synaptic delay in steps (``d ≥ 1``; the state keeps the last ``d`` rates in a
-buffer, oldest first). Defaults: ``n_asc = 2``, ``σ_V = 1``, ``R = 0.1``, ``I_0 = 0``,
-``V_reset = 0``, ``τ = dt``, all states start at 0; no bias on the synaptic current.
+``d`` is the synaptic delay in steps (``d ≥ 1``; the state keeps the ``d − 1`` rates before
+the last, oldest first: :func:`~nrmkit.nn.recurrent.delay_line_shapes`). Defaults:
+``n_asc = 2``, ``σ_V = 1``, ``R = 0.1``, ``I_0 = 0``, ``V_reset = 0``, ``τ = dt``, all
+states start at 0; no bias on the synaptic current.
 
 Per-neuron parameters and their transforms (raw parameters are free; whatever their value,
 ``dt·k_m`` and ``dt·k_j`` lie in (0, 1) and ``r_j`` in (−1, 1)):
@@ -22,10 +23,12 @@ Per-neuron parameters and their transforms (raw parameters are free; whatever th
 (free). Homogeneous initialisation: ``V_th = 1``, ``k_m = 0.05/ms``, ``k_j = 2/ms``,
 ``r_j, a_j ~ U(−0.01, 0.01)``; weights ``U(±1/√H)``.
 
-Heterogeneous initialisation (:func:`heterogeneous_values`) without a trained run draws per
-neuron ``V_th ~ U(0.5, 1.5)``, ``dt·k_m ~ logU(0.001, 0.05)``, ``dt·k_j ~ logU(0.01, 0.5)``,
-``r_j ~ U(−0.9, 0.9)``, ``a_j ~ U(−0.5, 0.5)``; with a trained ``lhet`` run it resamples (with
-replacement, per neuron) the learned values.
+Heterogeneous initialisation: with a trained ``lhet`` network, :func:`resampled_values`
+draws every entry of each neuron parameter and of the input and lateral weights
+independently, with replacement, from the trained values of that parameter (as published);
+without one, :func:`heterogeneous_values` draws the published ``hetinit`` ranges
+``V_th ~ U(−1, 1)``, ``k_m ~ U(0.04, 0.06)``/ms, ``k_j ~ U(1.5, 2.5)``/ms,
+``r_j, a_j ~ U(−0.1, 0.1)``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nrmkit.nn.recurrent import RecurrentCell, State
+from nrmkit.nn.recurrent import (
+    RecurrentCell,
+    State,
+    delay_line_shapes,
+    delayed_output,
+    shifted_line,
+)
 
 #: the per-neuron parameters (after their transforms) and their homogeneous values.
 NEURON_PARAMETERS = ("v_th", "k_m", "k_j", "r_j", "a_j")
@@ -47,7 +56,8 @@ def _logit(p: Tensor) -> Tensor:
 
 
 class GLIFRCell(RecurrentCell):
-    """A layer of GLIFR neurons (see the module docstring); state ``(r, V, I_asc, buffer)``.
+    """A layer of GLIFR neurons (see the module docstring); state
+    ``(r, V, I_asc, r[t−d], …, r[t−2])``.
 
     Args:
         input_size, hidden_size: ``I`` and ``H``.
@@ -69,8 +79,7 @@ class GLIFRCell(RecurrentCell):
                  neuron_values: dict[str, Tensor] | None = None,
                  generator: torch.Generator | None = None, **_: Any):
         super().__init__()
-        if delay < 1:
-            raise ValueError(f"the synaptic delay must be at least one step, got {delay}")
+        self.delay_shapes = delay_line_shapes(hidden_size, delay)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.dt, self.tau = float(dt), float(tau if tau is not None else dt)
         self.delay, self.n_ascs = int(delay), int(n_ascs)
@@ -136,15 +145,15 @@ class GLIFRCell(RecurrentCell):
 
     def state_shapes(self):
         h = self.hidden_size
-        return ((h,), (h,), (self.n_ascs, h), (self.delay, h))
+        return ((h,), (h,), (self.n_ascs, h), *self.delay_shapes)
 
     @property
     def readout_dtype(self) -> torch.dtype:
         return self.weight_in.dtype
 
     def forward(self, x: Tensor, state: State, drive=None) -> State:
-        rate, voltage, ascs, buffer = state
-        synaptic = x @ self.weight_in + buffer[:, 0] @ self.weight_lat
+        rate, voltage, ascs, *line = state
+        synaptic = x @ self.weight_in + delayed_output(rate, line) @ self.weight_lat
         if drive is not None:
             synaptic = synaptic + drive
         spike_term = (self.dt / self.tau) * rate
@@ -158,17 +167,21 @@ class GLIFRCell(RecurrentCell):
         voltage = ((1.0 - dt_km) * voltage + synaptic
                    + dt_km * self.resistance * (asc_total + self.i0)
                    - spike_term * (voltage - self.v_reset))
+        line = shifted_line(line, rate)
         rate = torch.sigmoid((voltage - self.v_th) / self.sigma_v)
-        buffer = torch.cat((buffer[:, 1:], rate.unsqueeze(1)), 1)
-        return rate, voltage, ascs, buffer
+        return rate, voltage, ascs, *line
 
     def recurrent_blocks(self) -> list[Tensor]:
         return [self.weight_lat]
 
     def silenced(self, state: State, keep: Tensor) -> State:
-        rate, voltage, ascs, buffer = state
-        buffer = torch.cat((buffer[:, :-1], (buffer[:, -1] * keep).unsqueeze(1)), 1)
-        return rate * keep, voltage, ascs, buffer
+        return state[0] * keep, *state[1:]
+
+    @torch.no_grad()
+    def load_weights(self, weight_in: Tensor, weight_lat: Tensor) -> None:
+        """Set the input ``(I, H)`` and lateral ``(H, H)`` weights."""
+        self.weight_in.copy_(weight_in)
+        self.weight_lat.copy_(weight_lat)
 
     def signals(self, state: State) -> dict[str, Tensor]:
         return {"voltage": state[1]}
@@ -187,34 +200,32 @@ def homogeneous_values(hidden_size: int, n_ascs: int, *, dt: float,
             "k_j": torch.full((n_ascs, hidden_size), 2.0), "r_j": small(), "a_j": small()}
 
 
-def heterogeneous_values(hidden_size: int, n_ascs: int, *, dt: float,
-                         trained: dict[str, Tensor] | None = None,
+def heterogeneous_values(hidden_size: int, n_ascs: int, *,
                          generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """Heterogeneous initial values: resampled from ``trained`` (a learned lhet network's
-    :meth:`GLIFRCell.neuron_parameters`) or drawn from the documented random ranges."""
-    if trained is not None:
-        out = {}
-        for name, value in trained.items():
-            value = value.detach().cpu().float()
-            pool = value.reshape(-1, value.shape[-1]) if value.dim() > 1 else value[None]
-            index = torch.randint(pool.shape[-1], (hidden_size,), generator=generator)
-            picked = pool[:, index]
-            if name in ("k_j", "r_j", "a_j"):
-                picked = picked[:n_ascs] if picked.shape[0] >= n_ascs else picked.expand(
-                    n_ascs, -1)
-                out[name] = picked.clone()
-            else:
-                out[name] = picked[0].clone()
-        return out
-
+    """The published ``hetinit`` draws: ``V_th ~ U(−1, 1)``, ``k_m ~ U(0.04, 0.06)``/ms,
+    ``k_j ~ U(1.5, 2.5)``/ms, ``r_j, a_j ~ U(−0.1, 0.1)``, independently per entry."""
     def uniform(low, high, shape):
         return low + (high - low) * torch.rand(shape, generator=generator)
 
-    def log_uniform(low, high, shape):
-        return torch.exp(uniform(math.log(low), math.log(high), shape))
-
     per_asc = (n_ascs, hidden_size)
-    return {"v_th": uniform(0.5, 1.5, (hidden_size,)),
-            "k_m": log_uniform(0.001, 0.05, (hidden_size,)) / dt,
-            "k_j": log_uniform(0.01, 0.5, per_asc) / dt,
-            "r_j": uniform(-0.9, 0.9, per_asc), "a_j": uniform(-0.5, 0.5, per_asc)}
+    return {"v_th": uniform(-1.0, 1.0, (hidden_size,)),
+            "k_m": uniform(0.04, 0.06, (hidden_size,)),
+            "k_j": uniform(1.5, 2.5, per_asc),
+            "r_j": uniform(-0.1, 0.1, per_asc), "a_j": uniform(-0.1, 0.1, per_asc)}
+
+
+def resampled_values(trained: dict[str, Tensor], shapes: dict[str, tuple[int, ...]], *,
+                     generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Arrays of the given ``shapes`` whose entries are drawn independently and with
+    replacement from all the entries of ``trained[name]`` (the published heterogeneous
+    initialisation from a learned network: every neuron parameter and weight matrix, each
+    from its own trained values, after-spike currents pooled)."""
+    out = {}
+    for name, shape in shapes.items():
+        pool = torch.as_tensor(trained[name]).detach().cpu().float().reshape(-1)
+        if pool.numel() == 0 and math.prod(shape) > 0:
+            raise ValueError(f"the trained network has no values of {name} to draw from "
+                             "(trained without after-spike currents?)")
+        index = torch.randint(max(pool.numel(), 1), (math.prod(shape),), generator=generator)
+        out[name] = pool[index].reshape(shape)
+    return out

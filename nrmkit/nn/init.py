@@ -15,6 +15,8 @@ orthogonal   Haar-random orthogonal (QR of a Gaussian matrix, signs fixed);     
              semi-orthogonal when not square
 xavier       ``N(0, 2/(fan_in + fan_out))`` (Glorot normal)                      any
 kaiming      ``N(0, 2/fan_in)`` (He normal, ReLU gain)                            any
+uniform      ``U(−1/√rows, 1/√rows)``: PyTorch's default for recurrent layers,     any
+             ``1/√H`` for every matrix feeding ``H`` units (the GLIFR baselines)
 ===========  ==================================================================  =========
 
 The three orthogonal schemes give a recurrent matrix with all singular values 1 (no
@@ -94,6 +96,11 @@ def xavier(rows: int, cols: int, *, generator: torch.Generator | None = None) ->
 def kaiming(rows: int, cols: int, *, generator: torch.Generator | None = None) -> Tensor:
     std = math.sqrt(2.0 / cols)
     return std * torch.randn(rows, cols, generator=generator)
+
+
+def uniform(rows: int, cols: int, *, generator: torch.Generator | None = None) -> Tensor:
+    bound = 1.0 / math.sqrt(rows)
+    return (2.0 * torch.rand(rows, cols, generator=generator) - 1.0) * bound
 
 
 #: initialisers that only make square matrices.

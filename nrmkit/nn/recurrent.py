@@ -173,30 +173,68 @@ def _linear(rows: int, cols: int, scheme: str, generator, *, bias: bool) -> nn.L
     return layer
 
 
+def delay_line_shapes(hidden_size: int, delay: int) -> tuple[tuple[int, ...], ...]:
+    """State entries of a synaptic delay of ``delay ≥ 1`` steps: the ``d − 1`` outputs before
+    the last one, ``(r[t−d], …, r[t−2])``, oldest first (the last, ``r[t−1]``, is the
+    cell's own output). Kept as separate tensors: a step shifts references, never copies."""
+    if delay < 1:
+        raise ValueError(f"the synaptic delay must be at least one step, got {delay}")
+    return ((hidden_size,),) * (delay - 1)
+
+
+def delayed_output(output: Tensor, line: State) -> Tensor:
+    """``r[t−d]``: the oldest entry of the delay ``line``, or the last ``output`` (d = 1)."""
+    return line[0] if line else output
+
+
+def shifted_line(line: State, output: Tensor) -> State:
+    """The delay line one step on: drop the oldest entry, append the last ``output``."""
+    return (*line[1:], output) if line else ()
+
+
 class RNNCell(RecurrentCell):
-    """``h_t = φ(U x_t + V h_{t-1} + b + d_t)``."""
+    """``h_t = φ(U x_t + V h_{t-d} + b + d_t)`` with a synaptic delay of ``d`` steps
+    (default 1: the usual RNN); state ``(h, h_{t−d}, …, h_{t−2})``.
+
+    ``bias_init``: ``zero`` or ``uniform`` (``U(±1/√H)``, with ``rinit = iinit = "uniform"``
+    PyTorch's default, the GLIFR study's RNN baseline).
+    """
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlin: str = "gamma2",
                  rinit: str = "henaff", iinit: str = "kaiming", gain: float = 1.0,
                  saturation: float = 0.0, random: bool = True, learn_params: bool = True,
-                 generator: torch.Generator | None = None):
+                 delay: int = 1, bias_init: str = "zero",
+                 generator: torch.Generator | None = None, **_: Any):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.delay_shapes = delay_line_shapes(hidden_size, delay)
         self.input_layer = _linear(hidden_size, input_size, iinit, generator, bias=True)
         self.recurrent = _linear(hidden_size, hidden_size, rinit, generator, bias=False)
+        if bias_init == "uniform":
+            with torch.no_grad():
+                self.input_layer.bias.copy_(initialize("uniform", hidden_size, 1,
+                                                       generator=generator)[:, 0])
+        elif bias_init != "zero":
+            raise ValueError(f"bias_init must be 'zero' or 'uniform', got {bias_init!r}")
         self.nonlinearity = NONLINEARITIES.get(nonlin)(
             hidden_size, gain=gain, saturation=saturation, random=random, learn=learn_params,
             generator=generator)
 
-    def preactivation(self, x: Tensor, h: Tensor, drive=None) -> Tensor:
-        a = self.input_layer(x) + self.recurrent(h)
+    def state_shapes(self):
+        return ((self.hidden_size,), *self.delay_shapes)
+
+    def preactivation(self, x: Tensor, state: State, drive=None) -> Tensor:
+        a = self.input_layer(x) + self.recurrent(delayed_output(state[0], state[1:]))
         return a if drive is None else a + drive
 
     def forward(self, x: Tensor, state: State, drive=None) -> State:
-        return (self.nonlinearity(self.preactivation(x, state[0], drive)),)
+        h = self.nonlinearity(self.preactivation(x, state, drive))
+        return (h, *shifted_line(state[1:], state[0]))
 
     def tangent(self, x, state, vectors, drive=None):
-        slope = self.nonlinearity.slope(self.preactivation(x, state[0], drive))
+        if self.delay_shapes:
+            return None                 # the delay line's map: forward-mode autodiff
+        slope = self.nonlinearity.slope(self.preactivation(x, state, drive))
         return ((vectors[0] @ self.recurrent.weight.T) * slope.unsqueeze(-2),)
 
     def shape_parameters(self) -> dict[str, Tensor]:
@@ -259,19 +297,35 @@ class ANRUCell(RecurrentCell):
 
 
 class LSTMCell(RecurrentCell):
-    """Long short-term memory; the drive enters the output gate's pre-activation."""
+    """Long short-term memory; the drive enters the output gate's pre-activation.
 
-    def __init__(self, input_size: int, hidden_size: int, *,
+    ``init``: ``xavier`` (Xavier-normal gate blocks, zero biases but the forget gate's 1) or
+    ``pytorch`` (``torch.nn.LSTMCell``: every weight and its two bias vectors
+    ``U(±1/√H)``, the GLIFR study's LSTM baseline).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, init: str = "xavier",
                  generator: torch.Generator | None = None, **_: Any):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.gates = nn.Linear(input_size + hidden_size, 4 * hidden_size)
+        self.hidden_bias = None
         with torch.no_grad():
-            for block in self.gates.weight.split(hidden_size):
-                block.copy_(initialize("xavier", hidden_size, input_size + hidden_size,
-                                       generator=generator))
-            self.gates.bias.zero_()
-            self.gates.bias[:hidden_size].fill_(1.0)  # forget gate
+            if init == "pytorch":
+                size = (4 * hidden_size, input_size + hidden_size + 2)
+                drawn = (2.0 * torch.rand(size, generator=generator) - 1.0) / math.sqrt(
+                    hidden_size)
+                self.gates.weight.copy_(drawn[:, :-2])
+                self.gates.bias.copy_(drawn[:, -2])
+                self.hidden_bias = nn.Parameter(drawn[:, -1].clone())
+            elif init == "xavier":
+                for block in self.gates.weight.split(hidden_size):
+                    block.copy_(initialize("xavier", hidden_size, input_size + hidden_size,
+                                           generator=generator))
+                self.gates.bias.zero_()
+                self.gates.bias[:hidden_size].fill_(1.0)  # forget gate
+            else:
+                raise ValueError(f"init must be 'xavier' or 'pytorch', got {init!r}")
 
     def state_shapes(self):
         return ((self.hidden_size,), (self.hidden_size,))
@@ -281,7 +335,10 @@ class LSTMCell(RecurrentCell):
 
     def forward(self, x: Tensor, state: State, drive=None) -> State:
         h, c = state
-        forget, inp, out, candidate = self.gates(torch.cat((x, h), -1)).chunk(4, -1)
+        gates = self.gates(torch.cat((x, h), -1))
+        if self.hidden_bias is not None:
+            gates = gates + self.hidden_bias
+        forget, inp, out, candidate = gates.chunk(4, -1)
         if drive is not None:
             out = out + drive
         c = torch.sigmoid(forget) * c + torch.sigmoid(inp) * torch.tanh(candidate)
@@ -338,6 +395,11 @@ class SequenceModelSpec:
     learn_params: bool = True
     #: read out every step ``(T, B, n_classes)`` (sequence generation) instead of the last.
     per_step: bool = False
+    #: probability that a hidden output is dropped at a training step (0: no dropout).
+    dropout_prob: float = 0.0
+    #: read-out initialisation: ``xavier`` (zero bias) or ``uniform`` (``torch.nn.Linear``:
+    #: weights and bias ``U(±1/√H)``).
+    readout_init: str = "xavier"
     #: extra keyword arguments of the cell (e.g. GLIFR's dt, delay, n_ascs, sigma_v).
     cell_options: dict = dataclasses.field(default_factory=dict)
 
@@ -348,26 +410,49 @@ class SequenceClassifier(nn.Module):
     ``forward(inputs (T, B, I), drive=None) -> logits (B, n_classes)``; ``drive`` is added to
     the hidden pre-activation at every step and broadcasts against ``(T, B, H)`` (e.g. a
     ``(T, 1, 1)`` step drive).
+
+    With ``spec.dropout_prob = p > 0`` a training forward pass drops each hidden output at
+    every step with probability ``p`` and scales the kept ones by ``1/(1 − p)`` (inverted
+    dropout on the rates, which then feed the recurrence and the read-out), the masks drawn
+    from :attr:`dropout_generator`; evaluation runs without dropout.
     """
 
     def __init__(self, spec: SequenceModelSpec, *, generator: torch.Generator | None = None):
         super().__init__()
         self.spec = spec
+        #: CPU generator of the dropout masks (needed when training with dropout).
+        self.dropout_generator: torch.Generator | None = None
         self.cell = MODELS.get(spec.net_type)(
             spec.input_size, spec.hidden_size, nonlin=spec.nonlin, rinit=spec.rinit,
             iinit=spec.iinit, gain=spec.gain, saturation=spec.saturation, random=spec.random,
             learn_params=spec.learn_params, generator=generator, **spec.cell_options)
         self.readout = nn.Linear(spec.hidden_size, spec.n_classes)
         with torch.no_grad():
-            self.readout.weight.copy_(initialize("xavier", spec.n_classes, spec.hidden_size,
-                                                 generator=generator))
-            self.readout.bias.zero_()
+            if spec.readout_init == "uniform":       # bound 1/√fan_in = 1/√H
+                drawn = 2.0 * torch.rand(spec.n_classes, spec.hidden_size + 1,
+                                         generator=generator) - 1.0
+                drawn /= math.sqrt(spec.hidden_size)
+                self.readout.weight.copy_(drawn[:, :-1])
+                self.readout.bias.copy_(drawn[:, -1])
+            elif spec.readout_init == "xavier":
+                self.readout.weight.copy_(initialize("xavier", spec.n_classes,
+                                                     spec.hidden_size, generator=generator))
+                self.readout.bias.zero_()
+            else:
+                raise ValueError(f"readout_init must be 'xavier' or 'uniform', got "
+                                 f"{spec.readout_init!r}")
 
     def run(self, inputs: Tensor, drive: Tensor | None = None, *, record: bool = False,
             state: State | None = None, keep: Tensor | None = None
             ) -> tuple[State, dict[str, Tensor]]:
-        """:func:`run_cell` with this model's cell."""
-        return run_cell(self.cell, inputs, drive, record=record, state=state, keep=keep)
+        """:func:`run_cell` with this model's cell (and its dropout when training)."""
+        dropout = None
+        if self.training and self.spec.dropout_prob > 0:
+            if self.dropout_generator is None:
+                raise ValueError("training with dropout needs model.dropout_generator")
+            dropout = (self.spec.dropout_prob, self.dropout_generator)
+        return run_cell(self.cell, inputs, drive, record=record, state=state, keep=keep,
+                        dropout=dropout)
 
     def forward(self, inputs: Tensor, drive: Tensor | None = None, *,
                 keep: Tensor | None = None) -> Tensor:
@@ -385,13 +470,16 @@ class SequenceClassifier(nn.Module):
 
 
 def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *,
-             record: bool = False, state: State | None = None, keep: Tensor | None = None
+             record: bool = False, state: State | None = None, keep: Tensor | None = None,
+             dropout: tuple[float, torch.Generator] | None = None
              ) -> tuple[State, dict[str, Tensor]]:
     """The one time loop: ``cell`` over ``inputs (T, B, I)`` from ``state`` (default zero).
 
     Returns the final state and, with ``record``, the trace ``{"h": (T, B, H), …signals}``.
     ``drive`` (broadcastable to ``(T, B, H)``) is added to the hidden pre-activation;
-    ``keep`` (0/1, ``(H,)`` or ``(B, H)``) silences the neurons marked 0 at every step.
+    ``keep`` (0/1, ``(H,)`` or ``(B, H)``) silences the neurons marked 0 at every step;
+    ``dropout = (p, generator)`` multiplies the outputs at every step by a fresh mask
+    ``Bernoulli(1 − p)/(1 − p)`` of shape ``(B, H)`` drawn on the CPU ``generator``.
     """
     n_steps, batch = inputs.shape[:2]
     if state is None:
@@ -399,12 +487,24 @@ def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *
     trace: dict[str, list[Tensor]] = {}
     for t in range(n_steps):
         state = cell(inputs[t], state, None if drive is None else drive[t])
-        if keep is not None:
-            state = cell.silenced(state, keep)
+        mask = keep
+        if dropout is not None:
+            drawn = dropout_mask(dropout, (batch, cell.hidden_size), inputs)
+            mask = drawn if keep is None else keep * drawn
+        if mask is not None:
+            state = cell.silenced(state, mask)
         if record:
             for name, value in {"h": state[0], **cell.signals(state)}.items():
                 trace.setdefault(name, []).append(value)
     return state, {name: torch.stack(values) for name, values in trace.items()}
+
+
+def dropout_mask(dropout: tuple[float, torch.Generator], shape: tuple[int, ...],
+                 like: Tensor) -> Tensor:
+    """An inverted-dropout mask: 0 with probability ``p``, else ``1/(1 − p)``."""
+    p, generator = dropout
+    kept = torch.rand(shape, generator=generator, dtype=torch.float64) >= p
+    return (kept.to(like.dtype) / (1.0 - p)).to(like.device)
 
 
 def build_sequence_model(spec: SequenceModelSpec | dict, *,

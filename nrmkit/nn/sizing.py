@@ -2,7 +2,8 @@
 
 The GLIFR comparisons set every model's hidden size so that all have (at most) the trainable
 parameters of an RNN of the requested size (Allen Institute GLIFR study: a budget of an RNN
-of 256 units on row-wise MNIST gives GLIFR 252 and LSTM 122 units).
+of 256 units on row-wise MNIST gives GLIFR 252 units with learned after-spike currents, 255
+without them, 256 with fixed neuron parameters, and LSTM 122 units).
 """
 
 from __future__ import annotations
@@ -14,20 +15,23 @@ ANRU_CONTROLLER_SIZE = 50
 
 
 def parameter_count(model: str, hidden: int, *, inputs: int, outputs: int,
-                    n_ascs: int = 2) -> int:
+                    n_ascs: int = 2, learn_neuron: bool = True) -> int:
     """Trainable parameters of a model with ``hidden`` units and its read-out (with bias).
 
-    rnn: ``I·H + H + H²``; lstm: ``4H(I + H) + 4H``; glifr: ``I·H + H² + (2 + 3·n_ascs)·H``
-    (``V_th, k_m`` and ``k_j, r_j, a_j`` per after-spike current); read-out ``H·O + O``.
+    rnn: ``I·H + H + H²``; lstm: ``4H(I + H) + 8H`` (two bias vectors, as
+    ``torch.nn.LSTMCell``); glifr: ``I·H + H² + (2 + 3·n_ascs)·H`` (``V_th, k_m`` and
+    ``k_j, r_j, a_j`` per after-spike current), ``I·H + H²`` when the neuron parameters are
+    fixed (``learn_neuron=False``: hom, fhet); read-out ``H·O + O``.
     """
+    neuron = (2 + 3 * n_ascs) * hidden if learn_neuron else 0
     cell = {"rnn": inputs * hidden + hidden + hidden ** 2,
-            "lstm": 4 * hidden * (inputs + hidden) + 4 * hidden,
-            "glifr": inputs * hidden + hidden ** 2 + (2 + 3 * n_ascs) * hidden}[model]
+            "lstm": 4 * hidden * (inputs + hidden) + 8 * hidden,
+            "glifr": inputs * hidden + hidden ** 2 + neuron}[model]
     return cell + hidden * outputs + outputs
 
 
 def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
-                        n_ascs: int = 2) -> int:
+                        n_ascs: int = 2, learn_neuron: bool = True) -> int:
     """The largest hidden size whose :func:`parameter_count` does not exceed ``budget``
     (at least 1).
 
@@ -35,7 +39,8 @@ def matched_hidden_size(model: str, budget: int, *, inputs: int, outputs: int,
     whole steps make it exact, so a budget of millions of units costs no loop over them.
     """
     def count(hidden: int) -> int:
-        return parameter_count(model, hidden, inputs=inputs, outputs=outputs, n_ascs=n_ascs)
+        return parameter_count(model, hidden, inputs=inputs, outputs=outputs, n_ascs=n_ascs,
+                               learn_neuron=learn_neuron)
 
     constant = count(0)
     quadratic = (count(2) - 2 * count(1) + constant) / 2

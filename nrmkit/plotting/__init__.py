@@ -16,7 +16,8 @@ One module per family:
   :func:`seed_learning_curves`, :func:`shape_parameters`, :func:`adaptation_traces`,
   :func:`sequence_lyapunov`, :func:`fractional_orders`;
 * ``glifr``: :func:`glifr_learning_curves`, :func:`sine_outputs`,
-  :func:`glifr_parameters`, :func:`silencing_curve`;
+  :func:`glifr_parameters`, :func:`silencing_curve`, :func:`fi_curves_figure`,
+  :func:`cluster_scores_figure`, :func:`parameter_trajectories_figure`;
 * ``rate_to_lif``: :func:`rate_task_outputs`, :func:`lambda_grid`, :func:`lif_raster`,
   :func:`rate_training_curve`;
 * ``style``: the shared style and figure scaffolding.
@@ -33,8 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nrmkit.plotting.glifr import (
+        cluster_scores_figure,
+        fi_curves_figure,
         glifr_learning_curves,
         glifr_parameters,
+        parameter_trajectories_figure,
         silencing_curve,
         sine_outputs,
     )
@@ -76,7 +80,8 @@ _FAMILY = {
                      "adaptation_traces", "sequence_lyapunov", "fractional_orders"),
                     "sequences"),
     **dict.fromkeys(("glifr_learning_curves", "sine_outputs", "glifr_parameters",
-                     "silencing_curve"), "glifr"),
+                     "silencing_curve", "fi_curves_figure", "cluster_scores_figure",
+                     "parameter_trajectories_figure"), "glifr"),
     **dict.fromkeys(("rate_task_outputs", "lambda_grid", "lif_raster", "rate_training_curve"),
                     "rate_to_lif"),
 }
@@ -85,13 +90,16 @@ __all__ = [
     "STYLE",
     "adaptation_traces",
     "benchmark",
+    "cluster_scores_figure",
     "convergence",
+    "fi_curves_figure",
     "fractional_orders",
     "glifr_learning_curves",
     "glifr_parameters",
     "lambda_grid",
     "learning_curves",
     "lif_raster",
+    "parameter_trajectories_figure",
     "rate_task_outputs",
     "rate_training_curve",
     "seed_learning_curves",

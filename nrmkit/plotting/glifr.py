@@ -1,5 +1,7 @@
 """Figures of the GLIFR networks: learning curves, sine outputs, the learned neuron
-parameters and the silencing curve."""
+parameters and the silencing curve; and of their analyses (:mod:`nrmkit.dynamics.glifr_analysis`):
+f–I curves coloured by cluster, Calinski–Harabasz scores against the number of clusters, and
+the per-epoch trajectories of the neuron parameters."""
 
 from __future__ import annotations
 
@@ -7,10 +9,17 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
-__all__ = ["glifr_learning_curves", "glifr_parameters", "silencing_curve", "sine_outputs"]
+__all__ = ["cluster_scores_figure", "fi_curves_figure", "glifr_learning_curves",
+           "glifr_parameters", "parameter_trajectories_figure", "silencing_curve",
+           "sine_outputs"]
+
+#: axis labels (with units, as published: mV, 1/ms, pA) of the neuron parameters, in panel order.
+PARAMETER_LABELS = {"v_th": "threshold $V_{th}$ (mV)", "k_m": "$k_m$ (1/ms)",
+                    "k_j": "$k_j$ (1/ms)", "r_j": "$r_j$", "a_j": "$a_j$ (pA)"}
 
 
 @styled
@@ -93,6 +102,98 @@ def silencing_curve(scores: dict[str, list[list[float]]], fractions: Sequence[fl
     axis.set_ylabel("test accuracy (%)" if metric == "accuracy" else "test MSE")
     axis.legend(frameon=False)
     return figure
+
+
+@styled
+def fi_curves_figure(currents: np.ndarray, rates: np.ndarray, labels: np.ndarray | None = None,
+                     *, reference: np.ndarray | None = None, title: str = "",
+                     current_label: str = "injected current $I$ (pA)") -> Figure:
+    """f–I curves: ``rates (H, C)`` of each neuron against ``currents (C,)``, one faint line
+    per neuron, coloured by its cluster in ``labels (H,)`` (legend: cluster and its size);
+    ``reference (H₀, C)`` (e.g. the untrained network's curves) in black underneath."""
+    currents, rates = np.asarray(currents, dtype=float), np.atleast_2d(rates)
+    figure, (axis,) = new_figure(4.6, 3.2)
+    if reference is not None:
+        axis.plot(currents, np.atleast_2d(reference).T, color="black", lw=1.2, alpha=0.8)
+        axis.plot([], [], color="black", lw=1.2, label="before training")
+    if labels is None:
+        axis.plot(currents, rates.T, color="#1f77b4", lw=0.8, alpha=0.4)
+    else:
+        labels = np.asarray(labels)
+        clusters = np.unique(labels)
+        palette = colormap("tab10" if len(clusters) <= 10 else "tab20")
+        for index, cluster in enumerate(clusters):
+            members = rates[labels == cluster]
+            color = palette(index % palette.N)
+            axis.plot(currents, members.T, color=color, lw=0.8, alpha=0.5)
+            axis.plot([], [], color=color, lw=2.0,
+                      label=f"cluster {_cluster_name(index)} (n = {len(members)})")
+    axis.set_xlabel(current_label)
+    axis.set_ylabel(r"mean rate $\bar{r}$ (dimensionless)")
+    axis.set_ylim(-0.02, 1.02)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        axis.set_title(title)
+    return figure
+
+
+@styled
+def cluster_scores_figure(n_clusters: Sequence[int], scores: Sequence[float], *,
+                          title: str = "") -> Figure:
+    """Calinski–Harabasz index against the number of clusters ``k``; the best ``k`` ringed."""
+    ks, values = np.asarray(n_clusters, dtype=int), np.asarray(scores, dtype=float)
+    figure, (axis,) = new_figure(3.4, 2.8)
+    axis.plot(ks, values, color="black", lw=1.0, marker="o", ms=5)
+    scored = np.flatnonzero(np.isfinite(values))
+    if scored.size:
+        best = scored[np.argmax(values[scored])]
+        axis.plot(ks[best], values[best], marker="o", ms=12, mfc="none", mec="#d62728",
+                  mew=1.5, ls="none", label=f"best: k = {ks[best]}")
+        axis.legend(frameon=False)
+    axis.set_xticks(ks)
+    axis.set_xlabel("number of clusters $k$")
+    axis.set_ylabel("Calinski–Harabasz index")
+    if title:
+        axis.set_title(title)
+    return figure
+
+
+@styled
+def parameter_trajectories_figure(epochs: np.ndarray, trajectories: dict[str, np.ndarray],
+                                  dt: float = 0.05, *, title: str = "") -> Figure:
+    """Per-epoch values of the neuron parameters: a panel per parameter present
+    (``v_th, k_m`` as ``(E, H)``; ``k_j, r_j, a_j`` as ``(E, n_asc, H)``, one colour per
+    after-spike current), faint lines per neuron and the mean across neurons thick; the
+    rate panels also read ``dt·k`` (the fraction decayed per step of ``dt`` ms) on the right."""
+    epochs = np.asarray(epochs, dtype=float)
+    names = [name for name in PARAMETER_LABELS
+             if name in trajectories and np.asarray(trajectories[name]).size]
+    figure, axes = figure_grid(1, len(names), 2.7 * len(names), 2.7, squeeze=False)
+    axes = list(axes[0])
+    for axis, name in zip(axes, names, strict=True):
+        values = np.asarray(trajectories[name], dtype=float)
+        rows = values[:, None, :] if values.ndim == 2 else values
+        for j in range(rows.shape[1]):
+            color = f"C{j}" if values.ndim == 3 else "#444444"
+            axis.plot(epochs, rows[:, j, :], color=color, lw=0.5, alpha=0.15)
+            label = f"$j = {j + 1}$ mean" if values.ndim == 3 else "mean"
+            axis.plot(epochs, rows[:, j, :].mean(-1), color=color, lw=2.0, label=label)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_ylabel(PARAMETER_LABELS[name])
+        if name in ("k_m", "k_j"):
+            right = axis.secondary_yaxis("right", functions=(lambda k: k * dt,
+                                                             lambda step: step / dt))
+            right.set_ylabel(rf"$dt\,k$ per step ($dt$ = {dt:g} ms)", fontsize=7)
+        if name in ("v_th", "k_j"):
+            axis.legend(frameon=False, fontsize=6.5)
+    return finished(figure, axes, title)
+
+
+def _cluster_name(index: int) -> str:
+    """A, B, …, Z, then numbers (as in the published figure's legend)."""
+    return chr(ord("A") + index) if index < 26 else str(index + 1)
 
 
 def _histogram_range(values: np.ndarray, bins: int = 20) -> dict:

@@ -9,8 +9,8 @@ a fraction ``augment_ratio`` of them is transformed by ``augment(inputs, generat
 model's parameter constraints are restored (:meth:`SequenceClassifier.project_`).
 
 :meth:`SequenceTrainer.state_dict` holds the model, optimiser, scheduler, the generator's
-state, the epoch and the history: reloading it and training on gives exactly the numbers of
-an uninterrupted run.
+state (and that of the model's dropout generator), the epoch and the history: reloading it
+and training on gives exactly the numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -192,14 +192,21 @@ class SequenceTrainer(Trainer):
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
+            **self._dropout_state(),
             "epoch": self.epoch,
             "history": self.history,
         }
+
+    def _dropout_state(self) -> dict[str, Tensor]:
+        generator = getattr(self.model, "dropout_generator", None)
+        return {} if generator is None else {"dropout_generator": generator.get_state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        if "dropout_generator" in state:
+            self.model.dropout_generator.set_state(state["dropout_generator"])
         self.epoch = int(state["epoch"])
         self.history = [dict(entry) for entry in state["history"]]

@@ -43,16 +43,16 @@ def sequence_shape(dataset: str, input_mode: str) -> tuple[int, int]:
 
 
 def saved_floats_per_unit(net_type: str, *, gamma: bool = False, per_step: bool = False,
-                          n_ascs: int = 2, delay: int = 1) -> int:
+                          n_ascs: int = 2, dropout: bool = False) -> int:
     """Floats autograd keeps per time step, sequence and hidden unit of a sequence model:
-    :data:`SAVED_PER_UNIT` (+1 for a gamma nonlinearity's shape); GLIFR ``5 + 2·n_ascs + d``
-    (its currents and the ``d``-step delay buffer, copied every step); +1 with a read-out at
-    every step."""
+    :data:`SAVED_PER_UNIT` (+1 for a gamma nonlinearity's shape); GLIFR ``5 + 2·n_ascs``
+    (its currents; a synaptic delay line only refers to rates kept anyway); +1 with a
+    read-out at every step; +1 for a dropout mask."""
     if net_type == "GLIFR":
-        saved = 5 + 2 * n_ascs + delay
+        saved = 5 + 2 * n_ascs
     else:
         saved = SAVED_PER_UNIT[net_type] + (1 if gamma else 0)
-    return saved + (1 if per_step else 0)
+    return saved + (1 if per_step else 0) + (1 if dropout else 0)
 
 
 def sequence_model_parameters(net_type: str, hidden: int, inputs: int) -> int:

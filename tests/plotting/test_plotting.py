@@ -39,6 +39,8 @@ def _cases() -> dict[str, tuple[str, tuple, dict]]:
                     "a_j": rng.normal(size=(2, 12)), "r_j": np.vstack([np.ones(12), -np.ones(12)]),
                     "k_j": rng.uniform(0.01, 0.1, (2, 12))}
     inhibitory = np.arange(10) >= 8
+    glifr_shapes = (("v_th", (12,)), ("k_m", (12,)), ("k_j", (2, 12)), ("r_j", (2, 12)),
+                    ("a_j", (2, 12)))
     return {
         "transition_to_chaos": ("transition_to_chaos", (g, rng.normal(size=(4, 3))),
                                 {"theory": np.zeros(4), "dt": 0.1, "title": "t2c"}),
@@ -106,6 +108,15 @@ def _cases() -> dict[str, tuple[str, tuple, dict]]:
                             ({"GLIFR": [[0.9, 0.7, 0.4], [0.85, 0.6, 0.5]],
                               "RNN": [[0.8, 0.5, 0.2], [0.75, 0.4, 0.3]]}, [0.0, 0.25, 0.5]),
                             {"metric": "accuracy"}),
+        "fi_curves_figure": ("fi_curves_figure",
+                             (np.linspace(-1, 1, 9), rng.uniform(0, 1, (6, 9)),
+                              np.array([0, 1, 1, 2, 0, 2])), {"title": "f-I"}),
+        "cluster_scores_figure": ("cluster_scores_figure", (range(2, 6), [3.0, 9.0, 4.0, 2.0]),
+                                  {"title": "CH"}),
+        "parameter_trajectories_figure": ("parameter_trajectories_figure",
+                                          (np.arange(4), {name: rng.normal(size=(4, *shape))
+                                                          for name, shape in glifr_shapes}, 0.05),
+                                          {"title": "trajectories"}),
         "rate_task_outputs": ("rate_task_outputs",
                               (rng.normal(size=(50, 6)), np.repeat([[0.0, 1.0]], 50, axis=0)
                                .repeat(3, axis=1), np.array([0, 1, 0, 1, 0, 1]),

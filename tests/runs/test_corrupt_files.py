@@ -242,6 +242,8 @@ def test_lhet_run_with_non_finite_or_junk_values(tmp_path):
     values = {"v_th": [[1.0, np.nan]], "k_m": [[1.0, 1.0]], "k_j": np.ones((1, 2, 2)),
               "r_j": np.zeros((1, 2, 2)), "a_j": np.zeros((1, 2, 2))}
     np.savez(folder / "neuron_parameters.npz", **values)
+    np.savez(folder / "weights.npz", weight_in=np.ones((1, 1, 2)),
+             weight_lat=np.ones((1, 2, 2)))
     args = ["--variant", "fhet", "--lhet_run", folder, "--hidden", "4", "--epochs", "1",
             "--quiet"]
     done = invoke(WORKFLOWS.get("train_glifr"), *args, "--output-dir", tmp_path / "nan")

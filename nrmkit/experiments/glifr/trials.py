@@ -15,7 +15,13 @@ CELLS = {"glifr": "GLIFR", "rnn": "RNN", "lstm": "LSTM"}
 
 
 
+#: frames of the nmnist task (each ``--dt`` ms long, published: 15 of 1 ms).
+NMNIST_FRAMES = 15
+
+
 def task_data(config, context) -> dict:
+    """The task's ``train``/``validation``/``test`` pairs (time-first inputs) on the run's
+    device and dtype, with ``inputs``, ``outputs`` (sizes) and ``mode``."""
     import torch
 
     dtype, device = context.torch_dtype, context.device
@@ -27,6 +33,13 @@ def task_data(config, context) -> dict:
                 torch.as_tensor(targets, dtype=dtype, device=device))
         return {"train": pair, "validation": pair, "test": pair, "inputs": 1, "outputs": 1,
                 "mode": "sine", "frequencies": frequencies}
+    if config.task == "nmnist":
+        from nrmkit.datasets.nmnist import load_nmnist_splits
+
+        data = load_nmnist_splits(config.data_dir, n_frames=NMNIST_FRAMES,
+                                  frame_ms=config.dt, dtype=dtype, device=device)
+        return {**data, "inputs": int(data["train"][0].shape[-1]), "outputs": 10,
+                "mode": "events"}
     from nrmkit.datasets.digit_sequences import load_splits, sequence_tensors
 
     mode = "rows" if config.task == "lmnist" else "pixels"
@@ -35,23 +48,86 @@ def task_data(config, context) -> dict:
     return {**data, "inputs": int(data["train"][0].shape[-1]), "outputs": 10, "mode": mode}
 
 
-def lhet_values(run: str) -> dict:
-    """The learned neuron parameters of the first trial of the lhet run ``run``.
+def task_sizes(config) -> tuple[int, int]:
+    """``(inputs, outputs)`` of the task's sequences, without loading them."""
+    if config.task == "sine":
+        return 1, 1
+    if config.task == "nmnist":
+        from nrmkit.datasets.nmnist import N_INPUTS
+
+        return N_INPUTS, 10
+    from nrmkit.training.sequence_memory import sequence_shape
+
+    return sequence_shape(config.dataset, "rows" if config.task == "lmnist" else "pixels")[1], 10
+
+
+def task_shape(config, *, itemsize: int) -> dict:
+    """Sizes of the task before loading it: ``steps``, ``inputs``, ``outputs``, number of
+    ``sequences`` and the memory ``terms`` of its data (images and sequences; N-MNIST: its
+    files counted in ``--data-dir``, ``T·2312`` values each)."""
+    from nrmkit.core.base import MemoryTerm
+
+    if config.task == "sine":
+        from nrmkit.datasets.sine import N_FREQUENCIES, N_STEPS
+
+        return {"steps": N_STEPS, "inputs": 1, "outputs": 1, "sequences": N_FREQUENCIES,
+                "terms": []}
+    if config.task == "nmnist":
+        from nrmkit.datasets.nmnist import N_INPUTS, list_samples
+
+        files = sum(len(list_samples(config.data_dir, split)[0]) for split in ("train", "test"))
+        size = files * NMNIST_FRAMES * N_INPUTS * (1 + 2 * itemsize)
+        return {"steps": NMNIST_FRAMES, "inputs": N_INPUTS, "outputs": 10, "sequences": files,
+                "terms": [MemoryTerm("--data-dir", size, f"the {files:,} N-MNIST samples as "
+                                                           f"{NMNIST_FRAMES} frames")]}
+    from nrmkit.training.sequence_memory import DATASET_SIZES, sequence_shape
+
+    steps, inputs = sequence_shape(config.dataset,
+                                   "rows" if config.task == "lmnist" else "pixels")
+    (height, width), n_sequences = DATASET_SIZES[config.dataset]
+    size = n_sequences * height * width * (8 + itemsize)
+    return {"steps": steps, "inputs": inputs, "outputs": 10, "sequences": n_sequences,
+            "terms": [MemoryTerm("--dataset", size, f"the {n_sequences:,} {config.dataset} "
+                                                    "images and their sequences")]}
+
+
+#: the files of a trained GLIFR run that heterogeneous initialisations draw from: the
+#: neuron parameters (``nrmkit.nn.glifr.NEURON_PARAMETERS``) and these weights.
+LHET_FILES = ("neuron_parameters.npz", "weights.npz")
+WEIGHTS = ("weight_in", "weight_lat")
+
+
+def lhet_trials(run: str) -> list[dict]:
+    """The learned neuron parameters and weights of every trial of the lhet run ``run``.
 
     Raises:
-        ConfigError: naming ``--lhet_run``: its ``neuron_parameters.npz`` is unreadable
-            (arrays of objects are refused), holds no trial, lacks a parameter, or holds
-            non-finite values.
+        ConfigError: naming ``--lhet_run``: one of :data:`LHET_FILES` is unreadable (arrays
+            of objects are refused), holds no trial, lacks an array, holds arrays of
+            different trial counts, or holds non-finite values.
     """
-    import zipfile
-
-    import numpy as np
     import torch
 
     from nrmkit.nn.glifr import NEURON_PARAMETERS
+
+    stored = {}
+    for name, expected in zip(LHET_FILES, (NEURON_PARAMETERS, WEIGHTS), strict=True):
+        stored.update(_read_trials(Path(run) / name, expected))
+    counts = {len(array) for array in stored.values()}
+    if len(counts) != 1:
+        raise ConfigError("--lhet_run", f"{run}: its arrays hold different numbers of trials "
+                                        f"({sorted(counts)})")
+    return [{name: torch.as_tensor(array[trial]) for name, array in stored.items()}
+            for trial in range(counts.pop())]
+
+
+def _read_trials(path: Path, expected: tuple[str, ...]) -> dict:
+    """The arrays ``expected`` of the archive ``path``, one row per trial, all finite."""
+    import zipfile
+
+    import numpy as np
+
     from nrmkit.training.checkpoint import require_finite
 
-    path = Path(run) / "neuron_parameters.npz"
     try:
         handle = path.open("rb")
     except OSError as error:
@@ -65,41 +141,52 @@ def lhet_values(run: str) -> dict:
         raise ConfigError("--lhet_run", f"{path} is not an archive of numeric arrays "
                                         "(truncated, not a numpy file, or holding pickled "
                                         "objects, which are refused)") from None
-    empty = [name for name, array in stored.items() if array.ndim == 0 or len(array) == 0]
+    missing = [name for name in expected if name not in stored]
+    if missing:
+        raise ConfigError("--lhet_run", f"{path} lacks the array(s) {', '.join(missing)}")
+    empty = [name for name in expected if stored[name].ndim == 0 or len(stored[name]) == 0]
     if empty:
         raise ConfigError("--lhet_run", f"{path}: {', '.join(empty)} hold no trial (one row "
                                         "per trial expected)")
-    values = {name: array[0] for name, array in stored.items()}
-    missing = [name for name in NEURON_PARAMETERS if name not in values]
-    if missing:
-        raise ConfigError("--lhet_run", f"{path} lacks the neuron parameter(s) "
-                                        f"{', '.join(missing)}")
     try:
-        require_finite(values, path)
+        require_finite({name: stored[name] for name in expected}, path)
     except DataError as error:
         raise ConfigError("--lhet_run", str(error)) from None
-    return {name: torch.as_tensor(value) for name, value in values.items()}
+    return {name: stored[name] for name in expected}
 
 
-def build_trial(config, context, data, hidden, n_ascs, trial, objective, trained_lhet):
-    from nrmkit.nn.glifr import heterogeneous_values
-    from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model
+def model_spec(config, data, hidden, n_ascs):
+    """The :class:`~nrmkit.nn.recurrent.SequenceModelSpec` of a trial's model, initialised as
+    in the GLIFR study: GLIFR weights ``U(±1/√H)``; the RNN baseline tanh with weights and
+    bias ``U(±1/√H)`` and the synaptic delay; the LSTM as ``torch.nn.LSTMCell``; every
+    read-out as ``torch.nn.Linear`` (``U(±1/√H)``)."""
+    from nrmkit.nn.recurrent import SequenceModelSpec
+
+    learn, _ = VARIANTS[config.variant]
+    cell_options = {
+        "glifr": {"dt": config.dt, "delay": config.delay_steps, "n_ascs": n_ascs,
+                  "sigma_v": config.sigma_v, "learn_neuron": learn},
+        "rnn": {"delay": config.delay_steps, "bias_init": "uniform"},
+        "lstm": {"init": "pytorch"}}[config.model]
+    return SequenceModelSpec(net_type=CELLS[config.model], nonlin="tanh",
+                             input_size=data["inputs"], hidden_size=hidden,
+                             n_classes=data["outputs"], rinit="uniform", iinit="uniform",
+                             readout_init="uniform", per_step=config.task == "sine",
+                             dropout_prob=config.dropout_prob, cell_options=cell_options)
+
+
+def build_trial(config, context, data, hidden, n_ascs, trial, objective, lhet):
+    """The model and trainer of trial ``trial``, drawn from the trial's streams; ``lhet``:
+    the trials of a trained lhet run (:func:`lhet_trials`) or None."""
+    from nrmkit.nn.recurrent import build_sequence_model
     from nrmkit.training.sequence import SequenceTrainer
 
-    learn, heterogeneous = VARIANTS[config.variant]
     generator = context.stream("initialisation", unit=trial)
-    cell_options = {}
-    if config.model == "glifr":
-        cell_options = {"dt": config.dt, "delay": config.delay_steps, "n_ascs": n_ascs,
-                        "sigma_v": config.sigma_v, "learn_neuron": learn}
-    spec = SequenceModelSpec(net_type=CELLS[config.model], nonlin="tanh",
-                             input_size=data["inputs"], hidden_size=hidden,
-                             n_classes=data["outputs"], rinit="xavier", iinit="xavier",
-                             per_step=config.task == "sine", cell_options=cell_options)
-    model = build_sequence_model(spec, generator=generator)
-    if config.model == "glifr" and heterogeneous:
-        model.cell.load_neuron_values(heterogeneous_values(
-            hidden, n_ascs, dt=config.dt, trained=trained_lhet, generator=generator))
+    model = build_sequence_model(model_spec(config, data, hidden, n_ascs), generator=generator)
+    if config.model == "glifr" and VARIANTS[config.variant][1]:
+        heterogeneous_init(model.cell, lhet[trial % len(lhet)] if lhet else None,
+                           context.stream("heterogeneity", unit=trial))
+    model.dropout_generator = context.stream("dropout", unit=trial)
     model = model.to(device=context.device, dtype=context.torch_dtype)
     trainer = SequenceTrainer(model, data["train"], data["validation"], lr=config.lr,
                               batch_size=config.batch, generator=context.stream(
@@ -107,22 +194,88 @@ def build_trial(config, context, data, hidden, n_ascs, trial, objective, trained
     if config.anneal_sigma_v and config.model == "glifr":
         def anneal(epoch: int) -> None:
             fraction = epoch / max(1, config.epochs - 1)
-            model.cell.sigma_v.fill_(config.sigma_v * 0.1 ** fraction)
+            model.cell.sigma_v.fill_(config.sigma_v + (SIGMA_V_FINAL - config.sigma_v)
+                                     * fraction)
         trainer.before_epoch = anneal
     return model, trainer
 
 
-def train_trial(config, context, trainer, trial) -> None:
+#: the σ_V that ``--anneal_sigma_v`` reaches at the last epoch (published: 1 → 1e-3).
+SIGMA_V_FINAL = 1e-3
+
+
+def heterogeneous_init(cell, trained: dict | None, generator) -> None:
+    """Heterogeneous neurons for fhet and rhet: every neuron parameter and both weight
+    matrices resampled from a trained lhet trial (``trained``), or, without one, the
+    published ``hetinit`` draws for the neuron parameters (weights unchanged)."""
+    from nrmkit.nn.glifr import heterogeneous_values, resampled_values
+
+    if trained is None:
+        cell.load_neuron_values(heterogeneous_values(cell.hidden_size, cell.n_ascs,
+                                                     generator=generator))
+        return
+    shapes = {name: tuple(value.shape) for name, value in cell.neuron_parameters().items()}
+    shapes.update(weight_in=tuple(cell.weight_in.shape), weight_lat=tuple(cell.weight_lat.shape))
+    try:
+        drawn = resampled_values(trained, shapes, generator=generator)
+    except ValueError as error:
+        raise ConfigError("--lhet_run", str(error)) from None
+    cell.load_weights(drawn.pop("weight_in"), drawn.pop("weight_lat"))
+    cell.load_neuron_values(drawn)
+
+
+class ParameterTrajectory:
+    """Per-epoch values of a GLIFR cell's neuron parameters (an ``on_epoch_end`` callback).
+
+    Records after every ``every``-th epoch (``every = ⌈epochs/1000⌉``: at most about a
+    thousand snapshots) and after the first and last; :meth:`arrays` gives ``epochs (E,)``
+    and one ``(E, H)`` or ``(E, n_ascs, H)`` array per parameter. Saved in the trial's
+    checkpoint, so a resumed run continues the same record.
+    """
+
+    def __init__(self, cell, epochs: int):
+        self.cell, self.every, self.last = cell, max(1, -(-epochs // 1000)), epochs
+        self.epochs: list[int] = []
+        self.values: list[dict] = []
+
+    def __call__(self, epoch: int, metrics=None) -> None:
+        if epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.last:
+            self.epochs.append(epoch + 1)
+            self.values.append({name: value.detach().cpu().clone()
+                                for name, value in self.cell.neuron_parameters().items()})
+
+    def state(self) -> dict:
+        return {"epochs": list(self.epochs), "values": list(self.values)}
+
+    def load(self, state: dict) -> None:
+        self.epochs, self.values = list(state["epochs"]), list(state["values"])
+
+    def arrays(self) -> dict:
+        import numpy as np
+
+        out = {"epochs": np.asarray(self.epochs)}
+        for name in self.values[0] if self.values else ():
+            out[name] = np.stack([entry[name].numpy() for entry in self.values])
+        return out
+
+
+def train_trial(config, context, trainer, trial, trajectory=None) -> None:
+    """Train (or resume) trial ``trial``, checkpointing every 5 % of the epochs; the
+    ``trajectory`` recorder (if any) is saved with the checkpoint."""
     from nrmkit.runs.checkpoints import EpochCheckpoint
 
     run_dir = context.run_dir
     path = None if run_dir.path is None else run_dir.path / f"checkpoints/trial{trial}.pt"
-    checkpoint = EpochCheckpoint(path, trainer, every=config.epochs // 20,
-                                 last_epoch=config.epochs)
-    checkpoint.restore()
+    checkpoint = EpochCheckpoint(
+        path, trainer, every=config.epochs // 20, last_epoch=config.epochs,
+        extra=None if trajectory is None else lambda: {"trajectory": trajectory.state()})
+    restored = checkpoint.restore()
+    if trajectory is not None and restored is not None and "trajectory" in restored:
+        trajectory.load(restored["trajectory"])
     progress = context.progress(f"trial {trial + 1}/{config.ntrials}")
-    trainer.fit(config.epochs, on_epoch_end=(
-        checkpoint, lambda epoch, metrics: progress(epoch + 1, config.epochs)))
+    callbacks = (checkpoint, lambda epoch, metrics: progress(epoch + 1, config.epochs))
+    trainer.fit(config.epochs, on_epoch_end=callbacks if trajectory is None
+                else (trajectory, *callbacks))
     checkpoint.save()
 
 
@@ -149,15 +302,6 @@ def silencing_scores(config, model, data, objective, generator) -> dict[str, flo
                                     keep=keep.to(data["test"][0].device)))
         out[str(fraction)] = float(np.mean(scores))
     return out
-
-
-def sine_outputs(model, data) -> dict:
-    import torch
-
-    with torch.no_grad():
-        outputs = model(data["test"][0])
-    return {"outputs": outputs[..., 0].cpu().numpy(), "targets": data["test"][1][..., 0]
-            .cpu().numpy(), "frequencies": data["frequencies"]}
 
 
 def learning_curves(history: list[dict]) -> dict:
