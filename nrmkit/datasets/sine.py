@@ -34,3 +34,22 @@ def sine_task(*, n_steps: int = N_STEPS, dt: float = 0.05, n_frequencies: int = 
     inputs = np.broadcast_to(offsets[None, :], (n_steps, n_frequencies))
     return (inputs[..., None].astype(np.float32), targets[..., None].astype(np.float32),
             frequencies)
+
+
+def block_constant_floor(targets: np.ndarray, block: int) -> float:
+    """The lowest MSE that an output constant on consecutive blocks of ``block`` steps (from
+    step 0) can reach on ``targets (T, n, O)``: the mean squared deviation of the targets
+    from their block means.
+
+    A tanh RNN whose recurrent input is delayed by ``d`` steps, ``h_t = φ(U x + V h_{t−d} +
+    b)``, driven by a constant input from ``h = 0``, is constant on such blocks of ``d``
+    steps (by induction over the blocks), and so is its linear read-out: on the sine task its
+    test MSE cannot fall below ``block_constant_floor(targets, d)``.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    steps = targets.shape[0]
+    starts = np.arange(0, steps, block)
+    means = np.add.reduceat(targets, starts, axis=0) / np.diff(np.append(starts, steps))[
+        :, None, None]
+    expanded = np.repeat(means, np.diff(np.append(starts, steps)), axis=0)
+    return float(((targets - expanded) ** 2).mean())
