@@ -125,6 +125,13 @@ def configurations(name, tmp, trained, converted):
     if name == "smnist":
         return [run(name, tmp / "a", *SMNIST),
                 run(name, tmp / "b", *SMNIST, "--n_seeds", 2)]
+    if name == "smnist_grid":
+        return [run(name, tmp / "a", *SMNIST, "--gains", 5, "--saturations", 0,
+                    "--saturations", 1)]
+    if name == "smnist_analysis":
+        run("smnist", tmp / "model", *SMNIST)
+        return [run(name, tmp / "a", "--model", tmp / "model", "--samples", 20, "--gains", 5,
+                    "--saturations", 0, "--amplitudes", 0, "--amplitudes", 5)]
     if name == "train_glifr":
         return [run(name, tmp / "a", "--task", "sine", "--hidden", 8, "--epochs", 2,
                     "--lr", "3e-3")]
@@ -132,6 +139,13 @@ def configurations(name, tmp, trained, converted):
         return [converted[1],
                 run(name, tmp / "b", "--mode", "eval", "--model", converted[0],
                     "--lambda", 30, "--lif_trials", 2)]
+    if name == "ptb_task":
+        data = tmp / "ptb"
+        data.mkdir()
+        for split in ("train", "valid", "test"):
+            (data / f"ptb.char.{split}.txt").write_text(" t h e _ c a t _ s a t \n" * 12)
+        return [run(name, tmp / "a", "--data-dir", data, "--nhid", 6, "--emsize", 4,
+                    "--batch", 4, "--eval_batch", 2, "--bptt", 8, "--epochs", 1)]
     raise AssertionError(f"no tiny configuration for the workflow {name}: add one here")
 
 

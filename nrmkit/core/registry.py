@@ -138,16 +138,19 @@ for _name, _task in (("go-nogo", "GO_NOGO"), ("xor", "XOR_TASK"), ("mante", "MAN
 for _name in ("sigmoid", "clipped_relu", "softplus"):
     TRANSFER_FUNCTIONS.register_lazy(_name, f"nrmkit.nn.dale:{_name.upper()}")
 
-for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming", "uniform"):
+for _name in ("henaff", "cayley", "orthogonal", "xavier", "kaiming", "uniform", "normal"):
     INITIALIZERS.register_lazy(_name, f"nrmkit.nn.init:{_name}",
                                aliases=("random",) if _name == "orthogonal" else ())
 
 # Nonlinearities of the RNN cell (``--nonlin``): factories ``(n_hidden, **shape) -> module``.
 for _name in ("gamma", "gamma2", "ReLU", "tanh"):
     NONLINEARITIES.register_lazy(_name, f"nrmkit.nn.recurrent:{_name.lower()}_nonlinearity")
+for _name in ("modrelu", "sigmoid"):
+    NONLINEARITIES.register_lazy(_name, f"nrmkit.nn.pointwise:{_name}_nonlinearity")
 
 for _name, _function in (("l2", "l2_loss"), ("MSE", "mse_loss"),
-                         ("MSE_Custom", "mse_custom_loss"), ("Sinai", "sinai_loss")):
+                         ("MSE_Custom", "mse_custom_loss"), ("Sinai", "sinai_loss"),
+                         ("Sinai_max", "sinai_max_loss")):
     LOSSES.register_lazy(_name, f"nrmkit.training.losses:{_function}")
 
 #: every workflow: (name, family, class, one-line summary). The family names the experiment package
@@ -174,6 +177,12 @@ WORKFLOW_TABLE = (
      "Train population-shared gains/shifts of a connectome network."),
     ("smnist", "sequences", "Smnist",
      "Gamma RNN / ANRU / LSTM / GRU on sequential (permuted) digits."),
+    ("ptb_task", "sequences", "PtbTask",
+     "Character-level Penn Treebank language model; bits per character."),
+    ("smnist_grid", "sequences", "SmnistGrid",
+     "smnist over a grid of fixed gamma shapes (n, s): accuracy heat map."),
+    ("smnist_analysis", "sequences", "SmnistAnalysis",
+     "Information, Jacobian norm, step λ₁ and gradient norms of a trained smnist model."),
     ("train_glifr", "glifr", "TrainGlifr",
      "GLIFR networks (and matched RNN/LSTM) on sine generation and digits."),
     ("rate_to_lif", "rate_to_lif", "RateToLif",

@@ -59,3 +59,38 @@ def linear_exponents(eigenvalues: np.ndarray, dt: float) -> np.ndarray:
     """
     rates = np.log(np.abs(1.0 - dt + dt * np.asarray(eigenvalues))) / dt
     return np.sort(rates)[::-1]
+
+
+#: the largest real part of the bulk of the unit-coupling matrix ``J`` for N → ∞, per
+#: connectivity ensemble (:mod:`nrmkit.nn.ensembles`): the circular law's radius 1, the
+#: semicircle's √2 for FlyStability's symmetric ``(X + Xᵀ)/2``, and the Rajan–Abbott radius
+#: 1 of the balanced E/I ensemble (normalised so).
+BULK_EDGE: dict[str, float] = {"gaussian": 1.0, "symmetric": math.sqrt(2.0), "ei": 1.0}
+
+
+def linear_lambda_max(g: float | np.ndarray, dt: float, edge: float = 1.0) -> np.ndarray:
+    """λ_max (per τ) of a tanh network ``W = g·J`` while its fixed point 0 is stable,
+    N → ∞: ``ln(1 − dt + dt·g·edge)/dt`` for ``g·edge ≤ 1`` (``edge`` = :data:`BULK_EDGE`
+    of the ensemble, the largest real eigenvalue of ``J``), NaN beyond, where the
+    linearisation no longer decides (a symmetric network then settles on other fixed
+    points and stays non-chaotic; an i.i.d. or E/I network becomes chaotic)."""
+    g = np.asarray(g, dtype=float)
+    top = g * edge
+    values = np.log(np.clip(1.0 - dt + dt * np.minimum(top, 1.0), 1e-300, None)) / dt
+    return np.where(top <= 1.0, values, np.nan)
+
+
+def semicircle_density(x: np.ndarray, radius: float) -> np.ndarray:
+    """Wigner's semicircle ``ρ(x) = 2√(R² − x²)/(πR²)`` on ``[−R, R]`` (0 outside): the
+    eigenvalue density of a large symmetric random matrix with ``R = 2√(N·Var J_ij)``.
+    Its even moments are ``(R/2)^{2m}·C_m`` (Catalan numbers 1, 2, 5, …)."""
+    x = np.asarray(x, dtype=float)
+    return 2.0 * np.sqrt(np.clip(radius**2 - x**2, 0.0, None)) / (np.pi * radius**2)
+
+
+def rajan_abbott_radius(frac_exc: float, sigma_exc: float, sigma_inh: float) -> float:
+    """Radius ``√(f σ_E² + (1 − f) σ_I²)`` of the eigenvalue disk of a balanced E/I matrix
+    whose excitatory (fraction ``f``) and inhibitory columns have entry variances
+    ``σ_E²/N`` and ``σ_I²/N`` and whose rows sum to zero (Rajan & Abbott 2006, Phys. Rev.
+    Lett. 97, 188104)."""
+    return math.sqrt(frac_exc * sigma_exc**2 + (1.0 - frac_exc) * sigma_inh**2)

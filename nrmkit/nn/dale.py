@@ -194,6 +194,14 @@ class DaleRateRNN(nn.Module):
             state: initial ``x_0 (B, N)`` (default random, see :meth:`initial_state`).
             record_rates: also return the rates ``r_{t+1}`` of every step.
         """
+        steps = self._steps(inputs, generator, noise_std, state)
+        next(steps)                                                           # x_0, r_0
+        stacked = torch.stack([rate for _, rate in steps])                    # (T, B, N)
+        outputs = stacked @ self.w_out + self.b_out
+        return outputs, (stacked if record_rates else None)
+
+    def _steps(self, inputs: Tensor, generator, noise_std, state):
+        """Yield ``(x_t, r_t)`` for ``t = 0 … T`` (the update of :meth:`forward`)."""
         n_steps, batch, _ = inputs.shape
         sigma = self.spec.noise_std if noise_std is None else noise_std
         x = self.initial_state(batch, generator) if state is None else state
@@ -204,16 +212,22 @@ class DaleRateRNN(nn.Module):
             noise = torch.randn(n_steps, batch, self.spec.n, generator=generator)
             noise = (sigma * noise).to(device=x.device, dtype=x.dtype)
         rate = self.transfer(x)
-        rates = []
+        yield x, rate
         for t in range(n_steps):
             x = x + alpha * (rate @ w_eff.t() + drive[t] - x)
             if sigma > 0:
                 x = x + noise[t]
             rate = self.transfer(x)
-            rates.append(rate)
-        stacked = torch.stack(rates)                                          # (T, B, N)
-        outputs = stacked @ self.w_out + self.b_out
-        return outputs, (stacked if record_rates else None)
+            yield x, rate
+
+    @torch.no_grad()
+    def trajectory(self, inputs: Tensor, *, generator: torch.Generator | None = None,
+                   noise_std: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """One run of :meth:`forward` with its states: ``(x (T+1, B, N), r (T+1, B, N),
+        o (T, B))``, ``x_0`` and ``r_0`` first (the same numbers as :meth:`forward`)."""
+        states, rates = zip(*self._steps(inputs, generator, noise_std, None), strict=True)
+        rates = torch.stack(rates)
+        return torch.stack(states), rates, rates[1:] @ self.w_out + self.b_out
 
     @torch.no_grad()
     def dale_violations(self) -> int:
@@ -306,6 +320,16 @@ def mat_fields(network: DaleRateRNN) -> dict:
             "inh": network.inhibitory.cpu().numpy(),
             "N": spec.n, "som_N": spec.som_n, "activation": spec.activation,
         }
+
+
+def initial_mat_fields(network: DaleRateRNN) -> dict:
+    """The untrained network's ``w0`` (after the ReLU, as ``w``), ``taus_gaus0`` and
+    ``w_in0`` in the published ``.mat`` layout (call before training)."""
+    with torch.no_grad():
+        w = F.relu(network.w) if network.spec.apply_dale else network.w
+        return {"w0": w.detach().cpu().double().numpy(),
+                "taus_gaus0": network.taus_gaus.detach().cpu().double().numpy(),
+                "w_in0": network.w_in.detach().cpu().double().numpy()}
 
 
 def network_from_mat_fields(fields, *, noise_std: float = 0.1) -> DaleRateRNN:

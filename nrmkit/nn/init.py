@@ -17,6 +17,8 @@ xavier       ``N(0, 2/(fan_in + fan_out))`` (Glorot normal)                     
 kaiming      ``N(0, 2/fan_in)`` (He normal, ReLU gain)                            any
 uniform      ``U(−1/√rows, 1/√rows)``: PyTorch's default for recurrent layers,     any
              ``1/√H`` for every matrix feeding ``H`` units (the GLIFR baselines)
+normal       ``N(0, 1/rows)``: standard deviation ``1/√H`` for every matrix        any
+             feeding ``H`` units (the published gamma code's ``normal``)
 ===========  ==================================================================  =========
 
 The three orthogonal schemes give a recurrent matrix with all singular values 1 (no
@@ -101,6 +103,11 @@ def kaiming(rows: int, cols: int, *, generator: torch.Generator | None = None) -
 def uniform(rows: int, cols: int, *, generator: torch.Generator | None = None) -> Tensor:
     bound = 1.0 / math.sqrt(rows)
     return (2.0 * torch.rand(rows, cols, generator=generator) - 1.0) * bound
+
+
+def normal(rows: int, cols: int, *, generator: torch.Generator | None = None) -> Tensor:
+    std = 1.0 / math.sqrt(rows)
+    return std * torch.randn(rows, cols, generator=generator)
 
 
 #: initialisers that only make square matrices.

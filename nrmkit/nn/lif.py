@@ -73,6 +73,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nrmkit.nn.lif_perturbation import perturbation_hooks
+
 
 @dataclass(frozen=True)
 class LIFParameters:
@@ -135,6 +137,7 @@ class LIFResult:
             scaling factor: spike times (float, ms, ``s·dt``) and neuron indices (int64),
             in time order; ``None`` otherwise.
         duration_ms: simulated time (ms). dt: the LIF step (ms).
+        voltage: ``(T_lif, L, trace_trials, K)`` traces (mV) of ``trace_units``, or None.
     """
 
     output: Tensor
@@ -143,6 +146,7 @@ class LIFResult:
     spikes: list[tuple[Tensor, Tensor]] | None
     duration_ms: float
     dt: float
+    voltage: Tensor | None = None
 
     def raster(self, scaling_index: int = 0) -> Tensor:
         """Dense ``(T_lif, N)`` bool raster of trial 0 for one scaling factor."""
@@ -185,7 +189,9 @@ def _as_tensor(x, *, device, dtype) -> Tensor:
 def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
                  params: LIFParameters = LIFParameters(),
                  generator: torch.Generator | None = None,
-                 record_spikes: bool = True, progress=None) -> LIFResult:
+                 record_spikes: bool = True, progress=None, stimulation=None,
+                 stim_generator: torch.Generator | None = None, trace_units=None,
+                 trace_trials: int = 1) -> LIFResult:
     """Simulate the LIF networks of every (scaling factor, trial) pair at once.
 
     Args:
@@ -198,9 +204,12 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
         generator: CPU generator for ``v0`` and the noise (default: the global one).
         record_spikes: keep the spike times of trial 0 (see :class:`LIFResult`).
         progress: optional ``callback(done_rate_steps, total_rate_steps)``.
+        stimulation, stim_generator, trace_units, trace_trials: artificial stimulation and
+            voltage traces, see :mod:`nrmkit.nn.lif_perturbation` (traces never change the
+            dynamics; without both, the arithmetic is the unperturbed one).
 
     Tensors follow ``inputs``' device (float32 unless ``inputs`` is float64); only the running
-    state of the ``L·B`` networks is kept, never per-step state.
+    state of the ``L·B`` networks is kept, never per-step state (but traces).
     """
     p = params
     inputs, w_eff, w_in, w_out, b_out, taus, scaling = _checked_arrays(
@@ -209,13 +218,16 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     t_rate, n_trials, _ = inputs.shape
     n = w_eff.shape[0]
     n_scale = scaling.numel()
-    steps_per = p.steps_per_rate_step
-    dt = p.dt
+    steps_per, dt = p.steps_per_rate_step, p.dt
     lo, hi = p.v0_range
     v0 = torch.rand(n_trials, n, generator=generator, dtype=dtype) * (hi - lo) + lo
+    hooks = perturbation_hooks(stimulation, stim_generator, trace_units, trace_trials, dt=dt,
+                               shape=(n_trials, n_scale, n), n_steps=t_rate * steps_per,
+                               device=device, dtype=dtype)
     output, counts, raster_idx, raster_steps = _integrate(
         inputs, w_in, w_out, v0, _synapse_constants(w_eff, taus, scaling, n_trials, p), p,
-        n_scale=n_scale, generator=generator, record_spikes=record_spikes, progress=progress)
+        n_scale=n_scale, generator=generator, record_spikes=record_spikes, progress=progress,
+        hooks=hooks)
     output = output / steps_per + b_out     # r is kept divided by λ: (w_out/λ)·r + b_out
     output = output.view(t_rate, n_trials, n_scale).transpose(1, 2).contiguous()
     counts = counts.view(n_trials, n_scale, n).transpose(0, 1).contiguous()
@@ -223,9 +235,9 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     mean_rate = counts.to(dtype).mean(dim=2) / duration * 1000.0
     spikes = (_spike_trains(raster_idx, raster_steps, n, n_scale, dt, dtype, device)
               if record_spikes else None)
-    result = LIFResult(output=output, spike_counts=counts, mean_rate_hz=mean_rate,
-                       spikes=spikes, duration_ms=duration, dt=dt)
-    return result
+    return LIFResult(output=output, spike_counts=counts, mean_rate_hz=mean_rate,
+                     spikes=spikes, duration_ms=duration, dt=dt,
+                     voltage=None if hooks is None else hooks.traces())
 
 
 def _checked_arrays(w_eff, w_in, w_out, b_out, taus, inputs, scaling):
@@ -277,7 +289,7 @@ def _synapse_constants(w_eff: Tensor, taus: Tensor, scaling: Tensor, n_trials: i
 
 def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses: tuple,
                p: LIFParameters, *, n_scale: int, generator: torch.Generator | None,
-               record_spikes: bool, progress) -> tuple[Tensor, Tensor, list, list]:
+               record_spikes: bool, progress, hooks=None) -> tuple[Tensor, Tensor, list, list]:
     """The time loop of :func:`simulate_lif` over the ``M = B·L`` networks (rows ordered
     (trial, scaling)), from ``v0`` ``(B, N)`` and the :func:`_synapse_constants`:
     ``(output, counts, raster_idx, raster_steps)``: per rate step the sum over its LIF steps
@@ -311,7 +323,11 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
                 torch.randn(n_trials, n, generator=generator, dtype=dtype, out=noise_buf)
                 v.view(n_trials, n_scale, n).add_(
                     noise_buf.to(device)[:, None, :], alpha=p.noise_std)
+            if hooks is not None:
+                hooks.stimulate(v, step)
             torch.ge(v, p.v_threshold, out=spk)
+            if hooks is not None:
+                hooks.record(v, spk, step)
             idx = spk.view(-1).nonzero().squeeze(1)
             # synapses (decay first, then this step's spikes)
             syn.mul_(decay_d)
@@ -329,15 +345,19 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
                 pre = idx - row * n
                 target.index_add_(0, row, jump[pre] * inv_scale[row, None])
                 if record_spikes:
-                    first = idx[idx < trial0]
-                    if first.numel():
-                        raster_idx.append(first)
-                        raster_steps.append(torch.full_like(first, step))
+                    _keep_trial0(idx[idx < trial0], step, raster_idx, raster_steps)
             r_acc.add_(rate)
         output[k] = r_acc @ w_out
         if progress is not None:
             progress(k + 1, t_rate)
     return output, counts, raster_idx, raster_steps
+
+
+def _keep_trial0(first: Tensor, step: int, raster_idx: list, raster_steps: list) -> None:
+    """Append trial 0's spikes of ``step`` (flat indices ``first``) to the raster lists."""
+    if first.numel():
+        raster_idx.append(first)
+        raster_steps.append(torch.full_like(first, step))
 
 
 def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, device) -> tuple:

@@ -33,7 +33,8 @@ from torch import Tensor, nn
 
 from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
-from nrmkit.nn.connectivity import gaussian_coupling, normal_like
+from nrmkit.nn.connectivity import normal_like
+from nrmkit.nn.ensembles import unit_coupling
 from nrmkit.nn.tangent_step import (
     StepPlan,
     flat_population,
@@ -409,12 +410,18 @@ def random_rate_network(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
+    connectivity: str = "gaussian",
+    frac_exc: float = 0.8,
+    connection_prob: float = 0.1,
 ) -> RateRNN:
     """Random networks for a coupling sweep, batched as ``n_samples × len(couplings)``.
 
     For coupling ``g`` (the FlyStability conventions):
 
-    * ``"weights"`` in ``vary``: ``W = g·J`` with ``J_ij ~ N(0, 1/N)``; otherwise ``W = J``.
+    * ``"weights"`` in ``vary``: ``W = g·J``; otherwise ``W = J``. ``J`` is drawn from the
+      ensemble ``connectivity`` at unit coupling (:func:`nrmkit.nn.ensembles.unit_coupling`;
+      default ``gaussian``, ``J_ij ~ N(0, 1/N)``; ``frac_exc`` and ``connection_prob`` are
+      the ``ei`` ensemble's).
     * ``"gains"`` in ``vary``: ``a_i ~ N(1, g²/N)``; otherwise ``a = 1``.
     * ``"shifts"`` in ``vary``: ``s_i ~ N(1, g²/N)``; otherwise ``s = 0``.
 
@@ -440,8 +447,8 @@ def random_rate_network(
         g_grid = g.repeat(n_samples).reshape(n_matrices, 1)
         deviate_shape = (n_matrices, 1, n)
         scale_shape = (n_matrices, 1)
-    unit = gaussian_coupling(n, batch=(n_matrices,), generator=generator, dtype=dtype,
-                             device=device)
+    unit = unit_coupling(connectivity, n, frac_exc=frac_exc, connection_prob=connection_prob,
+                         batch=(n_matrices,), generator=generator, dtype=dtype, device=device)
     coupling = g_grid if "weights" in vary else torch.ones(scale_shape, dtype=torch.float64)
     spread = (g_grid / n**0.5)[..., None]
     kwargs = {"generator": generator, "dtype": torch.float64, "device": "cpu"}

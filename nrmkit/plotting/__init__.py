@@ -9,17 +9,20 @@ backend (a notebook's inline one, say) and pyplot's figure registry alone.
 One module per family:
 
 * ``lyapunov``: :func:`transition_to_chaos`, :func:`spectrum_overview`,
-  :func:`convergence`, :func:`benchmark`;
+  :func:`convergence`, :func:`network_activity`, :func:`benchmark`;
 * ``spectrum_training``: :func:`trained_spectra`, :func:`training_curves`,
   :func:`trained_parameters`;
 * ``sequences`` (sequential MNIST, adaptive nonlinearities): :func:`learning_curves`,
   :func:`seed_learning_curves`, :func:`shape_parameters`, :func:`adaptation_traces`,
   :func:`sequence_lyapunov`, :func:`fractional_orders`;
+* ``nonlinmod`` (analyses of trained adaptive-nonlinearity networks): :func:`grid_heatmap`,
+  :func:`analysis_curves`;
+* ``language`` (character language models): :func:`bpc_curves`;
 * ``glifr``: :func:`glifr_learning_curves`, :func:`sine_outputs`,
   :func:`glifr_parameters`, :func:`silencing_curve`, :func:`fi_curves_figure`,
   :func:`cluster_scores_figure`, :func:`parameter_trajectories_figure`;
 * ``rate_to_lif``: :func:`rate_task_outputs`, :func:`lambda_grid`, :func:`lif_raster`,
-  :func:`rate_training_curve`;
+  :func:`rate_training_curve`, :func:`stimulation_outputs`, :func:`voltage_traces`;
 * ``style``: the shared style and figure scaffolding.
 
 Every public name is available here (``from nrmkit import plotting;
@@ -42,17 +45,22 @@ if TYPE_CHECKING:
         silencing_curve,
         sine_outputs,
     )
+    from nrmkit.plotting.language import bpc_curves
     from nrmkit.plotting.lyapunov import (
         benchmark,
         convergence,
+        network_activity,
         spectrum_overview,
         transition_to_chaos,
     )
+    from nrmkit.plotting.nonlinmod import analysis_curves, grid_heatmap
     from nrmkit.plotting.rate_to_lif import (
         lambda_grid,
         lif_raster,
         rate_task_outputs,
         rate_training_curve,
+        stimulation_outputs,
+        voltage_traces,
     )
     from nrmkit.plotting.sequences import (
         adaptation_traces,
@@ -72,8 +80,10 @@ if TYPE_CHECKING:
 #: the module that defines each public name.
 _FAMILY = {
     "STYLE": "style",
-    **dict.fromkeys(("transition_to_chaos", "spectrum_overview", "convergence", "benchmark"),
-                    "lyapunov"),
+    **dict.fromkeys(("transition_to_chaos", "spectrum_overview", "convergence",
+                     "network_activity", "benchmark"), "lyapunov"),
+    **dict.fromkeys(("grid_heatmap", "analysis_curves"), "nonlinmod"),
+    "bpc_curves": "language",
     **dict.fromkeys(("trained_spectra", "training_curves", "trained_parameters"),
                     "spectrum_training"),
     **dict.fromkeys(("learning_curves", "seed_learning_curves", "shape_parameters",
@@ -82,23 +92,27 @@ _FAMILY = {
     **dict.fromkeys(("glifr_learning_curves", "sine_outputs", "glifr_parameters",
                      "silencing_curve", "fi_curves_figure", "cluster_scores_figure",
                      "parameter_trajectories_figure"), "glifr"),
-    **dict.fromkeys(("rate_task_outputs", "lambda_grid", "lif_raster", "rate_training_curve"),
-                    "rate_to_lif"),
+    **dict.fromkeys(("rate_task_outputs", "lambda_grid", "lif_raster", "rate_training_curve",
+                     "stimulation_outputs", "voltage_traces"), "rate_to_lif"),
 }
 
 __all__ = [
     "STYLE",
     "adaptation_traces",
+    "analysis_curves",
     "benchmark",
+    "bpc_curves",
     "cluster_scores_figure",
     "convergence",
     "fi_curves_figure",
     "fractional_orders",
     "glifr_learning_curves",
     "glifr_parameters",
+    "grid_heatmap",
     "lambda_grid",
     "learning_curves",
     "lif_raster",
+    "network_activity",
     "parameter_trajectories_figure",
     "rate_task_outputs",
     "rate_training_curve",
@@ -108,10 +122,12 @@ __all__ = [
     "silencing_curve",
     "sine_outputs",
     "spectrum_overview",
+    "stimulation_outputs",
     "trained_parameters",
     "trained_spectra",
     "training_curves",
     "transition_to_chaos",
+    "voltage_traces",
 ]
 
 

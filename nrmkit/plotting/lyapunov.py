@@ -13,18 +13,19 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from nrmkit.plotting.style import colormap, finished, new_figure, styled
 
-__all__ = ["benchmark", "convergence", "spectrum_overview", "transition_to_chaos"]
+__all__ = ["benchmark", "convergence", "network_activity", "spectrum_overview",
+           "transition_to_chaos"]
 
 
 @styled
 def transition_to_chaos(
     g: np.ndarray, lambda_max: np.ndarray, *, theory: np.ndarray | None = None,
-    title: str = "", seed: int = 0, dt: float | None = None,
+    title: str = "", seed: int = 0, dt: float | None = None, curve=None,
 ) -> Figure:
     """Strip plot of λ_max per coupling (``lambda_max[g, sample]``), medians, zero line.
 
-    With ``theory`` the mean-field curve is drawn (below g = 1 for the Euler map of step
-    ``dt`` when given).
+    With ``theory`` the N → ∞ curve is drawn: ``curve(g)`` when given (where finite), else
+    the mean-field curve (below g = 1 for the Euler map of step ``dt`` when given).
     """
     figure, (axis,) = new_figure(4.6, 3.0)
     rng = np.random.default_rng(seed)
@@ -40,8 +41,9 @@ def transition_to_chaos(
         fine = np.linspace(g.min(), g.max(), 200)
         from nrmkit.dynamics.theory import mean_field_lambda_max
 
-        axis.plot(fine, mean_field_lambda_max(fine, dt=dt), color="tab:red", lw=1, alpha=0.8,
-                  label="mean field, N → ∞")
+        values = mean_field_lambda_max(fine, dt=dt) if curve is None else curve(fine)
+        axis.plot(fine, values, color="tab:red", lw=1, alpha=0.8,
+                  label="mean field, N → ∞" if curve is None else "linear theory, N → ∞")
     axis.scatter([], [], s=10, color="grey", alpha=0.55, lw=0, label="one network")
     axis.scatter([], [], marker="D", color="grey", edgecolor="black", label="median")
     axis.legend(frameon=False, loc="upper left")
@@ -130,6 +132,41 @@ def convergence(
     axes[1].set_xlabel("exponent index i")
     axes[1].set_ylabel(r"final $\lambda_i$, mean over samples  [1/τ]")
     axes[1].legend(frameon=False)
+    return finished(figure, axes, title)
+
+
+@styled
+def network_activity(
+    time: np.ndarray, neurons: np.ndarray, states: np.ndarray, population: np.ndarray,
+    image: np.ndarray, *, title: str = "",
+) -> Figure:
+    """(a) states ``h_i(t)`` of the traced neurons of network 0 (``states[t, K]``), (b) the
+    population activity ``(1/N) Σ φ(h_i)`` of every network (``population[t, B]``; network 0
+    in black), (c) the activity ``φ(h_i(t))`` of network 0's first neurons as an image
+    (``image[t, M]``). Time in τ."""
+    figure, axes = new_figure(11.0, 3.0, ncols=3)
+    colors = colormap("viridis")(np.linspace(0.05, 0.9, max(len(neurons), 1)))
+    for trace, neuron, color in zip(states.T, neurons, colors, strict=True):
+        axes[0].plot(time, trace, color=color, lw=0.8, label=f"neuron {neuron}")
+    axes[0].set_xlabel("time t  [τ]")
+    axes[0].set_ylabel(r"state $h_i(t)$  (network 0)")
+    if len(neurons) <= 10:
+        axes[0].legend(frameon=False, fontsize=6, ncol=2)
+    axes[1].plot(time, population[:, 1:], color="grey", lw=0.6, alpha=0.6)
+    axes[1].plot(time, population[:, 0], color="black", lw=1.0, label="network 0")
+    if population.shape[1] > 1:
+        axes[1].plot([], [], color="grey", lw=0.6, label="other networks")
+    axes[1].axhline(0, color="black", lw=0.7, ls="--", alpha=0.6)
+    axes[1].set_xlabel("time t  [τ]")
+    axes[1].set_ylabel(r"population activity $\langle\phi(h_i)\rangle_i$")
+    axes[1].legend(frameon=False)
+    limit = max(float(np.nanmax(np.abs(image), initial=0.0)), 1e-9)
+    shown = axes[2].imshow(image.T, aspect="auto", origin="lower", cmap="RdBu_r",
+                           interpolation="nearest", vmin=-limit, vmax=limit,
+                           extent=(time[0], time[-1], -0.5, image.shape[1] - 0.5))
+    figure.colorbar(shown, ax=axes[2], label=r"activity $\phi(h_i)$")
+    axes[2].set_xlabel("time t  [τ]")
+    axes[2].set_ylabel("neuron i  (network 0)")
     return finished(figure, axes, title)
 
 

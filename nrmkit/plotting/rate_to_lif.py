@@ -1,5 +1,6 @@
 """Figures of the rate-to-LIF conversion: the rate network's outputs and training curve, the
-LIF accuracy and firing rate against λ, and one LIF trial's raster."""
+LIF accuracy and firing rate against λ, one LIF trial's raster, the read-out with and without
+artificial stimulation and membrane-voltage traces."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from matplotlib.figure import Figure
 
 from nrmkit.plotting.style import colormap, figure_grid, finished, label_panels, new_figure, styled
 
-__all__ = ["lambda_grid", "lif_raster", "rate_task_outputs", "rate_training_curve"]
+__all__ = ["lambda_grid", "lif_raster", "rate_task_outputs", "rate_training_curve",
+           "stimulation_outputs", "voltage_traces"]
 
 
 @styled
@@ -114,3 +116,60 @@ def rate_training_curve(updates: np.ndarray, loss: np.ndarray, accuracy: np.ndar
     axes[1].set_ylabel("evaluation accuracy (%)")
     return finished(figure, axes, title, fontsize=None)
 
+
+
+@styled
+def stimulation_outputs(without: np.ndarray, with_stimulation: np.ndarray,
+                        conditions: np.ndarray, condition_names: Sequence[str],
+                        window_ms: Sequence[float], *, mode: str, step_ms: float = 5.0,
+                        title: str = "") -> Figure:
+    """Mean LIF read-out per condition with (solid) and without (dashed) the artificial
+    stimulation, the window shaded; arrays ``(T, B)``."""
+    figure, (axis,) = new_figure(5.0, 3.0)
+    time = np.arange(without.shape[0]) * step_ms / 1000.0
+    axis.axvspan(window_ms[0] / 1000.0, window_ms[1] / 1000.0, color="#ffdd57", alpha=0.3,
+                 lw=0, label=f"{mode} stimulation")
+    colors = colormap("tab10")
+    for index, name in enumerate(condition_names):
+        chosen = conditions == index
+        if not chosen.any():
+            continue
+        color = colors(index % 10)
+        axis.plot(time, without[:, chosen].mean(1), color=color, lw=1.0, ls="--")
+        axis.plot(time, with_stimulation[:, chosen].mean(1), color=color, lw=1.5,
+                  label=f"{name} (n={int(chosen.sum())})")
+    axis.set_xlabel("time (s)")
+    axis.set_ylabel("LIF read-out")
+    axis.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                title="solid: stimulated\ndashed: unperturbed", title_fontsize=7)
+    if title:
+        axis.set_title(title)
+    return figure
+
+
+@styled
+def voltage_traces(time_ms: np.ndarray, voltage_mv: np.ndarray, units: Sequence[int], *,
+                   stimulated: np.ndarray | None = None,
+                   window_ms: Sequence[float] | None = None, title: str = "") -> Figure:
+    """Membrane voltage ``(T_lif, K)`` of ``K`` units, one panel each (spikes drawn as peaks
+    at 30 mV), with the stimulated run's traces and its window when given."""
+    k = len(units)
+    figure, axes = figure_grid(k, 1, 6.0, 1.2 + 1.1 * k, sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    time = np.asarray(time_ms) / 1000.0
+    for index, (axis, unit) in enumerate(zip(axes, units, strict=True)):
+        if window_ms is not None:
+            axis.axvspan(window_ms[0] / 1000.0, window_ms[1] / 1000.0, color="#ffdd57",
+                         alpha=0.3, lw=0)
+        axis.plot(time, voltage_mv[:, index], color="0.25", lw=0.5, label="unperturbed")
+        if stimulated is not None:
+            axis.plot(time, stimulated[:, index], color="#d62728", lw=0.5, alpha=0.8,
+                      label="stimulated")
+        axis.set_ylabel(f"v, unit {unit}\n(mV)")
+        axis.spines[["top", "right"]].set_visible(False)
+    axes[-1].set_xlabel("time (s)")
+    if stimulated is not None:
+        axes[0].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        axes[0].set_title(title)
+    return figure

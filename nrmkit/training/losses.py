@@ -14,6 +14,9 @@ name           loss
                (a fixed target spectrum; ``target`` is ignored)
 ``Sinai``      :math:`\sum_i \mathrm{relu}(\lambda_i) - \sum_i \mathrm{relu}(-\lambda_i)`
                (which equals :math:`\sum_i \lambda_i`: it lowers the whole top-k spectrum)
+``Sinai_max``  :math:`-\sum_i \lambda_i`, the negative of ``Sinai``: it raises the spectrum,
+               the direction of the published ``train_rd_model_fixed_param --loss Sinai``
+               (which maximises the ``Sinai`` value with Adam)
 =============  ====================================================================
 """
 
@@ -51,6 +54,13 @@ def mse_custom_loss(exponents: Tensor, target: float) -> Tensor:
 def sinai_loss(exponents: Tensor, target: float) -> Tensor:
     del target
     return torch.relu(exponents).sum(-1) - torch.relu(-exponents).sum(-1)
+
+
+def sinai_max_loss(exponents: Tensor, target: float) -> Tensor:
+    """``−(Σ relu(λ) − Σ relu(−λ))``: minimising it *raises* the entropy measure of
+    :func:`sinai_loss`, the direction of the published ``train_rd_model_fixed_param --loss
+    Sinai`` (Adam with ``maximize=True``)."""
+    return -sinai_loss(exponents, target)
 
 
 def get_loss(name: str):

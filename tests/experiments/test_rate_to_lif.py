@@ -19,6 +19,7 @@ from nrmkit.nn.dale import (
     DaleDynamics,
     DaleRateRNN,
     DaleSpec,
+    initial_mat_fields,
     loss_per_trial,
     mat_fields,
     network_from_mat_fields,
@@ -286,6 +287,122 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     assert done.exit_code == 2 and "--task" in done.output
 
 
+def test_stimulation_through_the_cli(tmp_path):
+    """exc and inh stimulation of the excitatory units move a positive read-out up and down in
+    the window, change nothing before it (same trials and noise), and the traces, arrays and
+    figures are written with the documented shapes."""
+    net = DaleRateRNN(DaleSpec(n=30, som_n=0), generator=_gen(11))
+    with torch.no_grad():
+        net.w_out.fill_(0.05)
+    _published_mat(tmp_path / "net.mat", net)
+    changes = {}
+    for mode in ("exc", "inh"):
+        out = tmp_path / mode
+        done = _invoke("--mode", "eval", "--model", tmp_path / "net.mat", "--lambda", 30,
+                       "--lif_trials", 3, "--lif_dt", 0.25, "--stim_mode", mode,
+                       "--stim_window", 300, 600, "--stim_units", "exc", "--trace_units", "0,4",
+                       "--trace_units", 9, "--trace_trials", 2, "--quiet", "--output-dir", out)
+        assert done.exit_code == 0, done.output
+        evaluation = json.loads((out / "results.json").read_text())["lif_eval"]
+        stimulation = evaluation["stimulation"]
+        assert stimulation["units"] == [int(i) for i in (~net.inhibitory).nonzero()]
+        assert stimulation["window_ms"] == [300.0, 600.0]
+        assert stimulation["max_abs_change_before_window"] == 0.0
+        changes[mode] = stimulation["readout_change_in_window"]
+        without, with_stim = stimulation["stimulated_units_rate_hz"]
+        assert (with_stim > without) == (mode == "exc")
+        assert evaluation["traces"] == {"units": [0, 4, 9], "trials": 2,
+                                        "shape": [4000, 2, 3]}
+        arrays = np.load(out / "lif_traces.npz")
+        assert arrays["voltage_mv"].shape == arrays["voltage_stimulated_mv"].shape \
+            == (4000, 2, 3)
+        assert arrays["time_ms"][0] == pytest.approx(0.25)
+        stim = np.load(out / "lif_stimulation.npz")
+        before = 300 // 5 - 1
+        np.testing.assert_array_equal(stim["outputs_with"][:before],
+                                      stim["outputs_without"][:before])
+        for name in ("lif_stimulation", "lif_traces"):
+            assert (out / "figures" / f"{name}.png").exists(), name
+    assert changes["exc"] > 0 > changes["inh"]
+
+
+def test_perturbation_options_are_checked(tmp_path):
+    old = tmp_path / "old.mat"                      # a file written before w0 was saved
+    write_rate_model_mat(old, mat_fields(_network(n=10, n_inputs=1, som_n=0)))
+    cases = [
+        (["--mode", "eval", "--model", old, "--lambda", 30, "--use_initial_weights"],
+         "--use_initial_weights", "holds no initial weights w0"),
+        (["--mode", "train", "--use_initial_weights"], "--use_initial_weights", "convert or eval"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "exc", "--stim_units", "0"],
+         "--stim_window", "START END"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "inh", "--stim_window", 10, 20],
+         "--stim_units", "units"),
+        (["--mode", "eval", "--model", old, "--stim_window", 10, 20], "--stim_window",
+         "--stim_mode exc or inh"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "exc", "--stim_window", 20, 10,
+          "--stim_units", "0"], "--stim_window", "START < END"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "exc", "--stim_window", 0, 10,
+          "--stim_units", "a,b"], "--stim_units", "indices"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "exc", "--stim_window", 0, 10,
+          "--stim_units", "exc:0"], "--stim_units", "positive integer"),
+        (["--mode", "eval", "--model", old, "--lambda", 30, "--stim_mode", "exc",
+          "--stim_window", 0, 10, "--stim_units", "3,10"], "--stim_units", "< N = 10"),
+        (["--mode", "eval", "--model", old, "--lambda", 30, "--stim_mode", "exc",
+          "--stim_window", 2000, 2100, "--stim_units", "3"], "--stim_window", "after the trial"),
+        (["--stim_mode", "exc", "--stim_window", 0, 10, "--stim_units", "0"], "--stim_mode",
+         "--mode eval"),
+        (["--mode", "eval", "--model", old, "--stim_mode", "exc", "--stim_window", 0, 10,
+          "--stim_units", "0", "--stim_prob", 2], "--stim_prob", "[0, 1]"),
+        (["--trace_units", 1], "--trace_units", "--mode eval"),
+        (["--mode", "eval", "--model", old, "--lambda", 30, "--trace_units", 10],
+         "--trace_units", "< N = 10"),
+        (["--mode", "eval", "--model", old, "--trace_units", "x"], "--trace_units", "'x'"),
+        (["--mode", "eval", "--model", old, "--trace_trials", 5, "--lif_trials", 2],
+         "--trace_trials", "--lif_trials"),
+    ]
+    for args, name, reason in cases:
+        done = _invoke(*args, "--lif_trials", 2, "--output-dir", tmp_path / "never") \
+            if "--lif_trials" not in args else _invoke(*args, "--output-dir", tmp_path / "never")
+        assert done.exit_code == 2, (args, done.output)
+        assert name in done.output and reason in done.output, (args, done.output)
+        assert "Traceback" not in done.output
+        assert not (tmp_path / "never" / "results.json").exists()
+
+
+def test_published_fields_round_trip(tmp_path):
+    """w0, taus_gaus0 and the per-trial fields are written in the published layout and read
+    back squeezed; XOR labels as the published strings."""
+    net = _network(n=12, n_inputs=2, som_n=0)
+    trial = XOR_TASK.trials(1, _gen(30))
+    states, rates, outputs = net.trajectory(trial.inputs, generator=_gen(31))
+    forward, _ = net(trial.inputs, generator=_gen(31))
+    torch.testing.assert_close(outputs, forward.detach())        # the same run as forward
+    assert states.shape == rates.shape == (XOR_TASK.n_steps + 1, 1, 12)
+    initial = initial_mat_fields(net)
+    record = {**initial, "x0": states[:, 0].numpy(), "r0": rates[:, 0].numpy(),
+              "o": outputs[:, 0].numpy(), "u": trial.inputs[:, 0].t().numpy(),
+              "target": trial.targets[:, 0].numpy(), "eval_os": np.zeros((3, 300)),
+              "eval_labels": np.array(["same", "diff", "same"])}
+    write_rate_model_mat(tmp_path / "m.mat", {**mat_fields(net), **record})
+    raw = scipy.io.loadmat(tmp_path / "m.mat")
+    assert raw["w0"].shape == (12, 12) and raw["taus_gaus0"].shape == (12, 1)
+    assert raw["x0"].shape == (301, 12, 1) and raw["o"].shape == (300, 1, 1)
+    assert raw["u"].shape == (2, 300) and raw["target"].shape == (1, 300)
+    back = read_rate_model_mat(tmp_path / "m.mat")
+    np.testing.assert_allclose(back["w0"], torch.relu(net.w).detach().numpy(), rtol=1e-7)
+    np.testing.assert_allclose(back["taus_gaus0"], net.taus_gaus.detach().numpy(), rtol=1e-7)
+    np.testing.assert_allclose(back["x0"], record["x0"], rtol=1e-7)
+    np.testing.assert_allclose(back["o"], record["o"], rtol=1e-7)
+    assert back["eval_labels"] == ["same", "diff", "same"]
+    # with --use_initial_weights the network holds w0 (its τ and read-out stay trained)
+    from nrmkit.experiments.rate_to_lif.models import with_initial_weights
+
+    changed = network_from_mat_fields({**back, "w0": back["w"] * 0.5})
+    with_initial_weights(changed, {**back, "w0": back["w"] * 0.5}, tmp_path / "m.mat")
+    torch.testing.assert_close(changed.effective_weights(),
+                               network_from_mat_fields(back).effective_weights() * 0.5)
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -307,11 +424,14 @@ def test_go_nogo_end_to_end(tmp_path):
     assert len(results["lyapunov_exponents"]["mean_per_s"]) == 3
     config = json.loads((out / "config.json").read_text())
     assert config["options"]["decay_taus"] == [4.0, 20.0]
-    mat = [p for p in out.iterdir() if p.suffix == ".mat"]
+    # the published folder and file name, where the published MATLAB scripts look
+    mat = list((out / "models" / "go-nogo" / "P_rec_0.2_Taus_4.0_20.0").iterdir())
     assert len(mat) == 1 and mat[0].name.startswith("Task_go-nogo_N_100_Taus_4.0_20.0_Act_sigmoid_")
+    assert (out / results["mat_file"]) == mat[0]
     fields = read_rate_model_mat(mat[0])
     assert fields["opt_scaling_factor"].item() == results["best_lambda"]
     assert fields["losses"].shape == (800,)
+    _check_published_fields(fields, out)
     for name in ("model.pt", "training.npz", "rate_outputs.npz", "lif_grid.npz",
                  "lif_eval.npz", "figures/training.png", "figures/rate_outputs.png",
                  "figures/lambda_grid.png", "figures/lif_raster.png", "figures/lif_outputs.png"):
@@ -331,6 +451,38 @@ def test_go_nogo_end_to_end(tmp_path):
     from_mat = network_from_mat_fields(fields)
     torch.testing.assert_close(from_mat.effective_weights(), native.effective_weights(),
                                rtol=1e-6, atol=1e-7)
+    # the untrained weights (w0, trained τ and read-out, as the published LIF function):
+    # the control fails the task that the trained weights solve
+    control = _invoke("--mode", "eval", "--model", out, "--use_initial_weights",
+                      "--lif_trials", 20, "--quiet", "--output-dir", tmp_path / "control")
+    assert control.exit_code == 0, control.output
+    control = json.loads((tmp_path / "control" / "results.json").read_text())
+    assert control["use_initial_weights"] and control["lif_eval"]["use_initial_weights"]
+    assert control["lif_eval"]["lambda"] == results["best_lambda"]
+    assert control["lif_eval"]["accuracy"] <= 0.75, control["lif_eval"]
+    assert results["lif_eval"]["accuracy"] >= 0.9
+
+
+def _check_published_fields(fields: dict, out) -> None:
+    """The fields the published code writes and its MATLAB LIF function reads."""
+    n, steps = 100, GO_NOGO.n_steps
+    w, w0 = fields["w"], fields["w0"]
+    assert w0.shape == (n, n) and fields["taus_gaus0"].shape == (n,)
+    assert np.all(w0 >= 0) and not np.allclose(w, w0)
+    assert np.all(w[w0 == 0] == 0)                 # an absent connection stays absent
+    assert not np.allclose(fields["taus_gaus"], fields["taus_gaus0"])     # τ trained
+    np.testing.assert_array_equal(fields["w_in0"], fields["w_in"])        # W_in is fixed
+    assert fields["x0"].shape == fields["r0"].shape == (steps + 1, n)
+    np.testing.assert_allclose(fields["r0"], 1 / (1 + np.exp(-fields["x0"])), rtol=1e-6)
+    assert fields["x"].shape == (steps + 1, n) and fields["o"].shape == (steps,)
+    assert fields["u"].shape == (1, steps) and fields["target"].shape == (steps,)
+    assert fields["eval_os"].shape == (100, steps) and fields["eval_labels"].shape == (100,)
+    assert set(np.unique(fields["eval_labels"])) <= {0.0, 1.0}
+    # model.pt keeps the same initial weights
+    _, record = load_dale_network(out / "model.pt")
+    np.testing.assert_allclose(record["initial"]["w0"].numpy(), w0, rtol=1e-6)
+    np.testing.assert_allclose(record["initial"]["taus_gaus0"].numpy(), fields["taus_gaus0"],
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("task", [XOR_TASK, MANTE])
@@ -388,3 +540,22 @@ def test_rate_and_lif_networks_on_cuda_match_cpu():
                              generator=_gen(22), record_spikes=False)
                 for n, device in ((net, "cpu"), (cuda_net, "cuda"))]
     assert torch.equal(runs[0].spike_counts, runs[1].spike_counts.cpu())
+
+
+@pytest.mark.gpu
+def test_stimulation_and_traces_on_cuda_match_cpu():
+    """The perturbation hooks on CUDA (float64, CPU-drawn noise and coin flips): the same
+    spikes and voltage traces as on the CPU."""
+    from nrmkit.nn.lif_perturbation import Stimulation
+
+    net = DaleRateRNN(DaleSpec(n=30), generator=_gen(23)).double()
+    inputs = GO_NOGO.trials(3, _gen(24)).inputs[:20].double()
+    stimulation = Stimulation("exc", (20.0, 60.0), (0, 3, 5))
+    with torch.no_grad():
+        runs = [simulate_lif(net.effective_weights(), net.w_in, net.w_out, float(net.b_out),
+                             net.taus_ms(), inputs.to(device), scaling=torch.tensor([25.0]),
+                             generator=_gen(25), record_spikes=False, stimulation=stimulation,
+                             stim_generator=_gen(26), trace_units=[0, 1], trace_trials=2)
+                for device in ("cpu", "cuda")]
+    assert torch.equal(runs[0].spike_counts, runs[1].spike_counts.cpu())
+    torch.testing.assert_close(runs[1].voltage.cpu(), runs[0].voltage, rtol=1e-9, atol=1e-9)

@@ -161,7 +161,7 @@ BAD = [
     (["--lr", "nan"], "--lr"),
     (["--clip", "0"], "--clip"),
     (["--net-type", "CNN"], "--net-type"),
-    (["--nonlin", "sigmoid"], "--nonlin"),
+    (["--nonlin", "softsign"], "--nonlin"),
     (["--input", "columns"], "--input"),
     (["--test", "--model", "/nonexistent/run"], "--model"),
 ]

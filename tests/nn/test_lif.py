@@ -13,10 +13,12 @@ from nrmkit.core.errors import DataError
 from nrmkit.datasets.matfile import (
     effective_weights,
     mat_file_name,
+    model_folder,
     read_rate_model_mat,
     write_rate_model_mat,
 )
 from nrmkit.nn.lif import LIFParameters, lif_rate_constant_current, simulate_lif
+from nrmkit.nn.lif_perturbation import SPIKE_PEAK_MV, Stimulation
 
 NOISELESS = LIFParameters(noise_std=0.0)
 
@@ -259,8 +261,124 @@ def test_mat_missing_field_and_unreadable(tmp_path):
 
 
 def test_mat_file_name():
-    name = mat_file_name("go-nogo", 200, 4, 20, "sigmoid", "2019_01_02_030405")
+    name = mat_file_name("go-nogo", 200, (4, 20), "sigmoid", "2019_01_02_030405")
     assert name == "Task_go-nogo_N_200_Taus_4.0_20.0_Act_sigmoid_2019_01_02_030405.mat"
     stamp = datetime.datetime(2019, 1, 2, 3, 4, 5)
-    assert mat_file_name("xor", 10, 2.5, 25.0, "relu", stamp) == \
+    assert mat_file_name("xor", 10, (2.5, 25.0), "relu", stamp) == \
         "Task_xor_N_10_Taus_2.5_25.0_Act_relu_2019_01_02_030405.mat"
+    # a fixed τ: the published "Tau_<τ>", in the file and in the folder
+    assert mat_file_name("mante", 250, (10,), "sigmoid", stamp) == \
+        "Task_mante_N_250_Tau_10.0_Act_sigmoid_2019_01_02_030405.mat"
+    assert model_folder("go-nogo", 0.2, (4.0, 20.0)).as_posix() == \
+        "models/go-nogo/P_rec_0.2_Taus_4.0_20.0"
+    assert model_folder("xor", 0.2, (10,), apply_dale=False).as_posix() == \
+        "models/xor/NoDale/P_rec_0.2_Tau_10.0"
+
+
+# ----------------------------------------------------------------------------- perturbations
+
+
+def _stimulated(stimulation, *, drives=(0.0,), duration_ms=600.0, params=NOISELESS, seed=0,
+                trials=1, **kwargs):
+    """Unconnected neurons (read-out weight 1 each) at ``bias + drive``, optionally
+    stimulated (Bernoulli draws on their own generator)."""
+    drives = torch.as_tensor(drives, dtype=torch.float32)
+    n = len(drives)
+    inputs = torch.ones(round(duration_ms / params.rate_step_ms), trials, 1)
+    return simulate_lif(torch.zeros(n, n), drives[:, None], torch.ones(n), 0.0,
+                        torch.full((n,), 20.0), inputs, scaling=torch.tensor([1.0]),
+                        params=params, generator=torch.Generator().manual_seed(seed),
+                        stimulation=stimulation,
+                        stim_generator=torch.Generator().manual_seed(seed + 1), **kwargs)
+
+
+def test_stimulation_with_probability_one_is_a_current_of_a_tau_m_over_dt():
+    """Each step adds A to v: v += k_m (I − v) + A = k_m (I + A/k_m − v), the Euler LIF at
+    the current I + A·τ_m/dt. The kicks go on through the refractory period (as published:
+    like the noise), so v leaves it at v_reset + n_ref·A: the same spike train as a neuron
+    driven by I + A·τ_m/dt that resets to v_reset + n_ref·A."""
+    coarse = LIFParameters(noise_std=0.0, dt=0.1)
+    amplitude = 0.1                                    # A/k_m = 0.1 · 10 / 0.1 = 10 mV
+    kicked = _stimulated(Stimulation("exc", (0.0, 300.0), (0,), amplitude, 1.0),
+                         params=coarse, duration_ms=300.0)
+    shifted = LIFParameters(noise_std=0.0, dt=0.1,
+                            v_reset=coarse.v_reset + coarse.refractory_steps * amplitude)
+    driven = _stimulated(None, drives=(10.0,), params=shifted, duration_ms=300.0)
+    times, _ = kicked.spikes[0]
+    assert abs(len(times) - len(driven.spikes[0][0])) <= 1
+    assert len(times) > 15
+    torch.testing.assert_close(times[:15], driven.spikes[0][0][:15], rtol=0, atol=0.101)
+    measured = 1000.0 / _intervals(times)[1:].mean().item()
+    expected = lif_rate_constant_current(NOISELESS.bias + 10.0, shifted)
+    assert measured == pytest.approx(expected, rel=0.02)
+    # hyperpolarising: the opposite current silences a neuron held 5 mV above threshold
+    quiet = LIFParameters(noise_std=0.0, dt=0.1, v0_range=(-65.0, -60.0))
+    assert _stimulated(None, drives=(5.0,), duration_ms=200.0, params=quiet).spike_counts.sum()
+    silenced = _stimulated(Stimulation("inh", (0.0, 200.0), (0,), amplitude, 1.0),
+                           drives=(5.0,), duration_ms=200.0, params=quiet)
+    assert silenced.spike_counts.sum() == 0
+
+
+def test_stimulation_acts_only_in_its_window_and_on_its_units():
+    """Noise on, two trials, three neurons: nothing differs before the window (same noise and
+    v0), exc raises and inh lowers the read-out of the stimulated unit in the window, and an
+    unstimulated unconnected unit is never touched."""
+    params = LIFParameters(dt=0.1)                # published noise 0.1 mV per step
+    window = (100.0, 200.0)
+    runs = {mode: _stimulated(None if mode == "none" else Stimulation(mode, window, (1,)),
+                              drives=(0.0, 0.0, 0.0), params=params, trace_units=[0, 1, 2],
+                              trace_trials=2, trials=2, duration_ms=250.0)
+            for mode in ("none", "exc", "inh")}
+    first = round(100.0 / params.dt)              # the first stimulated LIF step (1-based)
+    for mode in ("exc", "inh"):
+        # traces: identical up to the step before the window, different at its first step
+        assert torch.equal(runs[mode].voltage[:first - 1], runs["none"].voltage[:first - 1])
+        assert not torch.equal(runs[mode].voltage[first - 1:first + 20, 0, :, 1],
+                               runs["none"].voltage[first - 1:first + 20, 0, :, 1])
+        # the unstimulated units (0 and 2) are never touched
+        assert torch.equal(runs[mode].voltage[..., [0, 2]], runs["none"].voltage[..., [0, 2]])
+        before = round(100.0 / 5.0) - 1           # rate steps wholly before the window
+        assert torch.equal(runs[mode].output[:before], runs["none"].output[:before])
+    inside = slice(25, 40)                        # rate steps 125–200 ms
+    assert runs["none"].output.shape == (50, 1, 2)
+    mean = {mode: run.output[inside].mean().item() for mode, run in runs.items()}
+    assert mean["exc"] > mean["none"] + 10.0      # read-out in Hz here (w_out = 1, λ = 1)
+    assert mean["inh"] < mean["none"] - 1.0
+    counts = {mode: run.spike_counts[0, :, 1].sum().item() for mode, run in runs.items()}
+    assert counts["exc"] > counts["none"] > counts["inh"]
+
+
+def test_traces_have_the_documented_shape_and_leave_the_dynamics_alone():
+    w_eff, w_in, w_out, taus = _random_network(n=12)
+    inputs = torch.randn(10, 3, 2, generator=torch.Generator().manual_seed(1)) * 10.0
+    params = LIFParameters(noise_std=0.5)
+    scaling = torch.tensor([0.5, 1.0])
+
+    def run(**kwargs):
+        return simulate_lif(w_eff, w_in, w_out, 0.3, taus, inputs, scaling=scaling,
+                            params=params, generator=torch.Generator().manual_seed(2),
+                            **kwargs)
+
+    plain = run()
+    assert plain.voltage is None
+    traced = run(trace_units=[0, 3, 7], trace_trials=2)
+    # off-window, zero-amplitude and zero-probability stimulations change nothing either
+    late = run(stimulation=Stimulation("exc", (60.0, 90.0), (0, 1)),
+               stim_generator=torch.Generator().manual_seed(3))
+    silent = run(stimulation=Stimulation("inh", (0.0, 50.0), (0, 1), 0.0),
+                 stim_generator=torch.Generator().manual_seed(3))
+    for other in (traced, late, silent):
+        assert torch.equal(other.output, plain.output)
+        assert torch.equal(other.spike_counts, plain.spike_counts)
+    assert traced.voltage.shape == (10 * 100, 2, 2, 3)     # (T_lif, L, trace_trials, K)
+    # spikes are drawn at the 30 mV peak, exactly at the raster's spike steps
+    for ell in range(2):
+        peaks = traced.voltage[:, ell, 0, :] == SPIKE_PEAK_MV
+        assert torch.equal(peaks, traced.raster(ell)[:, [0, 3, 7]])
+        below = traced.voltage[:, ell, 0, :][~peaks]
+        assert below.max() < params.v_threshold
+    with pytest.raises(ValueError, match="stim_generator"):
+        run(stimulation=Stimulation("exc", (0.0, 10.0), (0,)))
+    with pytest.raises(ValueError, match="units"):
+        run(stimulation=Stimulation("exc", (0.0, 10.0), (12,)),
+            stim_generator=torch.Generator())

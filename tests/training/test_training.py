@@ -42,6 +42,7 @@ def test_losses():
     assert get_loss("l2")(exponents, 0.0).item() == pytest.approx((0.09 + 0.01 + 0.25) ** 0.5)
     assert get_loss("mse")(exponents, 0.1).item() == pytest.approx((0.04 + 0.04 + 0.36) / 3)
     assert get_loss("Sinai")(exponents, 0.0).item() == pytest.approx(0.3 - 0.6)
+    assert get_loss("Sinai_max")(exponents, 0.0).item() == pytest.approx(0.6 - 0.3)
     target = custom_target(3, dtype=F64)
     assert target.tolist() == pytest.approx([1.24, -0.005, -1.25])
     assert get_loss("MSE_Custom")(target[None], 5.0).item() == pytest.approx(0.0)
@@ -65,6 +66,24 @@ def test_training_moves_a_chaotic_network_to_the_edge_of_chaos():
     trainer.fit(20)
     after = evaluated()
     assert torch.all(after.abs() < 0.02), (before, after)
+
+
+@pytest.mark.parametrize(("loss", "sign"), [("Sinai", -1.0), ("Sinai_max", 1.0)])
+def test_sinai_lowers_and_sinai_max_raises_the_spectrum(loss, sign):
+    """Minimising Σλ lowers the top-k exponents of a chaotic network; minimising −Σλ (the
+    published direction of the fixed-parameter Sinai training) raises them."""
+    trainer = make_trainer(n=30, g=2.0, k=3, lr=0.05, clip=1.0, loss=loss, tsim=30.0)
+    fresh = torch.Generator().manual_seed(7)
+    state = trainer.networks.initial_state(fresh)
+    basis = random_basis(trainer.networks.batch_shape, 3, 30, generator=fresh, dtype=F64)
+
+    def total():
+        return evaluate_spectra(trainer.trained_networks(), 3, state=state, basis=basis,
+                                tsim=100.0, tons=0.5, ttrans=20.0).sum(-1).flatten()
+
+    before = total()
+    trainer.fit(5)
+    assert torch.all(sign * (total() - before) > 0.02), (loss, before, total())
 
 
 def test_replicas_are_tied_and_identical_replicas_train_like_one():

@@ -13,7 +13,13 @@ from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import ACTIVATIONS
 from nrmkit.experiments.lyapunov.lyapu_benchmark import LyapunovBenchmark
 from nrmkit.experiments.lyapunov.lyapu_convergence import Convergence
-from nrmkit.experiments.lyapunov.settings import PARAMETER_SETS, TONS_AUTO, LyapunovSettings
+from nrmkit.experiments.lyapunov.settings import (
+    CONNECTIVITIES,
+    PARAMETER_SETS,
+    TONS_AUTO,
+    LyapunovSettings,
+    RandomNetworkSettings,
+)
 from nrmkit.experiments.lyapunov.spectrum import Spectrum
 from nrmkit.experiments.lyapunov.trained_models import RANDOM_NETWORK_OPTIONS
 from nrmkit.experiments.lyapunov.transition_2_chaos import TransitionToChaos
@@ -91,6 +97,35 @@ def parameter_option(default: tuple[str, ...] = ("weights",)) -> Callable:
         help="Parameter set(s) drawn with the coupling g (repeatable): weights N(0, g²/N), "
              "gains and shifts N(1, g²/N).",
     )
+
+
+#: the options of :func:`connectivity_options` (refused with ``--model``).
+CONNECTIVITY_OPTIONS = ("connectivity", "frac_exc", "connection_prob")
+
+
+def connectivity_options(function: Callable) -> Callable:
+    """``--connectivity``, ``--frac_exc``, ``--connection_prob``: the ensemble of the random
+    matrices (:class:`RandomNetworkSettings`)."""
+    fields = RandomNetworkSettings.__dataclass_fields__
+    decorators = [
+        option("--connectivity", type=click.Choice(CONNECTIVITIES),
+               default=fields["connectivity"].default,
+               help="Ensemble of the random matrices W = g·J: gaussian J_ij ~ N(0, 1/N); "
+                    "symmetric (X + Xᵀ)/2 with X_ij ~ N(0, 1/N) (real spectrum, semicircle "
+                    "of radius √2·g); ei: sparse balanced excitatory/inhibitory columns "
+                    "(Dale's law, rows summing to 0, bulk radius g)."),
+        option("--frac_exc", "--frac-exc", "frac_exc", type=float,
+               default=fields["frac_exc"].default,
+               help="With --connectivity ei: fraction of excitatory neurons."),
+        option("--connection_prob", "--connection-prob", "connection_prob", type=float,
+               default=fields["connection_prob"].default,
+               help="With --connectivity ei: connection probability within each population "
+                    "(every neuron receives round(p·N_E) excitatory and round(p·N_I) "
+                    "inhibitory inputs)."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
 
 
 def model_options(function: Callable) -> Callable:
@@ -172,6 +207,13 @@ def lyapu_benchmark(**kwargs):
 @option("--g", type=float, default=1.5, help="Coupling g of the random networks.")
 @option("--n_samples", type=int, default=5, help="Random networks.")
 @lyapunov_options(exclude=("tons",), n=100, nle=20, tsim=700.0)
+@connectivity_options
+@option("--activity_neurons", "--activity-neurons", "activity_neurons", type=int, default=10,
+        help="Neurons of network 0 whose states are traced in figures/activity (with the "
+             "population activity of every network and an image of network 0); 0: no "
+             "activity figure.")
+@option("--activity_time", "--activity-time", "activity_time", type=float, default=50.0,
+        help="Duration of the activity record, from a fresh random state [τ].")
 @model_options
 @common_options
 def lyapu_convergence(**kwargs):
@@ -181,7 +223,7 @@ def lyapu_convergence(**kwargs):
     Examples: lyapu_convergence --tons 0.2 --tons 1 --tons auto --g 3;
     lyapu_convergence --model data/runs/train_rd_model/RUN --tons 0.2 --tons auto
     """
-    refuse_network_options(kwargs)
+    refuse_network_options(kwargs, RANDOM_NETWORK_OPTIONS + CONNECTIVITY_OPTIONS)
     run_command(Convergence(), kwargs, sweep=False)
 
 
@@ -195,6 +237,7 @@ def lyapu_convergence(**kwargs):
 @lyapunov_options(n=100, nle=None, tsim=200.0, tons=0.2)
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
+@connectivity_options
 @model_options
 @executor_options
 @common_options
@@ -205,7 +248,7 @@ def spectrum(**kwargs):
     Examples: spectrum --n 200 --g 2 --g 3 --g 6 --tons 1;
     spectrum --model data/runs/train_rd_model/RUN --tons auto
     """
-    refuse_network_options(kwargs)
+    refuse_network_options(kwargs, RANDOM_NETWORK_OPTIONS + CONNECTIVITY_OPTIONS)
     run_command(Spectrum(), kwargs)
 
 
@@ -218,6 +261,7 @@ def spectrum(**kwargs):
 @lyapunov_options(n=1000, nle=1, tsim=200.0, tons=0.2)
 @option("--independent-draws", "--independent_draws", is_flag=True, default=False,
         help="Draw a fresh matrix for every (g, sample) instead of reusing one per sample.")
+@connectivity_options
 @executor_options
 @common_options
 def transition_2_chaos(**kwargs):

@@ -8,10 +8,12 @@ import click
 from nrmkit.cli.options import Command, RegistryChoice, common_options, executor_options, option
 from nrmkit.cli.runner import run_command
 from nrmkit.core.registry import TASKS, TRANSFER_FUNCTIONS
+from nrmkit.experiments.rate_to_lif.perturbation import STIM_MODES
 from nrmkit.experiments.rate_to_lif.rate_to_lif import (
     MODES,
     RateToLif,
     parse_decay_taus,
+    parse_trace_units,
 )
 
 
@@ -53,6 +55,23 @@ from nrmkit.experiments.rate_to_lif.rate_to_lif import (
 @option("--t_ref", type=float, default=2.0, help="Refractory period (ms).")
 @option("--lyapunov", type=int, default=0,
         help="Also compute the top-K Lyapunov exponents of the rate network.")
+@option("--use_initial_weights", is_flag=True, default=False,
+        help="convert/eval: the untrained recurrent weights w0 of --model (a control).")
+@option("--stim_mode", type=click.Choice(STIM_MODES), default="none",
+        help="eval: artificial stimulation, depolarising (exc) or hyperpolarising (inh).")
+@option("--stim_window", type=float, nargs=2, default=None, metavar="START END",
+        help="eval: stimulation window (ms from trial start).")
+@option("--stim_units", type=str, default=None,
+        help="eval: stimulated units: 0-based indices '0,5,7', or exc, inh, all "
+             "(optionally :K for K random units of it).")
+@option("--stim_amplitude", type=float, default=0.5,
+        help="eval: voltage step of the stimulation (mV).")
+@option("--stim_prob", type=float, default=0.5,
+        help="eval: probability of a step per LIF step.")
+@option("--trace_units", type=str, multiple=True, default=(),
+        help="eval: units whose membrane voltage is recorded ('0,5' or repeat).")
+@option("--trace_trials", type=int, default=1,
+        help="eval: voltage traces of the first N trials.")
 @executor_options
 @common_options
 def rate_to_lif(**kwargs):
@@ -61,4 +80,5 @@ def rate_to_lif(**kwargs):
     Example: rate_to_lif --task go-nogo --n 200 --decay_taus 4 --decay_taus 20
     """
     kwargs["decay_taus"] = parse_decay_taus(kwargs["decay_taus"])
+    kwargs["trace_units"] = parse_trace_units(kwargs["trace_units"])
     run_command(RateToLif(), kwargs)

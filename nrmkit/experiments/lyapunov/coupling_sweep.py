@@ -10,7 +10,7 @@ from nrmkit.core.base import IncrementalSweep, MemoryTerm
 from nrmkit.experiments.lyapunov.settings import (
     LOG_ITEMSIZE,
     RESULT_BYTES_PER_VALUE,
-    LyapunovSettings,
+    RandomNetworkSettings,
     default_value,
     engine_memory,
     memory_term,
@@ -46,19 +46,19 @@ class SweepResult:
 
 
 def iter_coupling_sweep(
-    name: str, settings: LyapunovSettings, context: Any, *, couplings: list[float],
+    name: str, settings: RandomNetworkSettings, context: Any, *, couplings: list[float],
     samples: list[int], parameter: tuple[str, ...], independent_draws: bool,
 ):
     """Exponents of the networks of ``samples`` at every coupling, one sample at a time.
 
-    Sample ``s`` draws its matrix (reused across the couplings unless
-    ``independent_draws``), gains/shifts, initial states and tangent basis from its own
-    stream ``(seed, s, "sample")`` and runs in its own engine call (batched over the
-    couplings): its numbers are bit for bit the same in any chunk of samples (batching
-    samples together changes float32 round-off, ≈ 1e-8). Yields ``(s, arrays)`` with
-    ``exponents``, ``stderr`` of shape ``(1, couplings, nle)`` (descending in k) and
-    ``tons``, ``t_accumulated`` of shape ``(1,)``. A divergence is re-raised naming the
-    coupling and sample of every failed network.
+    Sample ``s`` draws its matrix from the ensemble ``settings.connectivity`` (reused
+    across the couplings unless ``independent_draws``), gains/shifts, initial states and
+    tangent basis from its own stream ``(seed, s, "sample")`` and runs in its own engine
+    call (batched over the couplings): its numbers are bit for bit the same in any chunk
+    of samples (batching samples together changes float32 round-off, ≈ 1e-8). Yields
+    ``(s, arrays)`` with ``exponents``, ``stderr`` of shape ``(1, couplings, nle)``
+    (descending in k) and ``tons``, ``t_accumulated`` of shape ``(1,)``. A divergence is
+    re-raised naming the coupling and sample of every failed network.
     """
     import numpy as np
 
@@ -68,14 +68,15 @@ def iter_coupling_sweep(
 
     m_g = len(couplings)
     context.log(f"{name}: {m_g} couplings × {len(samples)} samples, N={settings.n}, "
-                f"nle={settings.nle}, on {context.device} ({context.dtype})")
+                f"nle={settings.nle}, {settings.connectivity} connectivity, on "
+                f"{context.device} ({context.dtype})")
     progress = context.progress("lyapunov")
     for position, sample in enumerate(samples):
         generator = context.stream("sample", unit=sample)
         model = random_rate_network(
             settings.n, couplings, 1, vary=parameter, shared_matrix=not independent_draws,
             activation=settings.activation, dt=settings.dt, generator=generator,
-            dtype=context.torch_dtype, device=context.device,
+            dtype=context.torch_dtype, device=context.device, **settings.network_kwargs(),
         )
         state = model.initial_state(generator)
         basis = random_basis(model.batch_shape, settings.nle, settings.n, generator=generator,
@@ -118,7 +119,8 @@ class CouplingSweep(IncrementalSweep):
         tsim / t_ONS``; bytes):
 
         * weights ``M · N² · (8 + itemsize)`` with ``M = m`` under ``--independent-draws``,
-          else 1 (:func:`weight_memory`);
+          else 1 (:func:`weight_memory`; 12 or 17 instead of 8 for the ``symmetric`` and
+          ``ei`` ensembles, :data:`~nrmkit.experiments.lyapunov.settings.CONNECTIVITY_DRAW_BYTES`);
         * engine ``7 · m·(k+1)·N · itemsize + m·k² · itemsize``, plus
           ``m · N · (8 + itemsize)`` for each drawn set of gains or shifts;
         * history ``2 · n_ons · m · k · 8`` (:func:`engine_memory`);
@@ -143,7 +145,8 @@ class CouplingSweep(IncrementalSweep):
                 else f"the {n}×{n} weight matrix")
         return [
             memory_term({"--n": n_growth ** 2, **(couplings if matrices > 1 else {})},
-                        weight_memory(n, matrices, itemsize), f"{each} of each sample"),
+                        weight_memory(n, matrices, itemsize, config.draw_bytes),
+                        f"{each} of each sample"),
             memory_term({"--n": n_growth, **couplings, "--nle": k_growth}, working,
                         f"the states and {plural(k, 'tangent vector')} of "
                         f"{plural(m, 'network')} of {n} neurons"),

@@ -14,9 +14,16 @@ before training); N, dt and the activation are then the model's, and ``--n``, ``
 
 results.json: its keys are documented once, on the workflow's page
 (``docs/workflows/lyapu_convergence.md``), and a test checks them against what the workflow writes.
+``--connectivity`` chooses the ensemble of the random matrices (``gaussian``, ``symmetric``,
+``ei``; :mod:`nrmkit.nn.ensembles`). ``--activity_neurons K`` (default 10; 0: none) adds the
+activity of the networks over ``--activity_time`` τ from a fresh initial state (stream
+``(seed, 0, "activity")``, so the exponents are unchanged): the states of ``K`` neurons of
+network 0, the population activity of every network and an image of network 0
+(:func:`nrmkit.dynamics.activity.record_activity`).
+
 Arrays: ``history_tons_<t>.npz`` (``history_tons_auto.npz`` for auto; time,
-lambda[time, network, k]) for every t_ONS.
-Figures: ``figures/lyapu_convergence.{png,pdf}``.
+lambda[time, network, k]) for every t_ONS; ``activity.npz``.
+Figures: ``figures/lyapu_convergence.{png,pdf}``, ``figures/activity.{png,pdf}``.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from nrmkit.core.base import MemoryTerm, Workflow
 from nrmkit.core.checks import check, check_finite
 from nrmkit.experiments.lyapunov.settings import (
     LOG_ITEMSIZE,
+    MAX_STEPS,
     TONS_AUTO,
-    LyapunovSettings,
+    RandomNetworkSettings,
     check_tons,
     engine_memory,
     memory_term,
@@ -49,12 +57,13 @@ MAX_HISTORY_POINTS = 400
 
 
 @dataclass(frozen=True)
-class ConvergenceConfig(LyapunovSettings):
+class ConvergenceConfig(RandomNetworkSettings):
     """Options of ``lyapu_convergence`` (``tons_values`` holds several values here; ``tons``
     is the one that bounds memory: ``auto`` if given, else the smallest).
 
     With ``model`` (a training run's folder) ``n``, ``dt``, ``activation`` and ``n_samples``
     (= its networks) are the model's, and ``model_sha256`` is its file's digest.
+    ``activity_neurons`` neurons are traced over ``activity_time`` τ (0: no activity).
     """
 
     adaptive_tons: ClassVar[bool] = True
@@ -68,6 +77,8 @@ class ConvergenceConfig(LyapunovSettings):
     model: str | None = None
     untrained: bool = False
     model_sha256: str | None = None
+    activity_neurons: int = 10
+    activity_time: float = 50.0
 
     def __post_init__(self):
         adopt_trained_model(self)
@@ -83,6 +94,18 @@ class ConvergenceConfig(LyapunovSettings):
         check_finite(self.g, "--g")
         check(self.g >= 0, "--g", f"couplings must be non-negative, got {self.g}")
         check(self.n_samples >= 1, "--n_samples", f"must be at least 1, got {self.n_samples}")
+        check(0 <= self.activity_neurons <= self.n, "--activity_neurons",
+              f"must lie in [0, {self.n}] (N), got {self.activity_neurons}")
+        check_finite(self.activity_time, "--activity_time")
+        check(self.activity_time > 0, "--activity_time",
+              f"must be positive, got {self.activity_time}")
+        check(self.activity_time / self.dt <= MAX_STEPS, "--activity_time",
+              f"{self.activity_time:g} τ at --dt {self.dt:g} exceeds {MAX_STEPS:.0e} steps")
+
+    @property
+    def activity_steps(self) -> int:
+        """Euler steps of the activity record (at least 1)."""
+        return max(1, round(self.activity_time / self.dt))
 
 
 class Convergence(Workflow):
@@ -93,7 +116,8 @@ class Convergence(Workflow):
         """``S = n_samples`` networks of ``N`` neurons in one engine call per t_ONS, ``k =
         nle``; ``n_ons`` re-orthonormalisations at the smallest t_ONS (bytes):
 
-        * weights ``S · N² · (8 + itemsize)`` (:func:`weight_memory`);
+        * weights ``S · N² · (8 + itemsize)`` (:func:`weight_memory`; 12 or 17 instead of 8
+          for the ``symmetric`` and ``ei`` ensembles);
         * engine ``7 · S·(k+1)·N · itemsize + S·k² · itemsize`` (:func:`engine_memory`);
         * history ``4 · n_ons · S · k · 8``: the float64 log increments, their sorted copy
           and the running estimate λ_i(t) (a cumulative sum, then divided by t), kept for
@@ -118,7 +142,7 @@ class Convergence(Workflow):
         growth = {"--n_samples": raised(config, "--n_samples"), "--nle": raised(config, "--nle")}
         return [
             memory_term({"--n": raised(config, "--n", 2), **growth},
-                        weight_memory(n, samples, itemsize),
+                        weight_memory(n, samples, itemsize, config.draw_bytes),
                         f"the {n}×{n} weight matrices of {plural(samples, 'sample')}"),
             memory_term({"--n": raised(config, "--n"), **growth}, working,
                         f"the states and {plural(k, 'tangent vector')} of "
@@ -144,6 +168,7 @@ class Convergence(Workflow):
                   f"{plural(config.n_samples, 'network')}",
         )
         context.run_dir.save_figure(figure, "lyapu_convergence")
+        activity = _activity(config, context, model, title)
         results = {
             "tons": [run["tons"] for run in runs],
             "tons_requested": list(config.tons_values),
@@ -156,6 +181,8 @@ class Convergence(Workflow):
             "exponents": [run["exponents"] for run in runs],
             "exponents_stderr": [run["stderr"] for run in runs],
             "history": [run["summary"] for run in runs],
+            "connectivity": config.connectivity_record() if config.model is None else None,
+            "activity": activity,
         }
         if info is not None:
             results["model"] = info.record()
@@ -171,10 +198,11 @@ def _networks(config: ConvergenceConfig, context) -> tuple:
         model = random_rate_network(
             config.n, [config.g], config.n_samples, activation=config.activation,
             dt=config.dt, generator=context.stream("networks"), dtype=context.torch_dtype,
-            device=context.device,
+            device=context.device, **config.network_kwargs(),
         )
-        return (model, f"g={config.g}, {plural(config.n_samples, 'sample')}",
-                f"g={config.g:g}", None)
+        return (model, f"g={config.g}, {plural(config.n_samples, 'sample')}, "
+                f"{config.connectivity} connectivity",
+                f"g={config.g:g}, {config.connectivity}", None)
     info = trained_model_info(config.model, config.untrained)
     which = "trained" if info.trained else "initial"
     return (load_analysed_model(config, context),
@@ -237,3 +265,26 @@ def _choice_record(choice) -> dict | None:
         return None
     return {"spread": choice.spread, "magnitude": choice.magnitude, "limit": choice.limit,
             "spread_product": choice.spread_product, "bound": choice.bound}
+
+
+def _activity(config: ConvergenceConfig, context, model, title: str) -> dict | None:
+    """The activity record (``activity.npz``, ``figures/activity``) and its results entry,
+    or None with ``--activity_neurons 0``."""
+    if config.activity_neurons == 0:
+        return None
+    import numpy as np
+
+    from nrmkit.dynamics.activity import record_activity
+    from nrmkit.plotting.lyapunov import network_activity
+
+    record = record_activity(model, config.activity_steps, config.activity_neurons,
+                             generator=context.stream("activity"))
+    context.run_dir.write_arrays("activity.npz", **record.arrays())
+    figure = network_activity(record.time, record.neurons, record.states, record.population,
+                              record.image, title=f"{config.activation}, {title}, "
+                                                  f"N={config.n}")
+    context.run_dir.save_figure(figure, "activity")
+    late = record.states[len(record.time) // 2:]
+    return {"time": float(record.time[-1]), "points": len(record.time),
+            "neurons": record.neurons, "image_neurons": record.image.shape[1],
+            "state_rms_late": float(np.sqrt(np.mean(late ** 2)))}

@@ -166,6 +166,74 @@ class LyapunovSettings:
                 "tbasis": self.tbasis}
 
 
+#: the connectivity ensembles of random networks (:mod:`nrmkit.nn.ensembles`; no torch here).
+CONNECTIVITIES = ("gaussian", "symmetric", "ei")
+
+#: peak bytes per entry of drawing one matrix of each ensemble beyond the entry itself:
+#: the float64 draw; for ``symmetric`` the draw and its transposed sum; for ``ei`` the
+#: float64 blocks and their concatenation. Measured (B = 10, N = 1000, float32, peak RSS):
+#: 114, 153 and 198 MiB for 114, 153 and 200 estimated.
+CONNECTIVITY_DRAW_BYTES = {"gaussian": 8, "symmetric": 12, "ei": 17}
+
+
+@dataclass(frozen=True)
+class RandomNetworkSettings(LyapunovSettings):
+    """:class:`LyapunovSettings` plus the ensemble of the random matrices ``J`` (``W = g·J``).
+
+    Attributes:
+        connectivity: ``gaussian`` (``J_ij ~ N(0, 1/N)``), ``symmetric`` (FlyStability's
+            ``(X + Xᵀ)/2``, semicircle of radius √2) or ``ei`` (sparse balanced E/I, Dale's
+            law, bulk radius 1); see :mod:`nrmkit.nn.ensembles`.
+        frac_exc: fraction of excitatory neurons (``ei``), in (0, 1).
+        connection_prob: probability of a connection within each population (``ei``),
+            in (0, 1].
+    """
+
+    connectivity: str = "gaussian"
+    frac_exc: float = 0.8
+    connection_prob: float = 0.1
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.connectivity in CONNECTIVITIES, "--connectivity",
+              f"unknown ensemble {self.connectivity!r}; choose from "
+              f"{', '.join(CONNECTIVITIES)}")
+        check_finite(self.frac_exc, "--frac_exc")
+        check(0.0 < self.frac_exc < 1.0, "--frac_exc", f"must lie in (0, 1), got {self.frac_exc}")
+        check_finite(self.connection_prob, "--connection_prob")
+        check(0.0 < self.connection_prob <= 1.0, "--connection_prob",
+              f"must lie in (0, 1], got {self.connection_prob}")
+        if self.connectivity == "ei":
+            n_exc = round(self.frac_exc * self.n)
+            n_inh = self.n - n_exc
+            check(min(n_exc, n_inh) >= 2, "--frac_exc",
+                  f"{self.frac_exc:g} of N = {self.n} leaves {n_exc} excitatory and {n_inh} "
+                  "inhibitory neurons; each population needs at least 2")
+            inputs = min(round(self.connection_prob * n_exc), n_exc - 1), min(
+                round(self.connection_prob * n_inh), n_inh - 1)
+            check(min(inputs) >= 1, "--connection_prob",
+                  f"{self.connection_prob:g} gives {inputs[0]} excitatory and {inputs[1]} "
+                  f"inhibitory inputs per neuron at N = {self.n}; each must be at least 1")
+
+    def network_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nrmkit.nn.rate_rnn.random_rate_network`."""
+        return {"connectivity": self.connectivity, "frac_exc": self.frac_exc,
+                "connection_prob": self.connection_prob}
+
+    def connectivity_record(self) -> dict[str, Any]:
+        """The ``connectivity`` entry of results.json: the ensemble and, for ``ei``, its
+        parameters."""
+        record: dict[str, Any] = {"ensemble": self.connectivity}
+        if self.connectivity == "ei":
+            record.update(frac_exc=self.frac_exc, connection_prob=self.connection_prob)
+        return record
+
+    @property
+    def draw_bytes(self) -> int:
+        """Peak bytes per matrix entry of drawing the ensemble (beyond the entry)."""
+        return CONNECTIVITY_DRAW_BYTES[self.connectivity]
+
+
 def default_value(config: Any, option_name: str) -> float:
     """The default of ``option_name`` (``"--tsim"``) in ``config``'s class: what a user gets
     without the option (``--tbasis``: 10 % of ``tsim``; ``--nle``: all ``N`` when None)."""
@@ -235,10 +303,13 @@ RESULT_BYTES_PER_VALUE = 128
 LOG_ITEMSIZE = 8
 
 
-def weight_memory(n: int, matrices: float, itemsize: int) -> float:
+def weight_memory(n: int, matrices: float, itemsize: int,
+                  draw_bytes: int = DRAW_BYTES_PER_ENTRY) -> float:
     """Peak bytes of drawing ``matrices`` dense N×N weight matrices:
-    ``matrices · N² · (8 + itemsize)`` (drawn and scaled in place in float64, then cast)."""
-    return float(matrices) * n * n * (DRAW_BYTES_PER_ENTRY + itemsize)
+    ``matrices · N² · (8 + itemsize)`` (drawn and scaled in place in float64, then cast;
+    ``draw_bytes`` replaces the 8 for ensembles that need more, see
+    :data:`CONNECTIVITY_DRAW_BYTES`)."""
+    return float(matrices) * n * n * (draw_bytes + itemsize)
 
 
 def engine_memory(*, networks: float, n: int, nle: int, n_ons: float,

@@ -2,7 +2,8 @@
 of random networks, or of the trained networks of a training run (``--model``).
 
 Couplings are ``σ = 2^0 … 2^(variance_max − 1)`` (FlyStability's grid) or given directly
-with ``--g`` (repeatable). For every sample the spectra at all couplings are computed in one
+with ``--g`` (repeatable), for random matrices of the ensemble ``--connectivity``
+(:mod:`nrmkit.nn.ensembles`). For every sample the spectra at all couplings are computed in one
 batched engine call (the units of the sweep are the samples); from them the Kaplan–Yorke
 dimension ``D``, the entropy rate bound ``H = Σ max(λ_i, 0)`` and the mean exponent (for a
 full spectrum fixed by the sum rule at ``ln(1 − dt)/dt + O(1/N)``, whatever the weights,
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 from nrmkit.core.checks import check, check_finite
 from nrmkit.experiments.lyapunov.coupling_sweep import CouplingSweep, SweepResult
 from nrmkit.experiments.lyapunov.settings import (
-    LyapunovSettings,
+    RandomNetworkSettings,
     check_parameter_sets,
     default_value,
 )
@@ -54,7 +55,7 @@ TONS_SPREAD_LIMIT = {"float32": 15.0, "float64": 35.0}
 
 
 @dataclass(frozen=True)
-class SpectrumConfig(LyapunovSettings):
+class SpectrumConfig(RandomNetworkSettings):
     """Options of ``spectrum`` (``nle`` None = the full spectrum).
 
     With ``model`` (a training run's folder) ``n``, ``dt``, ``activation`` and ``n_samples``
@@ -147,7 +148,8 @@ class Spectrum(CouplingSweep):
         figure = plotting.spectrum_overview(
             np.array(couplings), exponents, dimension, entropy, config.n,
             sum_rule=sum_rule if config.nle == config.n else None,
-            title=f"{config.activation}, N={config.n}, {config.n_samples} samples, "
+            title=f"{config.activation}, {config.connectivity}, N={config.n}, "
+                  f"{config.n_samples} samples, "
                   f"varied: {', '.join(config.parameter)}",
         )
         context.run_dir.save_figure(figure, "spectrum")
@@ -156,6 +158,7 @@ class Spectrum(CouplingSweep):
                         f"H/N {np.median(h) / config.n:.5f}  mean λ {np.median(m):+.4f}")
         return {
             "g": couplings,
+            "connectivity": config.connectivity_record(),
             **measures,
             "tons_effective": result.tons,
             "tons_per_sample": result.tons_per_sample,

@@ -7,6 +7,9 @@ each, compute λ_max (or the top ``nle`` exponents) of
 engine call; by default each sample reuses one random matrix across the couplings
 (``W = g·J``), which is exact in distribution and turns the sweep into matrix–matrix
 products; ``--independent-draws`` draws a fresh matrix for every (g, sample).
+``--connectivity`` chooses the ensemble of J (``gaussian``, ``symmetric``, ``ei``;
+:mod:`nrmkit.nn.ensembles`); the theory curve is the mean field for ``gaussian`` and the
+linearisation at 0 up to the edge of the bulk for the others.
 
 results.json: its keys are documented once, on the workflow's page
 (``docs/workflows/transition_2_chaos.md``), and a test checks them against what the workflow writes.
@@ -21,7 +24,7 @@ from typing import ClassVar
 
 from nrmkit.experiments.lyapunov.coupling_sweep import CouplingSweep, SweepResult
 from nrmkit.experiments.lyapunov.settings import (
-    LyapunovSettings,
+    RandomNetworkSettings,
     check_coupling_grid,
     check_parameter_sets,
     coupling_grid,
@@ -30,7 +33,7 @@ from nrmkit.experiments.lyapunov.settings import (
 
 
 @dataclass(frozen=True)
-class TransitionConfig(LyapunovSettings):
+class TransitionConfig(RandomNetworkSettings):
     """A coupling sweep (all options of ``transition_2_chaos``)."""
 
     adaptive_tons: ClassVar[bool] = True
@@ -68,15 +71,13 @@ class TransitionToChaos(CouplingSweep):
         import numpy as np
 
         from nrmkit import plotting
-        from nrmkit.dynamics.theory import mean_field_lambda_max
 
         couplings = config.couplings
         result = SweepResult.from_units(arrays)
         exponents, stderr = result.exponents, result.stderr
         lambda_max = exponents[..., 0]
-        theory = None
-        if config.activation == "tanh" and config.parameter == ("weights",):
-            theory = mean_field_lambda_max(np.array(couplings), dt=config.dt)
+        curve = _theory_curve(config)
+        theory = None if curve is None else curve(np.array(couplings))
 
         results = {
             "g": couplings,
@@ -84,6 +85,7 @@ class TransitionToChaos(CouplingSweep):
             "lambda_max_stderr": stderr[..., 0],
             "lambda_max_median": np.median(lambda_max, axis=1),
             "mean_field_lambda_max": theory,
+            "connectivity": config.connectivity_record(),
             "n": config.n,
             "dt": config.dt,
             "tons_effective": result.tons,
@@ -96,10 +98,28 @@ class TransitionToChaos(CouplingSweep):
                                      stderr=stderr)
         figure = plotting.transition_to_chaos(
             np.array(couplings), lambda_max, theory=theory, dt=config.dt,
-            title=f"{config.activation}, N={config.n}, varied: {', '.join(config.parameter)}",
+            curve=None if config.connectivity == "gaussian" else curve,
+            title=f"{config.activation}, {config.connectivity}, N={config.n}, varied: "
+                  f"{', '.join(config.parameter)}",
         )
         context.run_dir.save_figure(figure, "transition_2_chaos")
         for g, values in zip(couplings, lambda_max, strict=True):
             context.log(f"  g={g:7.3f}  λ_max median {np.median(values):+.4f}  "
                         f"[{values.min():+.4f}, {values.max():+.4f}]")
         return results
+
+
+def _theory_curve(config: TransitionConfig):
+    """λ_max(g) for N → ∞ where known (tanh, weights varied), else None: the mean-field
+    curve of the Gaussian ensemble, or for ``symmetric`` and ``ei`` the linearisation at the
+    fixed point 0 up to the edge of the bulk (NaN beyond;
+    :func:`nrmkit.dynamics.theory.linear_lambda_max`)."""
+    from functools import partial
+
+    from nrmkit.dynamics.theory import BULK_EDGE, linear_lambda_max, mean_field_lambda_max
+
+    if config.activation != "tanh" or config.parameter != ("weights",):
+        return None
+    if config.connectivity == "gaussian":
+        return partial(mean_field_lambda_max, dt=config.dt)
+    return partial(linear_lambda_max, dt=config.dt, edge=BULK_EDGE[config.connectivity])

@@ -30,9 +30,10 @@ def lambda_values(config: RateToLifConfig, network) -> list[float]:
 
 
 def simulate(config: RateToLifConfig, context, network, trials, lambdas, *, purpose,
-             record_spikes, label):
+             record_spikes, label, **perturbation):
     """LIF networks of ``network``'s weights divided by each of ``lambdas`` on ``trials``
-    (noise: the stream ``purpose``); the result of :func:`nrmkit.nn.lif.simulate_lif`."""
+    (noise: the stream ``purpose``); the result of :func:`nrmkit.nn.lif.simulate_lif`
+    (``perturbation``: its stimulation and trace arguments)."""
     import torch
 
     from nrmkit.nn.lif import simulate_lif
@@ -43,7 +44,7 @@ def simulate(config: RateToLifConfig, context, network, trials, lambdas, *, purp
                             trials.inputs.to(device=context.device, dtype=context.torch_dtype),
                             scaling=torch.as_tensor(lambdas), params=lif_parameters(config),
                             generator=context.stream(purpose), record_spikes=record_spikes,
-                            progress=context.progress(label))
+                            progress=context.progress(label), **perturbation)
 
 
 def rate_on(network, task, trials, context, purpose):
@@ -117,10 +118,12 @@ def evaluate_lif(config: RateToLifConfig, context, task, network, scaling: float
     trials: ``results["lif_eval"]`` (accuracies, firing rates in Hz over all, excitatory and
     inhibitory neurons), ``lif_eval.npz`` and the figures ``lif_outputs`` and
     ``lif_raster`` (trial 0)."""
+    from nrmkit.experiments.rate_to_lif import perturbation
+
+    plan = perturbation.prepare(config, context, task, network)
     trials = task.trials(config.lif_trials, context.stream("LIF evaluation trials"))
     lif = simulate(config, context, network, trials, [scaling], purpose="LIF evaluation noise",
-                   record_spikes=True,
-                   label=f"LIF at λ = {scaling:g}")
+                   record_spikes=True, label=f"LIF at λ = {scaling:g}", **plan[1])
     outputs = lif.output[:, 0]                                              # (T, B)
     correct = task.correct(outputs, trials.labels, spiking=True)
     rate_outputs, rate_correct = rate_on(network, task, trials, context, "rate noise")
@@ -143,6 +146,7 @@ def evaluate_lif(config: RateToLifConfig, context, task, network, scaling: float
                 f"accuracy {100 * evaluation['accuracy']:.1f} % (rate network "
                 f"{100 * evaluation['rate_accuracy_same_trials']:.1f} %), "
                 f"{evaluation['mean_firing_rate_hz']:.1f} Hz")
+    perturbation.report(config, context, task, network, scaling, trials, lif, evaluation, plan)
     times, neurons = lif.spikes[0]
     lif_np = outputs.cpu().numpy()
     rate_np = rate_outputs.cpu().numpy()

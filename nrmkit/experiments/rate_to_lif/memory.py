@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 TRAINING_MATRICES = 12
 
 
-#: N × N float64 matrices while the ``.mat`` is written: ``w``, ``m`` and ``som_m``, their
-#: float64 copies, and the compressed file.
-MAT_MATRICES = 7
+#: N × N float64 matrices while the ``.mat`` is written: ``w``, ``w0``, ``m`` and ``som_m``,
+#: their float64 copies, and the compressed file.
+MAT_MATRICES = 9
 
 
 #: N × N matrices of a LIF simulation: the network's weights, mask and effective weights,
@@ -156,6 +156,11 @@ def _lif_terms(config: RateToLifConfig, n: int, size_option: str, steps: int,
         duration_s = steps * params.rate_step_ms / 1000.0
         spikes = n * SPIKE_RATE_BOUND_HZ * duration_s
         terms.append(MemoryTerm(size_option, 2 * 16 * spikes, "the spike times of the raster"))
+    if config.trace_units:
+        lif_steps = steps * params.steps_per_rate_step
+        terms.append(MemoryTerm("--trace_units", itemsize * 2 * lif_steps * config.trace_trials
+                                * len(config.trace_units),
+                                "the voltage traces (and those of the stimulated run)"))
     return terms
 
 

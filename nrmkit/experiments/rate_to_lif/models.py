@@ -47,6 +47,8 @@ def load_model(config: RateToLifConfig, task):
             stored_lambda = value if value == value else None
     else:
         stored_lambda = record.get("best_lambda") or stored_lambda
+    if getattr(config, "use_initial_weights", False):
+        network = with_initial_weights(network, record, path)
     if stored_task and str(stored_task) != task.name:
         raise ConfigError("--task", f"the model was trained on {stored_task}, not {task.name}")
     if network.spec.n_inputs != task.n_inputs:
@@ -89,13 +91,17 @@ def prepared(network, context):
     return network
 
 
-def write_models(context, task, network, results: dict, losses: list) -> None:
-    """``model.pt`` and the published ``.mat`` (with the grid's results in mode all, under
-    the published names ``opt_scaling_factor``, ``scaling_factors``, ``all_perfs``); adds
-    ``mat_file`` (the ``.mat``'s name) to ``results``."""
+def write_models(context, task, network, results: dict, losses: list, record: dict) -> None:
+    """``model.pt`` (with the initial ``w0``, ``taus_gaus0``) and the published ``.mat`` in
+    the published folder (:func:`~nrmkit.datasets.matfile.model_folder`), holding the
+    published fields, ``record`` (:mod:`~nrmkit.experiments.rate_to_lif.training`) and, in
+    mode all, the grid's results under the published names ``opt_scaling_factor``,
+    ``scaling_factors``, ``all_perfs``; adds ``mat_file`` (its path in the run folder) to
+    ``results``."""
     import numpy as np
+    import torch
 
-    from nrmkit.datasets.matfile import mat_file_name, write_rate_model_mat
+    from nrmkit.datasets.matfile import mat_file_name, model_folder, write_rate_model_mat
     from nrmkit.nn.dale import mat_fields
     from nrmkit.training.checkpoint import save_dale_network
 
@@ -110,13 +116,45 @@ def write_models(context, task, network, results: dict, losses: list) -> None:
                        "scaling_factors": np.asarray(lambdas),
                        "all_perfs": np.asarray([results["lif_accuracy"][str(v)]
                                                 for v in results["lif_accuracy"]])})
-    name = mat_file_name(task.name, spec.n, spec.taus[0], spec.taus[-1], spec.activation,
-                         _dt.datetime.now())
+    name = (model_folder(task.name, spec.p_rec, spec.taus, apply_dale=spec.apply_dale)
+            / mat_file_name(task.name, spec.n, spec.taus, spec.activation, _dt.datetime.now()))
     network = network.cpu()
-    write_rate_model_mat(path / name, {**mat_fields(network), **extras,
+    write_rate_model_mat(path / name, {**mat_fields(network), **record, **extras,
                                        "losses": np.asarray(losses)})
+    initial = {key: torch.as_tensor(record[key]) for key in INITIAL_FIELDS}
     save_dale_network(path / "model.pt", network, {"task": task.name,
-                                              "best_lambda": results.get("best_lambda")})
+                                              "best_lambda": results.get("best_lambda"),
+                                              "initial": initial})
     network.to(device=context.device)
     context.run_dir.written.extend([path / name, path / "model.pt"])
-    results["mat_file"] = name
+    results["mat_file"] = name.as_posix()
+
+
+#: the untrained network's fields kept in ``model.pt`` (as in the ``.mat``).
+INITIAL_FIELDS = ("w0", "taus_gaus0")
+
+
+def with_initial_weights(network, record: dict, path: Path):
+    """``network`` with its recurrent weights replaced by the untrained ``w0`` of
+    ``record`` (a ``.mat``'s fields, or a ``model.pt`` record with ``initial``); τ, ``W_in``
+    and the read-out stay trained, as in the published ``LIF_network_fnc``.
+
+    Raises:
+        ConfigError: naming ``--use_initial_weights`` when the file holds no ``w0``.
+    """
+    import numpy as np
+    import torch
+
+    w0 = record.get("w0", (record.get("initial") or {}).get("w0"))
+    if w0 is None:
+        raise ConfigError("--use_initial_weights",
+                          f"{path} holds no initial weights w0 (written before they were "
+                          "saved, or by a tool that does not save them)")
+    w0 = np.asarray(w0, dtype=np.float64)
+    n = network.spec.n
+    if w0.shape != (n, n) or not np.isfinite(w0).all():
+        raise ConfigError("--use_initial_weights", f"{path}: w0 must be a finite ({n}, {n}) "
+                                                   f"matrix, got shape {w0.shape}")
+    with torch.no_grad():
+        network.w.copy_(torch.as_tensor(w0))
+    return network

@@ -4,12 +4,17 @@ Modes (``--mode``):
 
 * ``train`` — train a rate network (:mod:`nrmkit.nn.dale`) on ``--task`` with the published
   stopping rule (:mod:`nrmkit.training.rate_task`); writes ``model.pt`` and the published
-  ``.mat`` (``Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_<timestamp>.mat``).
+  ``.mat`` under the published folder and name
+  (``models/<task>/P_rec_<p>_Taus_<min>_<max>/Task_<task>_N_<N>_Taus_<min>_<max>_Act_<act>_
+  <timestamp>.mat``, ``Tau_<τ>`` for a fixed τ; :mod:`nrmkit.datasets.matfile`).
 * ``convert`` — the λ grid search: the LIF network (:mod:`nrmkit.nn.lif`) with the weights of
   ``--model`` divided by each λ in ``--lambdas`` (default the published grid of the
   activation) runs ``--lif_trials`` trials; the best accuracy picks ``best_lambda``.
 * ``eval`` — the LIF network at one λ (``--lambda``; default the model's stored best λ) on
-  ``--lif_trials`` fresh trials: accuracy, firing rates, raster, read-outs.
+  ``--lif_trials`` fresh trials: accuracy, firing rates, raster, read-outs; optionally with
+  artificial stimulation (``--stim_mode``, ``--stim_window``, ``--stim_units``) and voltage
+  traces (``--trace_units``) (:mod:`~nrmkit.experiments.rate_to_lif.perturbation`).
+  ``--use_initial_weights`` (convert, eval) puts back the untrained recurrent weights.
 * ``all`` (default) — train, convert, then evaluate at the best λ on fresh trials.
 
 ``--model`` (convert, eval) is a ``.mat`` of the published code, a ``model.pt``, or a run
@@ -17,8 +22,9 @@ directory of this workflow; the rate options then come from the model.
 
 results.json: its keys are documented once, on the workflow's page
 (``docs/workflows/rate_to_lif.md``), and a test checks them against what the workflow writes.
-Arrays: ``training.npz``, ``rate_outputs.npz``, ``lif_grid.npz``, ``lif_eval.npz``.
-Figures: ``training``, ``rate_outputs``, ``lambda_grid``, ``lif_outputs``, ``lif_raster``.
+Arrays: ``training.npz``, ``rate_outputs.npz``, ``lif_grid.npz``, ``lif_eval.npz``,
+``lif_stimulation.npz``, ``lif_traces.npz``. Figures: ``training``, ``rate_outputs``,
+``lambda_grid``, ``lif_outputs``, ``lif_raster``, ``lif_stimulation``, ``lif_traces``.
 
 This module holds the options and the workflow; the work is done by
 :mod:`~nrmkit.experiments.rate_to_lif.training` (the rate network),
@@ -49,6 +55,7 @@ from nrmkit.experiments.rate_to_lif.memory import (
     rate_to_lif_memory_terms,
 )
 from nrmkit.experiments.rate_to_lif.models import load_model, prepared, write_models
+from nrmkit.experiments.rate_to_lif.perturbation import check_perturbations
 from nrmkit.experiments.rate_to_lif.training import train_rate_network
 
 MODES = ("all", "train", "convert", "eval")
@@ -65,6 +72,18 @@ def parse_decay_taus(values) -> tuple[float, ...]:
             except ValueError:
                 raise ConfigError("--decay_taus", f"not a number: {part!r}") from None
     return tuple(numbers)
+
+
+def parse_trace_units(values) -> tuple[int, ...]:
+    """``("0,5", "7")`` → ``(0, 5, 7)`` (``--trace_units``)."""
+    units = []
+    for value in values:
+        for part in str(value).replace(",", " ").split():
+            try:
+                units.append(int(part))
+            except ValueError:
+                raise ConfigError("--trace_units", f"not a unit index: {part!r}") from None
+    return tuple(units)
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,14 @@ class RateToLifConfig:
     tau_rise: float = 2.0
     t_ref: float = 2.0
     lyapunov: int = 0
+    use_initial_weights: bool = False
+    stim_mode: str = "none"
+    stim_window: tuple[float, float] | None = None
+    stim_units: str | None = None
+    stim_amplitude: float = 0.5
+    stim_prob: float = 0.5
+    trace_units: tuple[int, ...] = ()
+    trace_trials: int = 1
 
     def __post_init__(self):
         check(self.mode in MODES, "--mode", f"choose from {', '.join(MODES)}")
@@ -148,6 +175,7 @@ class RateToLifConfig:
                   f"is used by --mode convert or eval, not {self.mode}")
         check(self.lyapunov <= self.n or self.model is not None, "--lyapunov",
               f"cannot exceed --n ({self.lyapunov} > {self.n})")
+        check_perturbations(self)
 
 
 class RateToLif(SweepWorkflow):
@@ -187,7 +215,8 @@ class RateToLif(SweepWorkflow):
         network = prepared(network, context)
         results = {"task": task.name, "mode": config.mode,
                    "model": str(Path(config.model).resolve()), "n": network.spec.n,
-                   "activation": network.spec.activation}
+                   "activation": network.spec.activation,
+                   "use_initial_weights": config.use_initial_weights}
         trials = task.trials(config.lif_trials, context.stream("grid trials"))
         grid_report(config, context, task, network, lambda_values(config, network),
                     arrays["accuracy"], arrays["firing_rate_hz"],
@@ -207,10 +236,11 @@ class RateToLif(SweepWorkflow):
         results: dict = {"task": task.name, "mode": config.mode}
         losses, stored_lambda = None, None
         if config.mode in ("train", "all"):
-            network, losses = train_rate_network(config, context, task, results)
+            network, losses, record = train_rate_network(config, context, task, results)
         else:
             network, stored_lambda = load_model(config, task)
             results["model"] = str(Path(config.model).resolve())
+            results["use_initial_weights"] = config.use_initial_weights
         network = prepared(network, context)
         results["n"] = network.spec.n
         results["activation"] = network.spec.activation
@@ -226,7 +256,7 @@ class RateToLif(SweepWorkflow):
         if config.lyapunov:
             results["lyapunov_exponents"] = lyapunov_exponents(config, context, network)
         if losses is not None and context.run_dir.path is not None:
-            write_models(context, task, network, results, losses)
+            write_models(context, task, network, results, losses, record)
         return results
 
 

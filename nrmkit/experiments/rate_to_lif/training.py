@@ -26,8 +26,10 @@ def train_rate_network(config: RateToLifConfig, context, task, results: dict):
     ``evaluation noise``.
 
     Returns:
-        ``(network, losses)``: the trained :class:`~nrmkit.nn.dale.DaleRateRNN` (on the
-        context's device and dtype, in eval mode) and the loss of every update.
+        ``(network, losses, record)``: the trained :class:`~nrmkit.nn.dale.DaleRateRNN` (on
+        the context's device and dtype, in eval mode), the loss of every update and the
+        published ``.mat`` fields of the untrained network and of example trials
+        (:func:`mat_record`).
 
     Raises:
         DivergenceError: when the last loss is not finite.
@@ -43,6 +45,7 @@ def train_rate_network(config: RateToLifConfig, context, task, results: dict):
                     apply_dale=config.apply_dale, taus=config.decay_taus,
                     activation=config.act)
     network = DaleRateRNN(spec, generator=context.stream("initialisation"))
+    record = initial_record(network, task, context)
     network = network.to(device=context.device, dtype=context.torch_dtype)
     trainer = RateTaskTrainer(network, task, n_trials=config.n_trials, batch=config.batch,
                               lr=config.lr, loss=config.loss_fn,
@@ -80,7 +83,43 @@ def train_rate_network(config: RateToLifConfig, context, task, results: dict):
                 f"accuracy {100 * evaluation['accuracy']:.1f} %, loss {evaluation['loss']:.2f}, "
                 f"stopping rule {'met' if trainer.stopping_rule_met else 'not met'}")
     _write_training(context, task, network, trainer, evaluation)
-    return network, list(trainer.losses)
+    record.update(mat_record(network, task, context, trials, evaluation))
+    return network, list(trainer.losses), record
+
+
+def initial_record(network, task, context) -> dict:
+    """The untrained network in the published ``.mat`` fields: ``w0``, ``taus_gaus0``,
+    ``w_in0`` and its states ``x0``, ``r0`` ``(T+1, N)`` on one trial (streams
+    ``initial trial``, ``initial trial noise``)."""
+    from nrmkit.nn.dale import initial_mat_fields
+
+    trial = task.trials(1, context.stream("initial trial"))
+    states, rates, _ = network.trajectory(trial.inputs.to(network.w.dtype),
+                                          generator=context.stream("initial trial noise"))
+    return {**initial_mat_fields(network), "x0": states[:, 0].double().numpy(),
+            "r0": rates[:, 0].double().numpy()}
+
+
+def mat_record(network, task, context, trials, evaluation: dict) -> dict:
+    """The trained network in the published ``.mat`` fields: one example trial (streams
+    ``example trial``, ``example trial noise``: ``u (I, T)``, ``target (T,)``, states ``x``
+    and rates ``r (T+1, N)``, read-out ``o (T,)``) and the evaluation's read-outs
+    ``eval_os (n, T)`` and ``eval_labels`` (XOR: ``same``/``diff``, as published)."""
+    import numpy as np
+
+    trial = task.trials(1, context.stream("example trial"))
+    inputs = trial.inputs.to(device=context.device, dtype=context.torch_dtype)
+    states, rates, outputs = network.trajectory(
+        inputs, generator=context.stream("example trial noise"))
+    labels = trials.labels.numpy()
+    if task.name == "xor":
+        labels = np.where(labels > 0, "same", "diff")
+    return {"u": trial.inputs[:, 0, :].t().double().numpy(),
+            "target": trial.targets[:, 0].double().numpy(),
+            "x": states[:, 0].double().cpu().numpy(), "r": rates[:, 0].double().cpu().numpy(),
+            "o": outputs[:, 0].double().cpu().numpy(),
+            "eval_os": evaluation["outputs"].detach().t().double().cpu().numpy(),
+            "eval_labels": labels}
 
 
 def _write_training(context, task, network, trainer, evaluation: dict) -> None:

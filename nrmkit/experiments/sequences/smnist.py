@@ -53,6 +53,7 @@ from nrmkit.core.registry import MODELS, NONLINEARITIES
 from nrmkit.experiments.sequences.analyses import (
     describe_run,
 )
+from nrmkit.experiments.sequences.checks import check_training_options
 from nrmkit.experiments.sequences.memory import smnist_memory_terms
 from nrmkit.experiments.sequences.single_run import run_single
 from nrmkit.runs.summaries import mean_std
@@ -71,7 +72,8 @@ SEEDS_DIR = "seeds"
 NET_NAMES = {"rnn": "RNN", "anru": "ANRU", "lstm": "LSTM", "gru": "GRU", "glifr": "GLIFR"}
 
 
-NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh"}
+NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "tanh",
+                "modrelu": "modrelu", "sigmoid": "sigmoid"}
 
 
 
@@ -116,15 +118,8 @@ class SmnistConfig:
                      "lyapunov_samples", "n_seeds"):
             value = getattr(self, name)
             check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
-        for name in ("lr", "gain", "saturation", "transform_ratio"):
-            check_finite(getattr(self, name), f"--{name}")
-        check(self.lr > 0, "--lr", f"must be positive, got {self.lr}")
-        if self.clip is not None:
-            check_finite(self.clip, "--clip")
-            check(self.clip > 0, "--clip", f"must be positive, got {self.clip}")
-        check(self.gain > 0, "--gain", f"the gain n must be positive, got {self.gain}")
-        check(0 <= self.saturation <= 1, "--saturation",
-              f"the saturation s must lie in [0, 1], got {self.saturation}")
+        check_training_options(self)
+        check_finite(self.transform_ratio, "--transform-ratio")
         check(0 <= self.transform_ratio <= 1, "--transform-ratio",
               f"must lie in [0, 1], got {self.transform_ratio}")
         check(self.lyapunov >= 0, "--lyapunov", f"must be 0 (off) or positive, got "
