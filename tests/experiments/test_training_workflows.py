@@ -42,9 +42,13 @@ def test_train_rd_model_run_directory(tmp_path):
     assert set(result["spectra"]) == {"2", "4"}
     log = (out / "training_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,sample,loss,lambda_max") and len(log) == 1 + 4 * 2
-    for name in ("training", "trained_parameters"):
+    for name in ("training", "trained_parameters", "activity"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     model = load_trained_model(out)
+    # the activity of the trained networks: one population trace per network, 50 τ
+    activity = np.load(out / "activity.npz")
+    assert activity["population"].shape[1] == 2
+    assert activity["time"][-1] == pytest.approx(50.0)
     trained = np.load(out / "trained_parameters.npz")
     np.testing.assert_array_equal(model.gain.detach().reshape(2, -1).numpy(), trained["gains"])
     spectrum = lyapunov_spectrum(model, 2, tsim=5.0, tons=0.2, ttrans=1.0,

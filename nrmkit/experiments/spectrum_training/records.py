@@ -239,6 +239,28 @@ def save_figures(run_dir: Any, config: Any, arrays: Any, out: Outcome, baseline:
     run_dir.save_figure(figure, "trained_parameters")
 
 
+#: the activity record of trained networks: neurons traced and duration [τ] (as the
+#: ``lyapu_convergence`` defaults).
+ACTIVITY_NEURONS, ACTIVITY_TIME = 10, 50.0
+
+
+def save_activity(run_dir: Any, model: Any, generator: Any, title: str) -> None:
+    """``activity.npz`` and ``figures/activity``: the trained networks run from a fresh
+    random state for :data:`ACTIVITY_TIME` τ (:func:`nrmkit.dynamics.activity.
+    record_activity`): states of :data:`ACTIVITY_NEURONS` neurons of network 0, the
+    population activity of every network and an activity image of network 0."""
+    from nrmkit.dynamics.activity import record_activity
+    from nrmkit.plotting.lyapunov import network_activity
+
+    steps = max(1, round(ACTIVITY_TIME / model.dt))
+    record = record_activity(model, steps, min(ACTIVITY_NEURONS, model.n_neurons),
+                             generator=generator)
+    run_dir.write_arrays("activity.npz", **record.arrays())
+    run_dir.save_figure(network_activity(record.time, record.neurons, record.states,
+                                         record.population, record.image,
+                                         title=f"{title}, trained"), "activity")
+
+
 def summary_line(name: str, config: Any, out: Outcome, baseline: Any,
                  seconds_per_epoch: float) -> str:
     """The run's last log line: evaluated loss and λ_max before → after over the samples,

@@ -70,6 +70,7 @@ from nrmkit.experiments.spectrum_training.records import (
     population_labels,
     results,
     sample_results,
+    save_activity,
     save_figures,
     summary_line,
     trained_parameters,
@@ -226,9 +227,10 @@ class TrainOnSpectrum(IncrementalSweep):
         if run_dir.path is not None:
             save_model(run_dir.path / "model.pt", batch.model)
         baseline = baseline_losses(samples) if config.baseline else None
-        save_figures(run_dir, config, arrays, out, baseline,
-                     title=f"{self.name}: {batch.description}, {config.n_samples} sample(s)",
+        title = f"{self.name}: {batch.description}, {config.n_samples} sample(s)"
+        save_figures(run_dir, config, arrays, out, baseline, title=title,
                      populations=population_labels(batch.populations, batch.model))
+        save_activity(run_dir, batch.model, context.stream("activity"), title)
         seconds_per_epoch = float(np.mean(arrays["seconds_per_epoch"]))
         context.log(summary_line(self.name, config, out, baseline, seconds_per_epoch))
         return results(config, out, samples, spectra, seconds_per_epoch, batch.populations)
