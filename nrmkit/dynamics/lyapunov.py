@@ -214,6 +214,7 @@ def lyapunov_spectrum(
     n_blocks: int = DEFAULT_BLOCKS,
     progress: Progress = None,
     check_finite: bool = True,
+    one_pass: bool = False,
 ) -> LyapunovResult:
     """The ``n_exponents`` leading Lyapunov exponents of every system in ``model``'s batch.
 
@@ -235,6 +236,12 @@ def lyapunov_spectrum(
         n_blocks: blocks for :attr:`LyapunovResult.standard_error`.
         progress: ``callback(done_steps, total_steps)``, called a few hundred times at most.
         check_finite: raise :class:`DivergenceError` if the state or exponents are not finite.
+        one_pass: step the state and the basis with one product per step, reading the
+            weights once (the model's ``fused_step_with_tangent``, where it has one and no
+            gradient is needed): the same maths, but the state then agrees with
+            ``model.step`` to round-off instead of bitwise (a matrix product's round-off
+            depends on how many rows it multiplies). Deterministic for a given batch, so a
+            sweep running one sample per call stays independent of its chunking.
 
     Returns:
         :class:`LyapunovResult`.
@@ -262,7 +269,8 @@ def lyapunov_spectrum(
     if adaptive:
         choice = choose_tons(model, n_exponents, state=state, basis=basis, tsim=tsim,
                              drive=drive, step_offset=n_warm, n_blocks=n_blocks,
-                             progress=lambda done, _total: report(n_warm + done))
+                             progress=lambda done, _total: report(n_warm + done),
+                             one_pass=one_pass)
         state, basis = choice.state, choice.basis
         step_index += choice.pilot_steps
         steps_per_ons = choice.steps_per_ons
@@ -271,7 +279,8 @@ def lyapunov_spectrum(
     tons_effective = steps_per_ons * dt
 
     state, basis, log_increments = _accumulate(model, state, basis, n_basis, n_ons,
-                                               steps_per_ons, drive_at, step_index, report)
+                                               steps_per_ons, drive_at, step_index, report,
+                                               one_pass)
     t_accumulated = n_ons * tons_effective
     exponents = log_increments.sum(0) / t_accumulated
     if check_finite:
@@ -315,7 +324,7 @@ def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int,
 def _accumulate(
     model: DynamicalModel, state: Tensor, basis: Tensor, n_basis: int, n_ons: int,
     steps_per_ons: int, drive_at: Callable[[int], Tensor | None], step_index: int,
-    report: _Reporter,
+    report: _Reporter, one_pass: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Propagate state and basis for ``n_basis + n_ons`` intervals of ``steps_per_ons``
     steps from ``step_index``, re-orthonormalising after each: ``(state, basis,
@@ -325,9 +334,12 @@ def _accumulate(
     # overhead and heap fragmentation (≈3.5× the history in all). Autograd needs the list.
     log_increments: Tensor | None = None
     differentiable: list[Tensor] = []
+    step_with_tangent = model.step_with_tangent
+    if one_pass:  # where the model has it (it falls back itself where a gradient is needed)
+        step_with_tangent = getattr(model, "fused_step_with_tangent", step_with_tangent)
     for interval in range(n_basis + n_ons):
         for _ in range(steps_per_ons):
-            state, basis = model.step_with_tangent(state, basis, drive_at(step_index))
+            state, basis = step_with_tangent(state, basis, drive_at(step_index))
             step_index += 1
         basis, log_diagonal = orthonormalize(basis)
         if interval >= n_basis:
@@ -441,6 +453,7 @@ def choose_tons(
     tons_max: float = DEFAULT_TONS_MAX,
     n_blocks: int = DEFAULT_BLOCKS,
     progress: Progress = None,
+    one_pass: bool = False,
 ) -> TonsChoice:
     """Choose the re-orthonormalisation interval of ``model`` from a pilot run.
 
@@ -465,6 +478,7 @@ def choose_tons(
         tons_max: the longest interval.
         n_blocks: see ``tsim``.
         progress: ``callback(done_steps, pilot_steps)``.
+        one_pass: as for :func:`lyapunov_spectrum`.
 
     Raises:
         DivergenceError: the pilot's state or exponents are not finite.
@@ -483,7 +497,7 @@ def choose_tons(
             model, n_exponents, tsim=half * interval, tons=interval, ttrans=0.0,
             tbasis=half * interval, state=state.detach(), basis=basis.detach(),
             drive=lambda index: drive_at(step_offset + index), n_blocks=2,
-            progress=progress)
+            progress=progress, one_pass=one_pass)
     ordered = torch.sort(pilot.exponents, dim=-1, descending=True).values
     spread = float((ordered[..., 0] - ordered[..., -1]).max())
     magnitude = float(ordered[..., [0, -1]].abs().max())

@@ -74,6 +74,7 @@ import torch
 from torch import Tensor
 
 from nrmkit.nn.lif_perturbation import perturbation_hooks
+from nrmkit.nn.lif_propagation import propagate
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
                  generator: torch.Generator | None = None,
                  record_spikes: bool = True, progress=None, stimulation=None,
                  stim_generator: torch.Generator | None = None, trace_units=None,
-                 trace_trials: int = 1) -> LIFResult:
+                 trace_trials: int = 1, propagation: str | None = None) -> LIFResult:
     """Simulate the LIF networks of every (scaling factor, trial) pair at once.
 
     Args:
@@ -207,6 +208,9 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
         stimulation, stim_generator, trace_units, trace_trials: artificial stimulation and
             voltage traces, see :mod:`nrmkit.nn.lif_perturbation` (traces never change the
             dynamics; without both, the arithmetic is the unperturbed one).
+        propagation: ``"events"`` (add the jumps of the spiking neurons only) or ``"dense"``
+            (spike matrix × jumps), see :mod:`nrmkit.nn.lif_propagation`; default ``"events"``
+            on the CPU, ``"dense"`` elsewhere. Same spikes; sums equal to round-off.
 
     Tensors follow ``inputs``' device (float32 unless ``inputs`` is float64); only the running
     state of the ``L·B`` networks is kept, never per-step state (but traces).
@@ -215,6 +219,10 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     inputs, w_eff, w_in, w_out, b_out, taus, scaling = _checked_arrays(
         w_eff, w_in, w_out, b_out, taus, inputs, scaling)
     device, dtype = inputs.device, inputs.dtype
+    if propagation is None:
+        propagation = "events" if device.type == "cpu" else "dense"
+    if propagation not in ("events", "dense"):
+        raise ValueError(f"propagation must be 'events' or 'dense', got {propagation!r}")
     t_rate, n_trials, _ = inputs.shape
     n = w_eff.shape[0]
     n_scale = scaling.numel()
@@ -227,7 +235,7 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
     output, counts, raster_idx, raster_steps = _integrate(
         inputs, w_in, w_out, v0, _synapse_constants(w_eff, taus, scaling, n_trials, p), p,
         n_scale=n_scale, generator=generator, record_spikes=record_spikes, progress=progress,
-        hooks=hooks)
+        hooks=hooks, dense=propagation == "dense")
     output = output / steps_per + b_out     # r is kept divided by λ: (w_out/λ)·r + b_out
     output = output.view(t_rate, n_trials, n_scale).transpose(1, 2).contiguous()
     counts = counts.view(n_trials, n_scale, n).transpose(0, 1).contiguous()
@@ -289,7 +297,8 @@ def _synapse_constants(w_eff: Tensor, taus: Tensor, scaling: Tensor, n_trials: i
 
 def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses: tuple,
                p: LIFParameters, *, n_scale: int, generator: torch.Generator | None,
-               record_spikes: bool, progress, hooks=None) -> tuple[Tensor, Tensor, list, list]:
+               record_spikes: bool, progress, hooks=None,
+               dense: bool = False) -> tuple[Tensor, Tensor, list, list]:
     """The time loop of :func:`simulate_lif` over the ``M = B·L`` networks (rows ordered
     (trial, scaling)), from ``v0`` ``(B, N)`` and the :func:`_synapse_constants`:
     ``(output, counts, raster_idx, raster_steps)``: per rate step the sum over its LIF steps
@@ -328,24 +337,15 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
             torch.ge(v, p.v_threshold, out=spk)
             if hooks is not None:
                 hooks.record(v, spk, step)
-            idx = spk.view(-1).nonzero().squeeze(1)
             # synapses (decay first, then this step's spikes)
             syn.mul_(decay_d)
             if double:
                 syn.add_(rise, alpha=step_s)
                 rise.mul_(decay_r)
-                target = rise
-            else:
-                target = syn
-            if idx.numel():
-                v.view(-1).index_fill_(0, idx, p.v_reset)
-                neg_last.view(-1).index_fill_(0, idx, -float(step))
-                counts[idx] += 1
-                row = torch.div(idx, n, rounding_mode="floor")
-                pre = idx - row * n
-                target.index_add_(0, row, jump[pre] * inv_scale[row, None])
-                if record_spikes:
-                    _keep_trial0(idx[idx < trial0], step, raster_idx, raster_steps)
+            first = propagate(spk, rise if double else syn, jump, inv_scale, dense=dense,
+                              v=v, neg_last=neg_last, counts=counts, step=step,
+                              v_reset=p.v_reset, trial0=trial0 if record_spikes else 0)
+            _keep_trial0(first, step, raster_idx, raster_steps)
             r_acc.add_(rate)
         output[k] = r_acc @ w_out
         if progress is not None:
@@ -353,9 +353,9 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
     return output, counts, raster_idx, raster_steps
 
 
-def _keep_trial0(first: Tensor, step: int, raster_idx: list, raster_steps: list) -> None:
+def _keep_trial0(first: Tensor | None, step: int, raster_idx: list, raster_steps: list) -> None:
     """Append trial 0's spikes of ``step`` (flat indices ``first``) to the raster lists."""
-    if first.numel():
+    if first is not None and first.numel():
         raster_idx.append(first)
         raster_steps.append(torch.full_like(first, step))
 

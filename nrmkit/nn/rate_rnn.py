@@ -35,6 +35,7 @@ from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.ensembles import unit_coupling
+from nrmkit.nn.tangent_product import fused_tangent_step
 from nrmkit.nn.tangent_step import (
     StepPlan,
     flat_population,
@@ -202,6 +203,20 @@ class RateRNN(DynamicalModel):
             return self._reference_step_with_tangent(state, vectors, drive)
         plan, gain, shift, weight = fused
         return tangent_step(plan, state, vectors, gain, shift, weight, drive)
+
+    def fused_step_with_tangent(
+        self, state: Tensor, vectors: Tensor, drive: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`step_with_tangent` reading each dense matrix once per step
+        (:mod:`nrmkit.nn.tangent_product`; equal to round-off) where nothing needs a
+        gradient; otherwise :meth:`step_with_tangent` itself."""
+        fused = self._fused()
+        if fused is None or fused[3] is None or (torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad
+                for t in (state, vectors, drive, *fused[1:]))):
+            return self.step_with_tangent(state, vectors, drive)
+        plan, gain, shift, weight = fused
+        return fused_tangent_step(plan, state, vectors, gain, shift, weight, drive)
 
     def tangent_window(self, state: Tensor, vectors: Tensor, n_intervals: int,
                        steps_per_interval: int) -> tuple[Tensor, Tensor, Tensor] | None:

@@ -382,3 +382,34 @@ def test_traces_have_the_documented_shape_and_leave_the_dynamics_alone():
     with pytest.raises(ValueError, match="units"):
         run(stimulation=Stimulation("exc", (0.0, 10.0), (12,)),
             stim_generator=torch.Generator())
+
+
+@pytest.mark.parametrize("tau_rise", [2.0, 0.0])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_event_and_dense_propagation_agree_on_a_scaling_grid(tau_rise, dtype):
+    """Adding the jump rows of the spiking neurons only (events) is the spike matrix times the
+    jumps (dense): same spikes in every step — none, a few, or a third of a network at once —
+    and outputs equal to round-off (float64 at 1e-12; float32 at its ε)."""
+    w_eff, w_in, w_out, taus = (x.to(dtype) for x in _random_network())
+    inputs = (torch.randn(6, 3, 2, generator=torch.Generator().manual_seed(5)) * 10.0).to(dtype)
+    params = LIFParameters(noise_std=0.5, tau_rise=tau_rise)
+    scaling = torch.tensor([0.5, 1.0, 3.0, 10.0], dtype=dtype)
+
+    def run(propagation):
+        return simulate_lif(w_eff, w_in, w_out, 0.3, taus, inputs, scaling=scaling,
+                            params=params, generator=torch.Generator().manual_seed(9),
+                            propagation=propagation)
+
+    events, dense, default = run("events"), run("dense"), run(None)
+    assert torch.equal(default.output, events.output)            # CPU default: events
+    assert torch.equal(events.spike_counts, dense.spike_counts)
+    for ell in range(len(scaling)):
+        assert torch.equal(events.spikes[ell][0], dense.spikes[ell][0])
+        assert torch.equal(events.spikes[ell][1], dense.spikes[ell][1])
+        per_step = events.raster(ell).sum(1)
+        assert (per_step == 0).any() and per_step.max() >= 30 // 3   # silent and busy steps
+    tol = 1e-12 if dtype == torch.float64 else 10 * torch.finfo(dtype).eps
+    scale = events.output.abs().max()
+    torch.testing.assert_close(dense.output, events.output, rtol=tol, atol=tol * scale)
+    with pytest.raises(ValueError, match="propagation"):
+        run("sparse")

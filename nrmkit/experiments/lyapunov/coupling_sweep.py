@@ -54,8 +54,10 @@ def iter_coupling_sweep(
     Sample ``s`` draws its matrix from the ensemble ``settings.connectivity`` (reused
     across the couplings unless ``independent_draws``), gains/shifts, initial states and
     tangent basis from its own stream ``(seed, s, "sample")`` and runs in its own engine
-    call (batched over the couplings): its numbers are bit for bit the same in any chunk
-    of samples (batching samples together changes float32 round-off, ≈ 1e-8). Yields
+    call (batched over the couplings, ``one_pass``: the state and the tangent vectors in
+    one product per step, so each step reads the sample's matrix once): its numbers are bit
+    for bit the same in any chunk of samples (batching samples together changes float32
+    round-off, ≈ 1e-8). Yields
     ``(s, arrays)`` with ``exponents``, ``stderr`` of shape ``(1, couplings, nle)``
     (descending in k) and ``tons``, ``t_accumulated`` of shape ``(1,)``. A divergence is
     re-raised naming the coupling and sample of every failed network.
@@ -91,7 +93,8 @@ def iter_coupling_sweep(
 
         with naming_divergence(describe):
             result = lyapunov_spectrum(model, settings.nle, state=state, basis=basis,
-                                       progress=report, **settings.engine_kwargs()).sorted()
+                                       progress=report, one_pass=True,
+                                       **settings.engine_kwargs()).sorted()
         yield sample, {
             "exponents": result.exponents.detach().cpu().numpy().reshape(1, m_g, settings.nle),
             "stderr": result.standard_error.detach().cpu().numpy().reshape(1, m_g, settings.nle),

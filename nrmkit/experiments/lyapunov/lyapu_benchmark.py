@@ -27,6 +27,10 @@ construction with ``O(N²)`` work per step (``broadcast_reference_*`` keys,
    **independent_draws** — the same engine on ``m_g × n_samples`` networks that each draw
    their own matrix, for ``--independent-steps`` tangent steps (no transients):
    ``ms_per_network_step`` [ms] and ``speedup`` against the same reference figures.
+   **quick_start** — the path of ``transition_2_chaos`` (one engine call per sample, the
+   state and tangent vectors in one product per step) on the first samples, against the
+   memory-bandwidth bound measured in the same run (streaming each sample's matrix once per
+   step) and the bare product of a step (``benchmark_quick_start``).
 2. **full_spectrum** — one network of ``--full-spectrum-n`` neurons, all ``N`` exponents,
    ``--full-spectrum-steps`` engine steps: ``ms_per_step`` [ms], ``gflops`` [GFLOP/s,
    counting ``2·N·N·(N+1)`` flops per step for the shared state + tangent product, the QR
@@ -64,6 +68,7 @@ from nrmkit.experiments.lyapunov.benchmark_memory import (
     benchmark_memory_terms,
 )
 from nrmkit.experiments.lyapunov.benchmark_outputs import write_outputs
+from nrmkit.experiments.lyapunov.benchmark_quick_start import time_quick_start
 from nrmkit.experiments.lyapunov.benchmark_scaling import (
     time_scaling,
 )
@@ -125,9 +130,9 @@ class LyapunovBenchmark(Workflow):
         return benchmark_memory_terms(config, itemsize=itemsize)
 
     def run(self, config: BenchmarkConfig, context) -> dict:
-        """The sweep and the independent draws (1), the full spectrum (2), the scaling (3,
-        unless ``--no-scaling``), one after the other; then ``benchmark.npz`` and the figure.
-        Returns the results.json entries."""
+        """The sweep, the quick-start path and the independent draws (1), the full spectrum
+        (2), the scaling (3, unless ``--no-scaling``), one after the other; then
+        ``benchmark.npz`` and the figure. Returns the results.json entries."""
         import torch
 
         harness = BenchmarkHarness(config, context)
@@ -137,6 +142,7 @@ class LyapunovBenchmark(Workflow):
                     f"nle={config.nle}, on {context.device} ({context.dtype}, "
                     f"{threads} threads)")
         sweep = time_sweep(harness)
+        quick_start = time_quick_start(harness)
         independent_draws = time_independent_draws(harness, sweep)
         full_spectrum = time_full_spectrum(harness)
         scaling = time_scaling(harness) if config.scaling else None
@@ -144,6 +150,7 @@ class LyapunovBenchmark(Workflow):
         return {
             "sweep": sweep,
             "speedup": sweep["speedup"],
+            "quick_start": quick_start,
             "independent_draws": independent_draws,
             "full_spectrum": full_spectrum,
             "scaling": scaling,

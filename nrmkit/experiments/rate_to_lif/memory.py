@@ -30,8 +30,9 @@ LIF_MATRICES = 7
 
 #: bytes per (network, neuron) of the LIF state (:func:`nrmkit.nn.lif.simulate_lif`): ten
 #: float buffers (v, [IPSC | r] and its rise, last spike, drive, two scratch, r summed over a
-#: rate step), the int64 spike counts and the bool spikes.
-LIF_STATE_FLOATS, LIF_STATE_BYTES = 10, 8 + 1
+#: rate step) and, with the dense spike propagation (the default off the CPU), the float
+#: spike matrix of a step; the int64 spike counts and the bool spikes.
+LIF_STATE_FLOATS, LIF_STATE_BYTES = 11, 8 + 1
 
 
 #: copies of ``(T, trials, N)`` in a run of the rate network without gradients: the noise,
@@ -50,9 +51,10 @@ RATE_TRAINING_FLOATS = 14
 SPIKE_RATE_BOUND_HZ = 200.0
 
 
-#: resident memory over the size of one step's spike-driven temporaries (``(spikes, 2N)``,
-#: a different size every step, so the allocator keeps fragments of many: measured 8× at
-#: N = 800 and up to 30× at N = 1500, 20 trials, ``lif_dt`` 0.5 ms).
+#: resident memory over the size of one step's spike-driven temporaries of the event-driven
+#: propagation, the default on the CPU (``(spikes, 2N)``, a different size every step, so the
+#: allocator keeps fragments of many: measured 8× at N = 800 and up to 30× at N = 1500, 20
+#: trials, ``lif_dt`` 0.5 ms).
 SPIKE_TEMPORARY_SLACK = 4
 
 
@@ -84,7 +86,7 @@ def rate_to_lif_memory_terms(config: RateToLifConfig, *, itemsize: int) -> list:
     * ``4·2·itemsize·2N`` per spike of one LIF step of ``dt`` ms at
       :data:`SPIKE_RATE_BOUND_HZ` (``M·N·rate·dt`` spikes): their synaptic jumps, with the
       allocator's slack (:data:`SPIKE_TEMPORARY_SLACK`);
-    * ``M·N·(10·itemsize + 9)`` — the state of every network; or, if larger,
+    * ``M·N·(11·itemsize + 9)`` — the state of every network; or, if larger,
       ``itemsize·5·T·trials·N`` for the rate network on the same trials;
     * ``eval``: the spike times and neurons of trial 0 (16 bytes per spike, twice) at
       :data:`SPIKE_RATE_BOUND_HZ`.

@@ -1,0 +1,117 @@
+"""Part 1b of ``lyapu_benchmark``: the quick-start path against the memory-bandwidth bound.
+
+``transition_2_chaos`` runs every sample in its own engine call (so that a sample's numbers
+do not depend on how a sweep is chunked), batched over the ``m_g`` couplings, with the
+state and the tangent vectors in one product per step (``one_pass``): each step reads the
+sample's ``N×N`` matrix once. Here the first :data:`QUICK_START_SAMPLES` samples of the
+sweep run exactly so (``tons="auto"``, the sweep's ``tsim``, ``ttrans``), and, on the same
+samples, with the two products per step of the default engine (``two_pass_*``).
+
+Per Euler step of one sample (all its couplings), in the same run:
+
+* ``stream_ms`` — the memory-bandwidth bound: the best time to stream the sample's matrix
+  once (``W.sum()``, ``N²·itemsize`` bytes; ``stream_gb_per_s``);
+* ``product_ms`` — the bare product of that step, ``(m(k+1))×N @ N×N`` (the floor set by
+  the matrix-product kernel where it is slower than streaming);
+* ``ms_per_step`` — the quick-start path; ``ratio_to_stream`` and ``ratio_to_product`` are
+  its quotients by the two bounds; ``speedup_vs_two_pass`` = two-pass / one-pass time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nrmkit.experiments.lyapunov.benchmark_harness import BenchmarkHarness
+from nrmkit.experiments.lyapunov.benchmark_timing import Clock, synchronize, timed
+
+#: samples of the sweep timed through the quick-start path.
+QUICK_START_SAMPLES = 2
+#: repetitions of the bound measurements (the best counts).
+BOUND_REPEATS = 50
+
+
+def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
+    """The ``quick_start`` entry of results.json (module docstring; times in ms or s)."""
+    config = harness.config
+    samples = min(QUICK_START_SAMPLES, config.n_samples)
+    seconds = {True: 0.0, False: 0.0}
+    steps = stream = product = 0.0
+    for sample in range(samples):
+        model = harness.network(config.n, config.couplings, 1, "quick start network",
+                                unit=sample)
+        for one_pass in (True, False):
+            elapsed, steps = _time_sample(harness, model, sample, one_pass)
+            seconds[one_pass] += elapsed
+        sample_stream, sample_product = _bounds(model, config.nle, harness.device)
+        stream += sample_stream / samples
+        product += sample_product / samples
+    ms_per_step = 1e3 * seconds[True] / (samples * steps)
+    two_pass_ms = 1e3 * seconds[False] / (samples * steps)
+    itemsize = model.weight.element_size()
+    entry = {
+        "samples": samples,
+        "couplings": config.m_g,
+        "steps_per_sample": steps,
+        "ms_per_step": ms_per_step,
+        "two_pass_ms_per_step": two_pass_ms,
+        "speedup_vs_two_pass": two_pass_ms / ms_per_step,
+        "stream_ms": 1e3 * stream,
+        "stream_gb_per_s": config.n ** 2 * itemsize / stream / 1e9,
+        "product_ms": 1e3 * product,
+        "ratio_to_stream": ms_per_step / (1e3 * stream),
+        "ratio_to_product": ms_per_step / (1e3 * product),
+        "sweep_seconds_estimate": ms_per_step * steps * config.n_samples / 1e3,
+    }
+    harness.context.log(
+        f"  quick start (one engine call per sample, {config.m_g} couplings): "
+        f"{ms_per_step:.3f} ms/step (two products per step {two_pass_ms:.3f} ms, "
+        f"×{entry['speedup_vs_two_pass']:.2f}); streaming the matrix {entry['stream_ms']:.3f} "
+        f"ms ({entry['stream_gb_per_s']:.1f} GB/s) → ×{entry['ratio_to_stream']:.2f} the "
+        f"bandwidth bound; bare product {entry['product_ms']:.3f} ms → "
+        f"×{entry['ratio_to_product']:.2f}")
+    return entry
+
+
+def _time_sample(harness: BenchmarkHarness, model, sample: int,
+                 one_pass: bool) -> tuple[float, int]:
+    """``(seconds, steps)`` of one quick-start engine call on ``model`` (warm-up, pilot,
+    basis transient, accumulation), its state and basis from ``("quick start states",
+    sample)``, after a short untimed call."""
+    from nrmkit.dynamics import lyapunov_spectrum
+
+    config = harness.config
+    kwargs = {**config.engine_kwargs(), "tons": "auto", "one_pass": one_pass}
+    interval = config.steps_per_ons * config.dt
+    lyapunov_spectrum(model, config.nle, tsim=interval, tons=config.tons, ttrans=interval,
+                      tbasis=0.0, one_pass=one_pass,
+                      generator=harness.context.stream("quick start states", unit=sample))
+    clock = Clock()
+    generator = harness.context.stream("quick start states", unit=sample)
+    seconds, _ = timed(lambda: lyapunov_spectrum(model, config.nle, generator=generator,
+                                                 progress=clock, **kwargs), harness.device)
+    return seconds, clock.total
+
+
+def _bounds(model, k: int, device: Any) -> tuple[float, float]:
+    """Best seconds of streaming ``model``'s matrix once and of the bare one-pass product."""
+    import torch
+
+    weight = model.weight.detach()
+    rows = torch.ones((1, model.batch_shape[1] * (k + 1), weight.shape[-1]),
+                      dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        return (_best(lambda: weight.sum(), device),
+                _best(lambda: torch.bmm(rows, weight.transpose(-1, -2)), device))
+
+
+def _best(function, device: Any) -> float:
+    function()
+    best = float("inf")
+    for _ in range(BOUND_REPEATS):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best

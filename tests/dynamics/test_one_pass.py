@@ -1,0 +1,101 @@
+"""The one-pass step (state and tangent vectors in one product per step) and the promise
+that a sweep's per-sample numbers do not depend on how its samples are chunked."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from nrmkit.core.registry import WORKFLOWS
+from nrmkit.dynamics import lyapunov_spectrum
+from nrmkit.dynamics.lyapunov import random_basis
+from nrmkit.nn.rate_rnn import random_rate_network
+
+F64 = torch.float64
+TINY = ["--gmin", "0.5", "--gmax", "3", "--n", "40", "--m_g", "3", "--tsim", "4",
+        "--ttrans", "2", "--nle", "2", "--quiet"]
+
+
+def _case(seed: int, n: int = 30, k: int = 3, dtype=F64):
+    generator = torch.Generator().manual_seed(seed)
+    model = random_rate_network(n, [0.5, 2.0, 4.0], 2, vary=("weights", "gains", "shifts"),
+                                generator=generator, dtype=dtype)
+    state = model.initial_state(generator)
+    basis = random_basis(model.batch_shape, k, n, generator=generator, dtype=dtype)
+    return model, state, basis
+
+
+def test_one_pass_step_equals_the_explicit_jacobian():
+    """h' from the Euler map by hand and Q' = J Q with the dense Jacobian (float64)."""
+    model, state, vectors = _case(1)
+    drive = torch.full_like(state, 0.3)
+    with torch.no_grad():
+        next_state, next_vectors = model.fused_step_with_tangent(state, vectors, drive)
+        value, _ = model.activation_and_slope(state)
+        weight = model.weight[:, None] * model.coupling[..., None, None]
+        expected = ((1 - model.dt) * state + model.dt * (weight @ value[..., None])[..., 0]
+                    + drive)
+        jacobian = model.dense_jacobian(state)
+        expected_vectors = (jacobian @ vectors.transpose(-1, -2)).transpose(-1, -2)
+    torch.testing.assert_close(next_state, expected, rtol=0, atol=1e-13)
+    torch.testing.assert_close(next_vectors, expected_vectors, rtol=0, atol=1e-13)
+
+
+def test_one_pass_spectrum_equals_the_two_product_engine_to_round_off():
+    model, state, basis = _case(2)
+    kwargs = {"tsim": 20.0, "tons": 0.5, "ttrans": 5.0, "state": state, "basis": basis}
+    one = lyapunov_spectrum(model, 3, one_pass=True, **kwargs)
+    two = lyapunov_spectrum(model, 3, **kwargs)
+    torch.testing.assert_close(one.exponents, two.exponents, rtol=0, atol=1e-9)
+
+
+def test_one_pass_falls_back_to_the_autograd_node_where_a_gradient_is_needed():
+    gradients = []
+    for one_pass in (True, False):
+        model, state, basis = _case(3)
+        state.requires_grad_()
+        result = lyapunov_spectrum(model, 3, tsim=2.0, tons=0.5, ttrans=0.0, state=state,
+                                   basis=basis, one_pass=one_pass)
+        gradients.append(torch.autograd.grad(result.exponents.sum(), [state])[0])
+    assert gradients[0].abs().sum() > 0
+    assert torch.equal(gradients[0], gradients[1])
+
+
+def _lambda(directory) -> np.lib.npyio.NpzFile:
+    return np.load(directory / "lambda.npz")
+
+
+def test_per_sample_numbers_do_not_depend_on_the_chunking(tmp_path, monkeypatch):
+    """Samples 0–2 run serially, as array tasks of one sample each (then collected) and as
+    a run of sample 0 alone: bit for bit the same exponents (tons auto, float32)."""
+    from nrmkit.cli.main import cli
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    command = WORKFLOWS.get("transition_2_chaos")
+    runner = CliRunner()
+    serial, array, alone = tmp_path / "serial", tmp_path / "array", tmp_path / "alone"
+    done = runner.invoke(command, [*TINY, "--n_samples", "3", "--output-dir", str(serial)])
+    assert done.exit_code == 0, done.output
+    for index in range(3):
+        done = runner.invoke(command, [*TINY, "--n_samples", "3", "--task_count", "3",
+                                       "--task_index", str(index), "--output-dir", str(array)])
+        assert done.exit_code == 0, done.output
+    collected = runner.invoke(cli, ["collect", str(array), "--quiet"])
+    assert collected.exit_code == 0, collected.output
+    done = runner.invoke(command, [*TINY, "--n_samples", "1", "--output-dir", str(alone)])
+    assert done.exit_code == 0, done.output
+    reference = _lambda(serial)["exponents"]  # [g, sample, k]
+    assert reference.shape == (3, 3, 2) and np.isfinite(reference).all()
+    np.testing.assert_array_equal(_lambda(array)["exponents"], reference)
+    np.testing.assert_array_equal(_lambda(alone)["exponents"][:, 0], reference[:, 0])
+
+
+def test_one_pass_is_deterministic_per_sample():
+    """The same sample, run twice in its own call, gives bitwise the same exponents."""
+    runs = []
+    for _ in range(2):
+        model, state, basis = _case(4, n=50, k=2, dtype=torch.float32)
+        runs.append(lyapunov_spectrum(model, 2, tsim=5.0, tons=0.5, ttrans=1.0, state=state,
+                                      basis=basis, one_pass=True).exponents)
+    assert torch.equal(runs[0], runs[1])
