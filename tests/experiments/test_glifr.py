@@ -486,3 +486,18 @@ def test_nmnist_task_reads_event_files(tmp_path):
     summary = results(out)
     assert summary["task"] == {"name": "nmnist"} and 0 <= summary["test_metric"] <= 1
     assert np.load(out / "weights.npz")["weight_in"].shape[1] == 2312
+
+
+def test_glifr_without_after_spike_currents(tmp_path):
+    """--no-ascs runs end to end (no ASC entries to summarise), and an lhet run without
+    currents cannot seed a heterogeneous network that has them (exit 2, --lhet_run)."""
+    out = tmp_path / "lhet"
+    done = invoke(["--task", "sine", "--no-ascs", "--hidden", "8", "--epochs", "2", "--quiet",
+                   "--output-dir", out])
+    assert done.exit_code == 0, done.output
+    summary = results(out)
+    assert set(summary["trials"][0]["neuron_parameters"]) == {"v_th", "k_m"}
+    assert np.load(out / "neuron_parameters.npz")["k_j"].shape == (1, 0, summary["hidden_size"])
+    done = invoke(["--task", "sine", "--variant", "rhet", "--lhet_run", out, "--hidden", "8",
+                   "--epochs", "1", "--quiet", "--output-dir", tmp_path / "rhet"])
+    assert done.exit_code == 2 and "--lhet_run" in done.output and "k_j" in done.output

@@ -25,7 +25,8 @@ def trial_outputs(config, model, data, record: dict) -> dict:
         out.update({f"neuron_{name}": value for name, value in values.items()})
         out["weight_in"] = cell.weight_in.detach().cpu().numpy()
         out["weight_lat"] = cell.weight_lat.detach().cpu().numpy()
-        record["neuron_parameters"] = {k: summary_statistics(v) for k, v in values.items()}
+        record["neuron_parameters"] = {k: summary_statistics(v) for k, v in values.items()
+                                       if v.size}          # no ASC entries with --no-ascs
         fi = fi_curve_arrays(cell)
         out.update(fi)
         clustering = cluster_neurons(values, rates=fi["fi_rates"])
