@@ -453,7 +453,7 @@ def test_sigterm_on_a_run_that_cannot_resume_leaves_no_folder(tmp_path):
     import time, nrmkit.dynamics as dynamics
     _spectrum = dynamics.lyapunov_spectrum
     def _slow(*a, **k):
-        time.sleep(60)
+        time.sleep(20)
         return _spectrum(*a, **k)
     dynamics.lyapunov_spectrum = _slow
     """
