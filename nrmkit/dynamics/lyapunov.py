@@ -237,11 +237,13 @@ def lyapunov_spectrum(
         progress: ``callback(done_steps, total_steps)``, called a few hundred times at most.
         check_finite: raise :class:`DivergenceError` if the state or exponents are not finite.
         one_pass: step the state and the basis with one product per step, reading the
-            weights once (the model's ``fused_step_with_tangent``, where it has one and no
-            gradient is needed): the same maths, but the state then agrees with
-            ``model.step`` to round-off instead of bitwise (a matrix product's round-off
-            depends on how many rows it multiplies). Deterministic for a given batch, so a
-            sweep running one sample per call stays independent of its chunking.
+            weights once through a kernel packed for that product (the model's
+            ``fused_step`` in the warm-up and ``fused_step_with_tangent`` after it, where it
+            has them and no gradient is needed): the same maths, but the state then agrees
+            with ``model.step`` to round-off instead of bitwise (a matrix product's
+            round-off depends on its kernel and on how many rows it multiplies).
+            Deterministic for a given batch, so a sweep running one sample per call stays
+            independent of its chunking.
 
     Returns:
         :class:`LyapunovResult`.
@@ -258,7 +260,7 @@ def lyapunov_spectrum(
 
     if state is None:
         state = model.initial_state(generator)
-    state = _warm_up(model, state, n_warm, drive_at, report)
+    state = _warm_up(model, state, n_warm, drive_at, report, one_pass)
     step_index = n_warm
 
     if basis is None:
@@ -311,11 +313,14 @@ def _first_plan(dt: float, tons: float | None) -> tuple[int, int]:
 
 
 def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int,
-             drive_at: Callable[[int], Tensor | None], report: _Reporter) -> Tensor:
-    """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``)."""
+             drive_at: Callable[[int], Tensor | None], report: _Reporter,
+             one_pass: bool = False) -> Tensor:
+    """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``;
+    with ``one_pass`` through the model's ``fused_step`` where it has one)."""
+    step = getattr(model, "fused_step", model.step) if one_pass else model.step
     step_index = 0
     for _ in range(n_warm):
-        state = model.step(state, drive_at(step_index))
+        state = step(state, drive_at(step_index))
         step_index += 1
         report(step_index)
     return state

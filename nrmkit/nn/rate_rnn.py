@@ -35,7 +35,7 @@ from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.ensembles import unit_coupling
-from nrmkit.nn.tangent_product import fused_tangent_step
+from nrmkit.nn.tangent_product import PackedWeight, fused_tangent_step
 from nrmkit.nn.tangent_step import (
     StepPlan,
     flat_population,
@@ -210,13 +210,40 @@ class RateRNN(DynamicalModel):
         """:meth:`step_with_tangent` reading each dense matrix once per step
         (:mod:`nrmkit.nn.tangent_product`; equal to round-off) where nothing needs a
         gradient; otherwise :meth:`step_with_tangent` itself."""
+        fused = self._one_pass_plan(state, vectors, drive)
+        if fused is None:
+            return self.step_with_tangent(state, vectors, drive)
+        plan, gain, shift, _ = fused
+        return fused_tangent_step(plan, state, vectors, gain, shift, self._packed_weight(plan),
+                                  drive)
+
+    def fused_step(self, state: Tensor, drive: Tensor | None = None) -> Tensor:
+        """:meth:`step` through the one-product kernel of :meth:`fused_step_with_tangent`
+        (equal to round-off) where nothing needs a gradient; otherwise :meth:`step`."""
+        fused = self._one_pass_plan(state, drive)
+        if fused is None:
+            return self.step(state, drive)
+        plan, gain, shift, _ = fused
+        no_vectors = state.new_empty((*state.shape[:-1], 0, state.shape[-1]))
+        return fused_tangent_step(plan, state, no_vectors, gain, shift,
+                                  self._packed_weight(plan), drive)[0]
+
+    def _one_pass_plan(self, *tensors: Tensor | None):
+        """:meth:`_fused`'s tuple where the one-product kernel applies (dense weights,
+        nothing needing a gradient), else None."""
         fused = self._fused()
         if fused is None or fused[3] is None or (torch.is_grad_enabled() and any(
-                t is not None and t.requires_grad
-                for t in (state, vectors, drive, *fused[1:]))):
-            return self.step_with_tangent(state, vectors, drive)
-        plan, gain, shift, weight = fused
-        return fused_tangent_step(plan, state, vectors, gain, shift, weight, drive)
+                t is not None and t.requires_grad for t in (*tensors, *fused[1:]))):
+            return None
+        return fused
+
+    def _packed_weight(self, plan: StepPlan) -> PackedWeight:
+        """The :class:`~nrmkit.nn.tangent_product.PackedWeight` of the dense weight, rebuilt
+        with the plan (that is, when the weight was replaced or changed in place)."""
+        cache = self.__dict__.get("_packed_cache")
+        if cache is None or cache[0] is not plan:
+            cache = self._packed_cache = (plan, PackedWeight(self.weight.detach()))
+        return cache[1]
 
     def tangent_window(self, state: Tensor, vectors: Tensor, n_intervals: int,
                        steps_per_interval: int) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -269,6 +296,7 @@ class RateRNN(DynamicalModel):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_plan_cache"] = None  # derived data, rebuilt on the first step
+        state["_packed_cache"] = None
         return state
 
     def _plan(self) -> StepPlan | None:

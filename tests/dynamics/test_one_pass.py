@@ -99,3 +99,40 @@ def test_one_pass_is_deterministic_per_sample():
         runs.append(lyapunov_spectrum(model, 2, tsim=5.0, tons=0.5, ttrans=1.0, state=state,
                                       basis=basis, one_pass=True).exponents)
     assert torch.equal(runs[0], runs[1])
+
+
+def test_packed_product_matches_bmm_per_matrix_and_is_deterministic():
+    """float32 on a CPU: the packed (oneDNN) product of each matrix equals bmm to round-off,
+    is the same on every call, and a batch of matrices gives each matrix's own numbers."""
+    from nrmkit.nn.tangent_product import PackedWeight
+
+    generator = torch.Generator().manual_seed(7)
+    weight = torch.randn(2, 64, 64, generator=generator)
+    rows = torch.randn(2, 14, 64, generator=generator)
+    both = PackedWeight(weight).product(rows)
+    expected = torch.bmm(rows.double(), weight.double().transpose(-1, -2))
+    torch.testing.assert_close(both.double(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(both, PackedWeight(weight).product(rows))
+    for s in range(2):
+        alone = PackedWeight(weight[s:s + 1]).product(rows[s:s + 1])
+        assert torch.equal(alone[0], both[s])
+
+
+def test_float32_one_pass_steps_follow_the_model_and_a_changed_weight():
+    """The packed steps (state alone in the warm-up, state and vectors after it) equal the
+    model's steps to float32 round-off, and an in-place change of the weight is seen."""
+    import copy
+
+    model, state, vectors = _case(4, n=48, dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.fused_step(state), model.step(state),
+                                   rtol=1e-5, atol=1e-6)
+        fused = model.fused_step_with_tangent(state, vectors)
+        plain = model.step_with_tangent(state, vectors)
+        for a, b in zip(fused, plain, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        twin = copy.deepcopy(model)                  # the packed cache is not copied
+        model.weight.mul_(0.5)
+        torch.testing.assert_close(model.fused_step(state), model.step(state),
+                                   rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(model.fused_step(state), twin.fused_step(state))

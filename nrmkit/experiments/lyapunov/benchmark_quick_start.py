@@ -1,9 +1,10 @@
-"""Part 1b of ``lyapu_benchmark``: the quick-start path against the memory-bandwidth bound.
+"""Part 1b of ``lyapu_benchmark``: the quick-start path against the bounds of its work.
 
 ``transition_2_chaos`` runs every sample in its own engine call (so that a sample's numbers
 do not depend on how a sweep is chunked), batched over the ``m_g`` couplings, with the
-state and the tangent vectors in one product per step (``one_pass``): each step reads the
-sample's ``N×N`` matrix once. Here the first :data:`QUICK_START_SAMPLES` samples of the
+state and the tangent vectors in one product per step (``one_pass``) through the kernel
+packed for that product (:class:`~nrmkit.nn.tangent_product.PackedWeight`): each step reads
+the sample's ``N×N`` matrix once. Here the first :data:`QUICK_START_SAMPLES` samples of the
 sweep run exactly so (``tons="auto"``, the sweep's ``tsim``, ``ttrans``), and, on the same
 samples, with the two products per step of the default engine (``two_pass_*``).
 
@@ -11,10 +12,16 @@ Per Euler step of one sample (all its couplings), in the same run:
 
 * ``stream_ms`` — the memory-bandwidth bound: the best time to stream the sample's matrix
   once (``W.sum()``, ``N²·itemsize`` bytes; ``stream_gb_per_s``);
-* ``product_ms`` — the bare product of that step, ``(m(k+1))×N @ N×N`` (the floor set by
-  the matrix-product kernel where it is slower than streaming);
-* ``ms_per_step`` — the quick-start path; ``ratio_to_stream`` and ``ratio_to_product`` are
-  its quotients by the two bounds; ``speedup_vs_two_pass`` = two-pass / one-pass time.
+* ``arithmetic_ms`` — the arithmetic bound: the step's ``2·m·N²`` flops (``m = m_g`` rows
+  in the warm-up, ``m_g(k+1)`` after it, averaged over the call's steps) at
+  ``peak_gflops``, the best rate of a :data:`PEAK_SIZE`-square product through the same
+  kernel;
+* ``bound_ms`` = max of the two (the roofline of the step's product);
+* ``product_ms`` — the bare product of a step after the warm-up, ``m_g(k+1)×N @ N×N``,
+  through the step's kernel;
+* ``ms_per_step`` — the quick-start path; ``ratio_to_bound``, ``ratio_to_stream`` and
+  ``ratio_to_product`` are its quotients by the bounds; ``speedup_vs_two_pass`` =
+  two-pass / one-pass time.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from nrmkit.experiments.lyapunov.benchmark_timing import Clock, synchronize, tim
 QUICK_START_SAMPLES = 2
 #: repetitions of the bound measurements (the best counts).
 BOUND_REPEATS = 50
+#: size of the square product that measures the arithmetic peak.
+PEAK_SIZE = 1024
+#: repetitions of the peak measurement (the best counts).
+PEAK_REPEATS = 5
 
 
 def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
@@ -49,6 +60,11 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
     ms_per_step = 1e3 * seconds[True] / (samples * steps)
     two_pass_ms = 1e3 * seconds[False] / (samples * steps)
     itemsize = model.weight.element_size()
+    peak = _peak_gflops(model.weight.dtype, harness.device)
+    warm_steps = min(steps, round(config.ttrans / config.dt))
+    rows = config.m_g * (warm_steps + (config.nle + 1) * (steps - warm_steps)) / steps
+    arithmetic_ms = 2 * rows * config.n ** 2 / (peak * 1e6)
+    bound_ms = max(1e3 * stream, arithmetic_ms)
     entry = {
         "samples": samples,
         "couplings": config.m_g,
@@ -59,6 +75,10 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
         "stream_ms": 1e3 * stream,
         "stream_gb_per_s": config.n ** 2 * itemsize / stream / 1e9,
         "product_ms": 1e3 * product,
+        "peak_gflops": peak,
+        "arithmetic_ms": arithmetic_ms,
+        "bound_ms": bound_ms,
+        "ratio_to_bound": ms_per_step / bound_ms,
         "ratio_to_stream": ms_per_step / (1e3 * stream),
         "ratio_to_product": ms_per_step / (1e3 * product),
         "sweep_seconds_estimate": ms_per_step * steps * config.n_samples / 1e3,
@@ -66,10 +86,11 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
     harness.context.log(
         f"  quick start (one engine call per sample, {config.m_g} couplings): "
         f"{ms_per_step:.3f} ms/step (two products per step {two_pass_ms:.3f} ms, "
-        f"×{entry['speedup_vs_two_pass']:.2f}); streaming the matrix {entry['stream_ms']:.3f} "
-        f"ms ({entry['stream_gb_per_s']:.1f} GB/s) → ×{entry['ratio_to_stream']:.2f} the "
-        f"bandwidth bound; bare product {entry['product_ms']:.3f} ms → "
-        f"×{entry['ratio_to_product']:.2f}")
+        f"×{entry['speedup_vs_two_pass']:.2f}); bound {bound_ms:.3f} ms (streaming the "
+        f"matrix {entry['stream_ms']:.3f} ms at {entry['stream_gb_per_s']:.1f} GB/s, its "
+        f"flops {arithmetic_ms:.3f} ms at {peak:.0f} GFLOP/s) → "
+        f"×{entry['ratio_to_bound']:.2f} the bound; bare product {entry['product_ms']:.3f} "
+        f"ms → ×{entry['ratio_to_product']:.2f}")
     return entry
 
 
@@ -94,21 +115,39 @@ def _time_sample(harness: BenchmarkHarness, model, sample: int,
 
 
 def _bounds(model, k: int, device: Any) -> tuple[float, float]:
-    """Best seconds of streaming ``model``'s matrix once and of the bare one-pass product."""
+    """Best seconds of streaming ``model``'s matrix once and of the bare one-pass product
+    (through the step's kernel)."""
     import torch
 
+    from nrmkit.nn.tangent_product import PackedWeight
+
     weight = model.weight.detach()
+    packed = PackedWeight(weight)
     rows = torch.ones((1, model.batch_shape[1] * (k + 1), weight.shape[-1]),
                       dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
         return (_best(lambda: weight.sum(), device),
-                _best(lambda: torch.bmm(rows, weight.transpose(-1, -2)), device))
+                _best(lambda: packed.product(rows), device))
 
 
-def _best(function, device: Any) -> float:
+def _peak_gflops(dtype: Any, device: Any) -> float:
+    """The best GFLOP/s of a :data:`PEAK_SIZE`-square product through the step's kernel."""
+    import torch
+
+    from nrmkit.nn.tangent_product import PackedWeight
+
+    size = PEAK_SIZE
+    square = torch.ones((1, size, size), dtype=dtype, device=device)
+    packed = PackedWeight(square)
+    with torch.no_grad():
+        seconds = _best(lambda: packed.product(square), device, PEAK_REPEATS)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def _best(function, device: Any, repeats: int = BOUND_REPEATS) -> float:
     function()
     best = float("inf")
-    for _ in range(BOUND_REPEATS):
+    for _ in range(repeats):
         synchronize(device)
         start = time.perf_counter()
         function()
