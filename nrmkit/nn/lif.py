@@ -74,7 +74,8 @@ import torch
 from torch import Tensor
 
 from nrmkit.nn.lif_perturbation import perturbation_hooks
-from nrmkit.nn.lif_propagation import propagate
+from nrmkit.nn.lif_propagation import RefractoryGate, propagate, spiking_indices
+from nrmkit.nn.lif_readout import WindowReadout
 
 
 @dataclass(frozen=True)
@@ -208,9 +209,12 @@ def simulate_lif(w_eff, w_in, w_out, b_out, taus, inputs, *, scaling,
         stimulation, stim_generator, trace_units, trace_trials: artificial stimulation and
             voltage traces, see :mod:`nrmkit.nn.lif_perturbation` (traces never change the
             dynamics; without both, the arithmetic is the unperturbed one).
-        propagation: ``"events"`` (add the jumps of the spiking neurons only) or ``"dense"``
-            (spike matrix × jumps), see :mod:`nrmkit.nn.lif_propagation`; default ``"events"``
-            on the CPU, ``"dense"`` elsewhere. Same spikes; sums equal to round-off.
+        propagation: ``"events"`` (only the spiking neurons are touched: their jumps added,
+            the refractory gate kept as a state, the read-out integrated per rate step) or
+            ``"dense"`` (spike matrix × jumps and every neuron's gate and read-out filter
+            updated every step), see :mod:`nrmkit.nn.lif_propagation` and
+            :mod:`nrmkit.nn.lif_readout`; default ``"events"`` on the CPU, ``"dense"``
+            elsewhere. Same spikes, currents and voltages; read-outs equal to round-off.
 
     Tensors follow ``inputs``' device (float32 unless ``inputs`` is float64); only the running
     state of the ``L·B`` networks is kept, never per-step state (but traces).
@@ -303,16 +307,31 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
     (trial, scaling)), from ``v0`` ``(B, N)`` and the :func:`_synapse_constants`:
     ``(output, counts, raster_idx, raster_steps)``: per rate step the sum over its LIF steps
     of ``w_out·r`` ``(T_rate, M)``, spikes per (row, neuron) ``(M·N,)``, and trial 0's
-    spikes as flat indices into ``(L, N)`` with their steps (lists of tensors)."""
+    spikes as flat indices into ``(L, N)`` with their steps (lists of tensors).
+
+    ``dense``: the synaptic state is ``[IPSC | r]`` ``(M, 2N)``, updated every step, the
+    refractory gate recomputed and the spike matrix multiplied every step. Otherwise (events)
+    the state is the IPSC alone, the read-out integrates ``r`` per rate step from the spikes
+    (:class:`~nrmkit.nn.lif_readout.WindowReadout`), the gate is a state and only the
+    spiking neurons are touched (:mod:`nrmkit.nn.lif_propagation`): the same spikes and
+    currents, the read-out equal to round-off.
+    """
     t_rate, n_trials, _ = inputs.shape
     n = w_in.shape[0]
     jump, inv_scale, decay_d, decay_r = synapses
     steps_per, n_ref, double = p.steps_per_rate_step, p.refractory_steps, p.tau_rise > 0
     step_s, k_m = p.dt / 1000.0, p.dt / p.tau_m
+    # events: the IPSC half of the synapses; r and its rise go to the read-out
+    readout, jump, decay_d = ((None, jump, decay_d) if dense
+                              else _event_synapses(synapses, w_out, step_s, steps_per))
     (v, syn, rise, neg_last, counts, drive, tmp, gate, spk, r_acc, output,
-     noise_buf) = _state_buffers(v0, t_rate, n_scale, p, inputs.device)
+     noise_buf) = _state_buffers(v0, t_rate, n_scale, p, inputs.device,
+                                 width=jump.shape[1])
     ipsc, rate = syn[:, :n], syn[:, n:]
     device, dtype = v.device, v.dtype
+    refractory = None if dense else RefractoryGate(v.shape, n_ref, device=device, dtype=dtype)
+    gate = gate if refractory is None else refractory.gate
+    traced = hooks is not None and hooks.voltage is not None
     raster_idx, raster_steps = [], []
     trial0 = n_scale * n                     # flat indices below this belong to trial 0
     step = 0
@@ -320,37 +339,81 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
         current = inputs[k] @ w_in.t() + p.bias                                  # (B, N)
         drive.view(n_trials, n_scale, n).copy_(current[:, None, :])
         r_acc.zero_()
-        for _ in range(steps_per):
+        window, window_steps = [], []             # events: this rate step's spikes
+        for within in range(1, steps_per + 1):
             step += 1
-            # membrane: v += g·dt/τ_m·(I − v), g = 1 unless refractory
-            torch.sub(ipsc, v, out=tmp)
-            tmp.add_(drive)
-            torch.add(neg_last, float(step - n_ref), out=gate)
-            gate.clamp_(0.0, 1.0)
-            v.addcmul_(tmp, gate, value=k_m)
+            _membrane_step(v, ipsc, drive, tmp, gate, neg_last, refractory, step, n_ref, k_m)
             if noise_buf is not None:
                 torch.randn(n_trials, n, generator=generator, dtype=dtype, out=noise_buf)
                 v.view(n_trials, n_scale, n).add_(
                     noise_buf.to(device)[:, None, :], alpha=p.noise_std)
             if hooks is not None:
                 hooks.stimulate(v, step)
-            torch.ge(v, p.v_threshold, out=spk)
-            if hooks is not None:
+            if dense or traced:
+                torch.ge(v, p.v_threshold, out=spk)
+            spikes = spk if dense else spiking_indices(v, p.v_threshold)
+            if traced:
                 hooks.record(v, spk, step)
             # synapses (decay first, then this step's spikes)
             syn.mul_(decay_d)
             if double:
                 syn.add_(rise, alpha=step_s)
                 rise.mul_(decay_r)
-            first = propagate(spk, rise if double else syn, jump, inv_scale, dense=dense,
-                              v=v, neg_last=neg_last, counts=counts, step=step,
-                              v_reset=p.v_reset, trial0=trial0 if record_spikes else 0)
+            first = propagate(spikes, rise if double else syn, jump, inv_scale, v=v,
+                              neg_last=neg_last, counts=counts, step=step,
+                              v_reset=p.v_reset, trial0=trial0 if record_spikes else 0,
+                              gate=refractory)
             _keep_trial0(first, step, raster_idx, raster_steps)
-            r_acc.add_(rate)
-        output[k] = r_acc @ w_out
+            if readout is None:
+                r_acc.add_(rate)
+            elif spikes is not None:
+                window.append(spikes)
+                window_steps.append(within)
+        if readout is None:
+            output[k] = r_acc @ w_out
+        else:
+            output[k] = readout.close(*_window_spikes(window, window_steps, counts))
         if progress is not None:
             progress(k + 1, t_rate)
     return output, counts, raster_idx, raster_steps
+
+
+def _event_synapses(synapses: tuple, w_out: Tensor, step_s: float,
+                    steps: int) -> tuple[WindowReadout, Tensor, Tensor]:
+    """``(read-out, IPSC jumps (N, N), IPSC decay (N,))`` of the event-driven path from the
+    :func:`_synapse_constants` (whose jumps and decays are ``[IPSC | r]``, ``2N`` wide)."""
+    jump, inv_scale, decay_d, decay_r = synapses
+    n = jump.shape[0]
+    readout = WindowReadout(decay_d[:n], decay_r, step_s, torch.diagonal(jump[:, n:]),
+                            inv_scale, w_out, steps)
+    return readout, jump[:, :n].contiguous(), decay_d[:n].contiguous()
+
+
+def _membrane_step(v: Tensor, ipsc: Tensor, drive: Tensor, tmp: Tensor, gate: Tensor,
+                   neg_last: Tensor, refractory: RefractoryGate | None, step: int, n_ref: int,
+                   k_m: float) -> None:
+    """``v += g·dt/τ_m·(I − v)`` in place, ``g = 1`` unless refractory (the gate recomputed
+    from the last spike steps, or kept by ``refractory``)."""
+    torch.sub(ipsc, v, out=tmp)
+    tmp.add_(drive)
+    if refractory is None:
+        torch.add(neg_last, float(step - n_ref), out=gate)
+        gate.clamp_(0.0, 1.0)
+    else:
+        refractory.open_due(step, neg_last)
+    v.addcmul_(tmp, gate, value=k_m)
+
+
+def _window_spikes(window: list[Tensor], window_steps: list[int],
+                   counts: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """A rate step's spikes as ``(flat indices, step in the rate step)``, counted into
+    ``counts`` (``(None, None)`` without spikes)."""
+    if not window:
+        return None, None
+    idx = torch.cat(window)
+    counts.index_add_(0, idx, torch.ones_like(idx))
+    sizes = torch.tensor([part.numel() for part in window])
+    return idx, torch.repeat_interleave(torch.tensor(window_steps), sizes).to(idx.device)
 
 
 def _keep_trial0(first: Tensor | None, step: int, raster_idx: list, raster_steps: list) -> None:
@@ -360,16 +423,18 @@ def _keep_trial0(first: Tensor | None, step: int, raster_idx: list, raster_steps
         raster_steps.append(torch.full_like(first, step))
 
 
-def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, device) -> tuple:
+def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, device, *,
+                   width: int) -> tuple:
     """The running state of the ``M = B·L`` networks and the work buffers of
-    :func:`_integrate`, on ``device`` in ``v0``'s dtype: ``(v, syn = [IPSC | r], rise,
-    −(last spike step), counts, drive, tmp, gate, spk, r_acc, output, noise_buf)``."""
+    :func:`_integrate`, on ``device`` in ``v0``'s dtype: ``(v, syn, rise, −(last spike
+    step), counts, drive, tmp, gate, spk, r_acc, output, noise_buf)``; ``syn`` and ``rise``
+    are ``width`` wide (``[IPSC | r]`` for ``2N``, the IPSC alone for ``N``)."""
     n_trials, n = v0.shape
     dtype = v0.dtype
     m = n_trials * n_scale                    # rows ordered (trial, scaling): row = b·L + l
     v = v0.to(device)[:, None, :].expand(n_trials, n_scale, n).reshape(m, n).contiguous()
-    syn = torch.zeros(m, 2 * n, device=device, dtype=dtype)       # [IPSC | r]
-    rise = torch.zeros(m, 2 * n, device=device, dtype=dtype) if p.tau_rise > 0 else None
+    syn = torch.zeros(m, width, device=device, dtype=dtype)       # [IPSC | r] or IPSC
+    rise = torch.zeros(m, width, device=device, dtype=dtype) if p.tau_rise > 0 else None
     neg_last = torch.full((m, n), math.inf, device=device, dtype=dtype)   # −(last spike step)
     counts = torch.zeros(m * n, device=device, dtype=torch.int64)
     drive = torch.empty(m, n, device=device, dtype=dtype)

@@ -413,3 +413,93 @@ def test_event_and_dense_propagation_agree_on_a_scaling_grid(tau_rise, dtype):
     torch.testing.assert_close(dense.output, events.output, rtol=tol, atol=tol * scale)
     with pytest.raises(ValueError, match="propagation"):
         run("sparse")
+
+
+def test_event_gate_keeps_a_neuron_that_spikes_again_while_refractory_closed():
+    """Kicks of 30 mV every step drive stimulated neurons over threshold while refractory:
+    the event path's gate (a state closed at each spike) must follow the last spike exactly
+    as the dense clamp formula does — same spikes, including the refractory re-spikes."""
+    w_eff, w_in, w_out, taus = _random_network()
+    inputs = torch.randn(4, 2, 2, generator=torch.Generator().manual_seed(1)) * 10.0
+    kick = Stimulation("exc", (2.0, 15.0), (0, 1, 2), amplitude_mv=30.0, probability=1.0)
+    params = LIFParameters(noise_std=0.2)
+
+    def run(propagation):
+        return simulate_lif(w_eff, w_in, w_out, 0.0, taus, inputs,
+                            scaling=torch.tensor([1.0, 4.0]), params=params,
+                            generator=torch.Generator().manual_seed(2), stimulation=kick,
+                            stim_generator=torch.Generator().manual_seed(3),
+                            propagation=propagation)
+
+    events, dense = run("events"), run("dense")
+    assert torch.equal(events.spike_counts, dense.spike_counts)
+    for ell in range(2):
+        assert torch.equal(events.spikes[ell][0], dense.spikes[ell][0])
+        times, neurons = events.spikes[ell]
+        gaps = [_intervals(times[neurons == unit]) for unit in range(3)]
+        assert min(float(g.min()) for g in gaps) <= params.t_ref   # re-spikes while refractory
+
+
+def test_refractory_gate_equals_the_clamp_of_the_last_spike_step():
+    """RefractoryGate after random spike steps equals clamp(step − n_ref − s_last, 0, 1)."""
+    from nrmkit.nn.lif_propagation import RefractoryGate
+
+    generator = torch.Generator().manual_seed(4)
+    shape, n_ref = (3, 5), 4
+    gate = RefractoryGate(shape, n_ref, device="cpu", dtype=torch.float32)
+    neg_last = torch.full(shape, math.inf)
+    for step in range(1, 60):
+        gate.open_due(step, neg_last)
+        expected = (neg_last + float(step - n_ref)).clamp(0.0, 1.0)
+        assert torch.equal(gate.gate, expected), step
+        idx = (torch.rand(shape, generator=generator) < 0.15).view(-1).nonzero().squeeze(1)
+        if idx.numel():
+            neg_last.view(-1)[idx] = -float(step)
+            gate.close(step, idx)
+
+
+def test_spiking_indices_equal_the_scan_of_the_comparison():
+    from nrmkit.nn.lif_propagation import spiking_indices
+
+    v = torch.randn(7, 11, generator=torch.Generator().manual_seed(5))
+    v[2, 3] = float("nan")
+    for threshold in (-10.0, 0.5, 1.5, 10.0):
+        found = spiking_indices(v, threshold)
+        expected = (v >= threshold).view(-1).nonzero().squeeze(1)
+        if expected.numel():
+            assert torch.equal(found, expected)
+        else:
+            assert found is None
+
+
+@pytest.mark.parametrize("rise", [0.0, math.exp(-0.05 / 2.0)])
+def test_window_readout_equals_the_step_by_step_filter(rise):
+    """WindowReadout's closed form against the per-step recurrence in float64: read-out sums
+    over three rate steps with spikes (some neurons twice in a step window) and the state."""
+    from nrmkit.nn.lif_readout import WindowReadout
+
+    generator = torch.Generator().manual_seed(6)
+    m, n, steps, delta = 4, 5, 9, 5e-5
+    decay = torch.exp(-0.05 / (4.0 + 16.0 * torch.rand(n, generator=generator))).double()
+    jump = 1.0 + torch.rand(n, generator=generator, dtype=torch.float64)
+    inv_scale = torch.tensor([1.0, 0.5, 0.25, 0.1], dtype=torch.float64)
+    w_out = torch.randn(n, generator=generator, dtype=torch.float64)
+    readout = WindowReadout(decay, rise, delta, jump, inv_scale, w_out, steps)
+    r = torch.zeros(m, n, dtype=torch.float64)
+    h = torch.zeros_like(r)
+    for _ in range(3):
+        spikes = torch.rand(steps, m, n, generator=generator) < 0.2
+        total = torch.zeros(m, dtype=torch.float64)
+        for t in range(steps):
+            impulse = spikes[t].double() * jump[None, :] * inv_scale[:, None]
+            if rise:
+                r = decay * r + delta * h
+                h = rise * h + impulse
+            else:
+                r = decay * r + impulse
+            total += r @ w_out
+        flat = spikes.reshape(steps, -1)
+        idx = torch.cat([row.nonzero().squeeze(1) for row in flat])
+        within = torch.repeat_interleave(torch.arange(1, steps + 1), flat.sum(1))
+        torch.testing.assert_close(readout.close(idx, within), total, rtol=1e-12, atol=0.0)
+        torch.testing.assert_close(readout.r, r, rtol=1e-12, atol=1e-300)
