@@ -70,20 +70,29 @@ def sine_outputs(outputs: np.ndarray, targets: np.ndarray, frequencies: np.ndarr
 @styled
 def glifr_parameters(values: dict[str, np.ndarray], *, title: str = "",
                      dt: float = 0.05) -> Figure:
-    """Histograms across neurons of V_th, k_m, and a_j, r_j, k_j of each after-spike current."""
+    """Histograms across neurons of V_th, k_m, and a_j, r_j, k_j of each after-spike current
+    (the after-spike panels only where the neurons have currents)."""
     names = [("v_th", "threshold $V_{th}$"), ("k_m", "$k_m$ (1/ms)"), ("a_j", "$a_j$"),
              ("r_j", "$r_j$"), ("k_j", "$k_j$ (1/ms)")]
-    figure, axes = figure_grid(1, len(names), 12.0, 2.5)
+    n_currents = np.atleast_2d(values["a_j"]).shape[0] if np.size(values["a_j"]) else 0
+    if not n_currents:
+        names = names[:2]
+    figure, axes = figure_grid(1, len(names), 12.0 * len(names) / 5, 2.5)
     for axis, (name, label) in zip(axes, names, strict=True):
         value = np.atleast_2d(values[name])
-        for row, color in zip(value, ("#1f77b4", "#ff7f0e"), strict=False):
+        for j, row in enumerate(value):
+            color = f"C{j}"
             if row.size:
                 axis.hist(row, **_histogram_range(row), color=color, alpha=0.7)
         axis.set_xlabel(label)
         axis.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("neurons")
-    if title:
-        figure.suptitle(title + " (after-spike currents j = 1, 2 in two colours)")
+    if title and n_currents > 1:
+        numbers = ", ".join(str(j + 1) for j in range(n_currents))
+        figure.suptitle(f"{title} (after-spike currents j = {numbers} in "
+                        f"{n_currents} colours)")
+    elif title:
+        figure.suptitle(title)
     label_panels(axes)
     return figure
 

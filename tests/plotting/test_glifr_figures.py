@@ -85,3 +85,19 @@ def test_parameter_trajectories_have_a_panel_per_parameter(n_ascs):
     rate_axes = [child for axis in panels for child in axis.child_axes]
     assert len(rate_axes) == (2 if n_ascs else 1)
     assert all("per step" in axis.get_ylabel() for axis in rate_axes)
+
+
+def test_parameter_figure_without_after_spike_currents_has_only_the_neuron_panels():
+    from nrmkit.plotting.glifr import glifr_parameters
+
+    rng = np.random.default_rng(0)
+    values = {"v_th": rng.normal(size=6), "k_m": rng.uniform(0.05, 0.2, 6),
+              **{name: np.zeros((0, 6)) for name in ("a_j", "r_j", "k_j")}}
+    figure = glifr_parameters(values, title="lhet")
+    assert len(figure.axes) == 2
+    assert figure._suptitle.get_text() == "lhet"
+    with_currents = {**values, "a_j": rng.normal(size=(2, 6)), "r_j": np.ones((2, 6)),
+                     "k_j": rng.uniform(0.01, 0.1, (2, 6))}
+    figure = glifr_parameters(with_currents, title="lhet")
+    assert len(figure.axes) == 5
+    assert "j = 1, 2" in figure._suptitle.get_text()

@@ -104,6 +104,10 @@ def _cases() -> dict[str, tuple[str, tuple, dict]]:
         "sine_outputs": ("sine_outputs", (rng.normal(size=(40, 3)), rng.normal(size=(40, 3)),
                                           np.array([0.005, 0.01, 0.02])), {"title": "sine"}),
         "glifr_parameters": ("glifr_parameters", (glifr_values,), {"title": "parameters"}),
+        "glifr_parameters_no_ascs": (
+            "glifr_parameters", ({**glifr_values, **{name: np.zeros((0, 12)) for name in
+                                                     ("a_j", "r_j", "k_j")}},),
+            {"title": "parameters"}),
         "silencing_curve": ("silencing_curve",
                             ({"GLIFR": [[0.9, 0.7, 0.4], [0.85, 0.6, 0.5]],
                               "RNN": [[0.8, 0.5, 0.2], [0.75, 0.4, 0.3]]}, [0.0, 0.25, 0.5]),
