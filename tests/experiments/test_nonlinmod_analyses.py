@@ -202,6 +202,44 @@ def test_grid_array_tasks_and_collect_equal_serial(grid_run, tmp_path):
     assert (out / "figures" / "accuracy_grid.png").is_file()
 
 
+def test_grid_interrupted_resumes_only_the_missing_points(grid_run, tmp_path, monkeypatch):
+    """A grid failing at its second point keeps the first; --resume runs only the second,
+    leaves the first point's files untouched, and gives the serial run's numbers."""
+    from nrmkit.core.errors import DivergenceError
+    from nrmkit.experiments.sequences import smnist_grid
+
+    original = smnist_grid.SmnistGrid._run_point
+    computed: list[int] = []
+
+    def failing(self, config, context, unit):
+        if unit == 1:
+            raise DivergenceError("simulated failure")
+        computed.append(unit)
+        return original(self, config, context, unit)
+
+    monkeypatch.setattr(smnist_grid.SmnistGrid, "_run_point", failing)
+    out = tmp_path / "run"
+    args = [*TINY, "--gains", 5, "--saturations", 0, "--saturations", 0.5, "--quiet"]
+    done = invoke("smnist_grid", [*args, "--output-dir", out])
+    assert done.exit_code == 1 and "--resume" in done.output, done.output
+    assert computed == [0]
+    first = out / "grid" / "n-5_s-0" / "results.json"
+    stamp = first.stat().st_mtime_ns
+
+    def counting(self, config, context, unit):
+        computed.append(unit)
+        return original(self, config, context, unit)
+
+    monkeypatch.setattr(smnist_grid.SmnistGrid, "_run_point", counting)
+    computed.clear()
+    done = invoke("smnist_grid", [*args, "--resume", "--output-dir", out])
+    assert done.exit_code == 0, done.output
+    assert computed == [1] and first.stat().st_mtime_ns == stamp
+    resumed, serial = results(out), results(grid_run)
+    for key in ("test_accuracy", "test_accuracy_sine", "test_accuracy_step", "test_loss"):
+        assert resumed[key] == serial[key]
+
+
 @pytest.mark.parametrize(("args", "option"), [
     (["--gains", -1], "--gains"), (["--saturations", 1.5], "--saturations"),
     (["--nonlin", "tanh"], "--nonlin"), (["--net-type", "LSTM"], "--nonlin")])
