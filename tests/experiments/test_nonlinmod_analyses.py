@@ -276,3 +276,23 @@ def test_analysis_refuses_missing_or_unsuitable_models(tmp_path):
                              "--output-dir", lstm]).exit_code == 0
     done = invoke("smnist_analysis", ["--model", lstm, "--output-dir", tmp_path / "b"])
     assert done.exit_code == 2 and "--model" in done.output and "LSTM" in done.output
+
+
+def test_analysis_of_an_anru_model_runs_the_analyses_it_has(tmp_path):
+    """An ANRU has no gamma shape: the grid analyses are null, the others are computed."""
+    trained = tmp_path / "anru"
+    done = invoke("smnist", [*TINY, "--net-type", "ANRU", "--quiet", "--output-dir", trained])
+    assert done.exit_code == 0, done.output
+    out = tmp_path / "analysis"
+    done = invoke("smnist_analysis", ["--model", trained, "--samples", 40, "--amplitudes", 0,
+                                      "--amplitudes", 5, "--quiet", "--output-dir", out])
+    assert done.exit_code == 0, done.output
+    summary = results(out)
+    assert summary["mutual_information"] is None and summary["jacobian_norm"] is None
+    assert summary["trained"]["jacobian_norm"] is None
+    assert summary["trained"]["mutual_information"] > 0
+    assert len(summary["lyapunov_vs_amplitude"]) == 2
+    assert all(np.isfinite(value) for value in summary["gradient_norm"])
+    for name in ("lyapunov_step", "gradient_norm"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000
+    assert not (out / "figures" / "mutual_information.png").exists()
