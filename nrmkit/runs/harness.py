@@ -99,21 +99,33 @@ class Terminated(BaseException):
     """SIGTERM arrived (a SLURM time limit, ``scancel``, ``kill``)."""
 
 
+@dataclasses.dataclass
+class SigtermState:
+    """Whether SIGTERM arrived inside :func:`sigterm_raises`."""
+
+    received: bool = False
+
+
 @contextlib.contextmanager
 def sigterm_raises():
     """Within the block SIGTERM raises :class:`Terminated` (once; a second one is ignored
-    while the run cleans up), so that it ends a run as cleanly as Ctrl-C."""
+    while the run cleans up), so that it ends a run as cleanly as Ctrl-C. Yields a
+    :class:`SigtermState`: the exception can be lost where the signal lands in code that
+    clears errors (a library's callback), so a run checks ``received`` before it writes its
+    results."""
+    state = SigtermState()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
 
     def handler(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        state.received = True
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -215,8 +227,8 @@ def run_workflow(workflow: Workflow, config: Any, common: CommonOptions, *,
         extras={} if executor is None else {"executor": executor},
     )
     try:
-        with sigterm_raises():
-            results = _run_in_folder(workflow, config, common, executor, context)
+        with sigterm_raises() as sigterm:
+            results = _run_in_folder(workflow, config, common, executor, context, sigterm)
     finally:
         run_dir.close()
     if run_dir.path is not None and results is not None:
@@ -252,7 +264,8 @@ def compute(workflow: Workflow, config: Any, context: RunContext) -> dict[str, A
 
 
 def _run_in_folder(workflow: Workflow, config: Any, common: CommonOptions, executor: Any,
-                   context: RunContext) -> dict[str, Any] | None:
+                   context: RunContext,
+                   sigterm: SigtermState | None = None) -> dict[str, Any] | None:
     run_dir = context.run_dir
     started = time.perf_counter()
     try:
@@ -262,6 +275,8 @@ def _run_in_folder(workflow: Workflow, config: Any, common: CommonOptions, execu
         if run_dir.mode == "array-task":
             run_dir.unlock()
         results = compute(workflow, config, context)
+        if sigterm is not None and sigterm.received:     # its exception was lost on the way
+            raise Terminated()
         if results is None:                     # one array task: parts only
             return None
         results = {**results, "elapsed_seconds": round(time.perf_counter() - started, 3)}

@@ -467,6 +467,36 @@ def test_sigterm_on_a_run_that_cannot_resume_leaves_no_folder(tmp_path):
     assert not folder.exists()
 
 
+def test_sigterm_whose_exception_is_swallowed_still_ends_the_run_with_143(tmp_path):
+    """Where the signal's exception is lost (code that clears errors: CPython compiling a
+    module on import does, here a bare ``except BaseException``), the run still ends as
+    terminated before it writes results, and leaves no folder."""
+    folder = tmp_path / "run"
+    inside = tmp_path / "inside"
+    swallowing = f"""
+    import pathlib, time, nrmkit.dynamics as dynamics
+    _spectrum = dynamics.lyapunov_spectrum
+    def _swallowing(*a, **k):
+        marker = pathlib.Path({str(inside)!r})
+        if not marker.exists():              # the first call only
+            try:
+                marker.touch()
+                time.sleep(20)
+            except BaseException:
+                pass
+        return _spectrum(*a, **k)
+    dynamics.lyapunov_spectrum = _swallowing
+    """
+    process = command(["lyapu_convergence", "--n", "20", "--nle", "2", "--n_samples", "1",
+                       "--tsim", "5", "--quiet", "--output-dir", folder], patch=swallowing,
+                      background=True)
+    wait_for(inside.exists, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    assert one_line(process.stderr.read()).startswith("Terminated (SIGTERM)")
+    assert not folder.exists()
+
+
 # ----------------------------------------------------------------------------- corrupt state
 
 @pytest.fixture(scope="module")
