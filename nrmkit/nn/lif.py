@@ -344,9 +344,7 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
             step += 1
             _membrane_step(v, ipsc, drive, tmp, gate, neg_last, refractory, step, n_ref, k_m)
             if noise_buf is not None:
-                torch.randn(n_trials, n, generator=generator, dtype=dtype, out=noise_buf)
-                v.view(n_trials, n_scale, n).add_(
-                    noise_buf.to(device)[:, None, :], alpha=p.noise_std)
+                _add_noise(v, noise_buf, generator, p.noise_std)
             if hooks is not None:
                 hooks.stimulate(v, step)
             if dense or traced:
@@ -354,11 +352,7 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
             spikes = spk if dense else spiking_indices(v, p.v_threshold)
             if traced:
                 hooks.record(v, spk, step)
-            # synapses (decay first, then this step's spikes)
-            syn.mul_(decay_d)
-            if double:
-                syn.add_(rise, alpha=step_s)
-                rise.mul_(decay_r)
+            _decay_synapses(syn, rise, decay_d, decay_r, step_s)   # then this step's spikes
             first = propagate(spikes, rise if double else syn, jump, inv_scale, v=v,
                               neg_last=neg_last, counts=counts, step=step,
                               v_reset=p.v_reset, trial0=trial0 if record_spikes else 0,
@@ -387,6 +381,25 @@ def _event_synapses(synapses: tuple, w_out: Tensor, step_s: float,
     readout = WindowReadout(decay_d[:n], decay_r, step_s, torch.diagonal(jump[:, n:]),
                             inv_scale, w_out, steps)
     return readout, jump[:, :n].contiguous(), decay_d[:n].contiguous()
+
+
+def _add_noise(v: Tensor, noise: Tensor, generator: torch.Generator | None,
+               std: float) -> None:
+    """``v += σ ξ`` with ``ξ`` ``(B, N)`` drawn on the CPU ``generator`` into ``noise`` and
+    shared by the ``L`` scaling factors of each trial (``v`` ``(B·L, N)``)."""
+    n_trials, n = noise.shape
+    torch.randn(n_trials, n, generator=generator, dtype=noise.dtype, out=noise)
+    v.view(n_trials, -1, n).add_(noise.to(v.device)[:, None, :], alpha=std)
+
+
+def _decay_synapses(syn: Tensor, rise: Tensor | None, decay_d: Tensor, decay_r: float,
+                    step_s: float) -> None:
+    """One step of the synaptic filters before the step's spikes: ``syn ← syn·e^{−δ/τ_d} +
+    δ·rise``, ``rise ← rise·e^{−δ/τ_r}`` (``syn ← syn·e^{−δ/τ_d}`` without a rise)."""
+    syn.mul_(decay_d)
+    if rise is not None:
+        syn.add_(rise, alpha=step_s)
+        rise.mul_(decay_r)
 
 
 def _membrane_step(v: Tensor, ipsc: Tensor, drive: Tensor, tmp: Tensor, gate: Tensor,
