@@ -33,7 +33,9 @@ Recurrent/input initialisers for RNN and ANRU come from :mod:`nrmkit.nn.init` (`
 ``--iinit``); a square-only scheme asked for a non-square input matrix falls back to Xavier.
 
 :class:`SequenceClassifier` runs a cell over time-first inputs ``(T, B, I)`` (the one time
-loop) and reads the class logits from the last hidden state. :class:`RecurrentDynamics`
+loop, :func:`run_cell`; an RNN with a pointwise nonlinearity runs the whole sequence as one
+autograd node, :mod:`nrmkit.nn.fused_sequence`) and reads the class logits from the last
+hidden state. :class:`RecurrentDynamics`
 turns a trained cell into a :class:`~nrmkit.core.model.DynamicalModel` for the Lyapunov
 engine: analytic tangent map ``v ↦ φ'(a) ⊙ V v`` for the RNN, forward-mode autodiff
 (``torch.func.jvp``, vectorised over tangent vectors) for the others — never an ``N×N``
@@ -443,7 +445,7 @@ class SequenceClassifier(nn.Module):
                                  f"{spec.readout_init!r}")
 
     def run(self, inputs: Tensor, drive: Tensor | None = None, *, record: bool = False,
-            state: State | None = None, keep: Tensor | None = None
+            state: State | None = None, keep: Tensor | None = None, fused: bool = True
             ) -> tuple[State, dict[str, Tensor]]:
         """:func:`run_cell` with this model's cell (and its dropout when training)."""
         dropout = None
@@ -452,14 +454,15 @@ class SequenceClassifier(nn.Module):
                 raise ValueError("training with dropout needs model.dropout_generator")
             dropout = (self.spec.dropout_prob, self.dropout_generator)
         return run_cell(self.cell, inputs, drive, record=record, state=state, keep=keep,
-                        dropout=dropout)
+                        dropout=dropout, fused=fused)
 
     def forward(self, inputs: Tensor, drive: Tensor | None = None, *,
-                keep: Tensor | None = None) -> Tensor:
+                keep: Tensor | None = None, fused: bool = True) -> Tensor:
+        """Logits; ``fused``: see :func:`run_cell`."""
         if self.spec.per_step:
-            _, trace = self.run(inputs, drive, record=True, keep=keep)
+            _, trace = self.run(inputs, drive, record=True, keep=keep, fused=fused)
             return self.readout(trace["h"])
-        state, _ = self.run(inputs, drive, keep=keep)
+        state, _ = self.run(inputs, drive, keep=keep, fused=fused)
         return self.readout(state[0])
 
     def project_(self) -> None:
@@ -471,7 +474,7 @@ class SequenceClassifier(nn.Module):
 
 def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *,
              record: bool = False, state: State | None = None, keep: Tensor | None = None,
-             dropout: tuple[float, torch.Generator] | None = None
+             dropout: tuple[float, torch.Generator] | None = None, fused: bool = True
              ) -> tuple[State, dict[str, Tensor]]:
     """The one time loop: ``cell`` over ``inputs (T, B, I)`` from ``state`` (default zero).
 
@@ -480,10 +483,20 @@ def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *
     ``keep`` (0/1, ``(H,)`` or ``(B, H)``) silences the neurons marked 0 at every step;
     ``dropout = (p, generator)`` multiplies the outputs at every step by a fresh mask
     ``Bernoulli(1 − p)/(1 − p)`` of shape ``(B, H)`` drawn on the CPU ``generator``.
+
+    ``fused`` (default): an :class:`RNNCell` with a delay of one step and a pointwise
+    nonlinearity known to :func:`~nrmkit.nn.fused_sequence.pointwise_rule`, without ``keep``
+    or dropout, runs as one autograd node with its backpropagation through time written out
+    (:mod:`nrmkit.nn.fused_sequence`: the same forward values, gradients equal to round-off,
+    first derivatives only); ``fused=False`` always runs this step-by-step loop.
     """
     n_steps, batch = inputs.shape[:2]
     if state is None:
         state = cell.initial_state(batch, dtype=inputs.dtype, device=inputs.device)
+    if fused and keep is None and dropout is None:
+        result = _run_fused(cell, inputs, drive, state, record)
+        if result is not None:
+            return result
     trace: dict[str, list[Tensor]] = {}
     for t in range(n_steps):
         state = cell(inputs[t], state, None if drive is None else drive[t])
@@ -497,6 +510,36 @@ def run_cell(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None = None, *
             for name, value in {"h": state[0], **cell.signals(state)}.items():
                 trace.setdefault(name, []).append(value)
     return state, {name: torch.stack(values) for name, values in trace.items()}
+
+
+def _run_fused(cell: RecurrentCell, inputs: Tensor, drive: Tensor | None, state: State,
+               record: bool) -> tuple[State, dict[str, Tensor]] | None:
+    """:func:`run_cell` through :func:`~nrmkit.nn.fused_sequence.fused_rnn_sequence`, or None
+    where it does not apply (another cell, a delay line, another nonlinearity, empty or
+    mixed-type tensors, a drive not indexed by step)."""
+    from nrmkit.nn.fused_sequence import fused_rnn_sequence, pointwise_rule
+
+    if type(cell) is not RNNCell or cell.delay_shapes or len(state) != 1:
+        return None
+    rule = pointwise_rule(cell.nonlinearity)
+    layer, recurrent = cell.input_layer, cell.recurrent
+    n_steps, batch = inputs.shape[:2]
+    if rule is None or layer.bias is None or recurrent.bias is not None or n_steps == 0:
+        return None
+    shape = rule.shape(cell.nonlinearity)
+    tensors = (inputs, state[0], layer.weight, layer.bias, recurrent.weight, *shape,
+               *(() if drive is None else (drive,)))
+    if any(t.dtype != inputs.dtype or t.device != inputs.device for t in tensors):
+        return None
+    if inputs.dim() != 3 or state[0].shape != (batch, cell.hidden_size):
+        return None
+    if drive is not None and (not 1 <= drive.dim() <= 3 or drive.shape[0] != n_steps
+                              or torch.broadcast_shapes(drive.shape[1:], state[0].shape)
+                              != state[0].shape):
+        return None
+    hidden, last = fused_rnn_sequence(rule, inputs, drive, state[0], layer.weight,
+                                      layer.bias, recurrent.weight, shape)
+    return (last,), ({"h": hidden} if record else {})
 
 
 def dropout_mask(dropout: tuple[float, torch.Generator], shape: tuple[int, ...],

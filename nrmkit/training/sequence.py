@@ -88,12 +88,13 @@ def evaluate(model, inputs: Tensor, targets: Tensor, *, batch_size: int = 500,
     model.eval()
     total_loss, total_score = 0.0, 0.0
     n = objective.count(targets)
-    for start in range(0, n, batch_size):
-        window = slice(start, start + batch_size)
-        outputs = model(inputs[:, window], drive, **model_kwargs)
-        target = objective.take(targets, window)
-        total_loss += float(objective.loss(outputs, target, reduction="sum"))
-        total_score += objective.score(outputs, target)
+    with torch.no_grad():                  # floats out: no graph to record
+        for start in range(0, n, batch_size):
+            window = slice(start, start + batch_size)
+            outputs = model(inputs[:, window], drive, **model_kwargs)
+            target = objective.take(targets, window)
+            total_loss += float(objective.loss(outputs, target, reduction="sum"))
+            total_score += objective.score(outputs, target)
     model.train(was_training)
     return {"loss": total_loss / n, objective.metric: total_score / n}
 

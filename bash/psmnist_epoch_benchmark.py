@@ -1,0 +1,134 @@
+"""Time training updates of the psMNIST model against this machine's matrix-product limit.
+
+The model is the one ``smnist -p`` trains by default (RNN-gamma2, hidden 400, random gamma
+shape, learned; built by the workflow's own constructor), on psMNIST shapes: 784 pixel steps,
+batch 100, input size 1 (random pixels in [0, 1] and random labels: timing only). One update
+is forward + cross-entropy + backward + Adam step + the gamma projection, exactly as the
+trainer does it, run two ways:
+
+* ``loop``: the step-by-step loop with autograd recording every step (``fused=False``);
+* ``fused``: the whole sequence as one autograd node (:mod:`nrmkit.nn.fused_sequence`).
+
+The bound is the time of the update's matrix products at this machine's rate, the rate
+measured in the same run (the best of a few large square products, ``2 n³`` flops each):
+per step ``h V^T`` forward and ``δ V`` backward, plus ``∂L/∂V = Σ δ_t^T h_{t−1}``, i.e.
+``3 · 2 T B H²`` flops, and the small input and read-out products. An epoch is
+``50000 / batch`` updates (the workflow trains on 50 000 of the 60 000 MNIST training images
+and holds 10 000 out for validation).
+
+Run: python bash/psmnist_epoch_benchmark.py [--steps 3] [--nonlin gamma2] [--threads N]
+(prints one JSON object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from types import SimpleNamespace
+
+import torch
+
+from nrmkit.core.streams import torch_generator
+from nrmkit.experiments.sequences.single_run import _new_model
+from nrmkit.experiments.sequences.smnist import SmnistConfig
+from nrmkit.training.sequence import CLASSIFICATION
+
+TRAINING_IMAGES = 50000
+MNIST_PIXELS = 784
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="timed updates per way")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed updates first")
+    parser.add_argument("--nonlin", default="gamma2", help="gamma, gamma2, ReLU, tanh, ...")
+    parser.add_argument("--nhid", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--seq", type=int, default=MNIST_PIXELS, help="steps per sequence")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--gemm-size", type=int, default=2048, help="n of the n×n products")
+    parser.add_argument("--ways", nargs="+", default=["loop", "fused"],
+                        choices=("loop", "fused"), help="which updates to time")
+    return parser.parse_args()
+
+
+def gemm_rate(size: int, dtype: torch.dtype, repeats: int = 4) -> float:
+    """Flops per second: the best of ``repeats`` ``size × size`` products."""
+    generator = torch_generator(0, 0, "gemm")
+    left = torch.randn(size, size, generator=generator).to(dtype)
+    right = torch.randn(size, size, generator=generator).to(dtype)
+    product = torch.empty_like(left)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(left, right, out=product)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
+
+
+def update_flops(steps: int, batch: int, hidden: int, inputs: int, classes: int) -> float:
+    """Matrix-product flops of one update (forward and backward; inputs need no gradient)."""
+    recurrent = 2.0 * steps * batch * hidden * hidden       # one (B×H)(H×H) product per step
+    input_layer = 2.0 * steps * batch * hidden * inputs
+    readout = 2.0 * batch * hidden * classes
+    forward = recurrent + input_layer + readout
+    backward = 2 * recurrent + input_layer + 2 * readout    # δV per step and ∂L/∂V; ∂L/∂U
+    return forward + backward
+
+
+def make_update(model, optimizer, inputs, labels, *, fused: bool):
+    def update() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = CLASSIFICATION.loss(model(inputs, fused=fused), labels)
+        loss.backward()
+        optimizer.step()
+        model.project_()
+        return float(loss.detach())
+    return update
+
+
+def seconds_per_update(update, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        update()
+    start = time.perf_counter()
+    for _ in range(steps):
+        update()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    args = parse_arguments()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    config = SmnistConfig(permute=True, nonlin=args.nonlin, nhid=args.nhid, batch=args.batch)
+    context = SimpleNamespace(device="cpu", torch_dtype=dtype,
+                              stream=lambda purpose, unit=0: torch_generator(0, unit, purpose))
+    generator = torch_generator(0, 0, "pixels")
+    inputs = torch.rand((args.seq, args.batch, 1), generator=generator).to(dtype)
+    labels = torch.randint(0, 10, (args.batch,), generator=generator)
+    rate = gemm_rate(args.gemm_size, dtype)
+    flops = update_flops(args.seq, args.batch, args.nhid, 1, 10)
+    bound = flops / rate
+    updates_per_epoch = TRAINING_IMAGES / args.batch
+    result = {"nonlin": args.nonlin, "steps": args.seq, "batch": args.batch,
+              "hidden": args.nhid, "dtype": args.dtype, "threads": torch.get_num_threads(),
+              "gemm_gflops_per_s": rate / 1e9, "update_gflop": flops / 1e9,
+              "bound_s_per_update": bound, "bound_s_per_epoch": bound * updates_per_epoch,
+              "updates_per_epoch": updates_per_epoch, "timed_updates": args.steps}
+    for way in args.ways:
+        model = _new_model(config, context, input_size=1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        update = make_update(model, optimizer, inputs, labels, fused=way == "fused")
+        started = time.perf_counter()
+        seconds = seconds_per_update(update, args.steps, args.warmup)
+        result[way] = {"s_per_update": seconds, "s_per_epoch": seconds * updates_per_epoch,
+                       "epoch_over_bound": seconds / bound,
+                       "warmup_s": time.perf_counter() - started - seconds * args.steps}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
