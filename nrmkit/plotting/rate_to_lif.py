@@ -33,12 +33,7 @@ def rate_task_outputs(outputs: np.ndarray, targets: np.ndarray, conditions: np.n
         axis.fill_between(time, mean - spread, mean + spread, color=color, alpha=0.2, lw=0)
         axis.plot(time, mean, color=color, lw=1.5, label=f"{name} (n={int(chosen.sum())})")
         axis.plot(time, targets[:, chosen][:, 0], color=color, lw=1.0, ls="--")
-    axis.set_xlabel("time (s)")
-    axis.set_ylabel(ylabel)
-    axis.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                title="solid: mean ± s.d.\ndashed: target", title_fontsize=7)
-    if title:
-        axis.set_title(title)
+    _label_conditions(axis, ylabel, "solid: mean ± s.d.\ndashed: target", title)
     return figure
 
 
@@ -138,13 +133,18 @@ def stimulation_outputs(without: np.ndarray, with_stimulation: np.ndarray,
         axis.plot(time, without[:, chosen].mean(1), color=color, lw=1.0, ls="--")
         axis.plot(time, with_stimulation[:, chosen].mean(1), color=color, lw=1.5,
                   label=f"{name} (n={int(chosen.sum())})")
+    _label_conditions(axis, "LIF read-out", "solid: stimulated\ndashed: unperturbed", title)
+    return figure
+
+
+def _label_conditions(axis, ylabel: str, legend_title: str, title: str) -> None:
+    """Time axis, ``ylabel``, the per-condition legend outside the axes, and the title."""
     axis.set_xlabel("time (s)")
-    axis.set_ylabel("LIF read-out")
+    axis.set_ylabel(ylabel)
     axis.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                title="solid: stimulated\ndashed: unperturbed", title_fontsize=7)
+                title=legend_title, title_fontsize=7)
     if title:
         axis.set_title(title)
-    return figure
 
 
 @styled
