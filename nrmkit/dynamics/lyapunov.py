@@ -76,6 +76,7 @@ from torch import Tensor
 
 from nrmkit.core.errors import DivergenceError
 from nrmkit.core.model import DynamicalModel
+from nrmkit.dynamics.step_graphs import StepRunner
 
 #: default state warm-up, in model time units (τ).
 DEFAULT_TTRANS = 100.0
@@ -93,6 +94,8 @@ DEFAULT_TONS_SAFETY = 0.5
 DEFAULT_TONS_MAX = 10.0
 #: duration of the pilot of an adaptive interval (half transient, half measurement) [τ].
 DEFAULT_TPILOT = 10.0
+#: steps of the state warm-up per run of steps (one CUDA graph replays a run on a GPU).
+WARM_UP_RUN = 50
 
 Drive = Tensor | Callable[[int], Tensor | None] | None
 Progress = Callable[[int, int], None] | None
@@ -215,6 +218,7 @@ def lyapunov_spectrum(
     progress: Progress = None,
     check_finite: bool = True,
     one_pass: bool = False,
+    cuda_graphs: bool = True,
 ) -> LyapunovResult:
     """The ``n_exponents`` leading Lyapunov exponents of every system in ``model``'s batch.
 
@@ -244,6 +248,11 @@ def lyapunov_spectrum(
             round-off depends on its kernel and on how many rows it multiplies).
             Deterministic for a given batch, so a sweep running one sample per call stays
             independent of its chunking.
+        cuda_graphs: on a CUDA device, replay each run of steps between two
+            re-orthonormalisations (and the warm-up in runs of :data:`WARM_UP_RUN` steps) as
+            one CUDA graph (:mod:`nrmkit.dynamics.step_graphs`): bitwise the numbers of the
+            eager steps, without the host's per-kernel launch work. Used where the drive is
+            None or one constant tensor and nothing needs a gradient; ignored on a CPU.
 
     Returns:
         :class:`LyapunovResult`.
@@ -256,11 +265,10 @@ def lyapunov_spectrum(
     steps_per_ons, n_pilot = _first_plan(dt, None if adaptive else tons)
     n_ons, n_basis = _intervals(tsim, tbasis, steps_per_ons * dt)
     report = _Reporter(progress, n_warm + n_pilot + (n_basis + n_ons) * steps_per_ons)
-    drive_at = _drive_function(drive)
 
     if state is None:
         state = model.initial_state(generator)
-    state = _warm_up(model, state, n_warm, drive_at, report, one_pass)
+    state = _warm_up(model, state, n_warm, drive, report, one_pass, cuda_graphs)
     step_index = n_warm
 
     if basis is None:
@@ -272,7 +280,7 @@ def lyapunov_spectrum(
         choice = choose_tons(model, n_exponents, state=state, basis=basis, tsim=tsim,
                              drive=drive, step_offset=n_warm, n_blocks=n_blocks,
                              progress=lambda done, _total: report(n_warm + done),
-                             one_pass=one_pass)
+                             one_pass=one_pass, cuda_graphs=cuda_graphs)
         state, basis = choice.state, choice.basis
         step_index += choice.pilot_steps
         steps_per_ons = choice.steps_per_ons
@@ -281,8 +289,8 @@ def lyapunov_spectrum(
     tons_effective = steps_per_ons * dt
 
     state, basis, log_increments = _accumulate(model, state, basis, n_basis, n_ons,
-                                               steps_per_ons, drive_at, step_index, report,
-                                               one_pass)
+                                               steps_per_ons, drive, step_index, report,
+                                               one_pass, cuda_graphs)
     t_accumulated = n_ons * tons_effective
     exponents = log_increments.sum(0) / t_accumulated
     if check_finite:
@@ -312,24 +320,48 @@ def _first_plan(dt: float, tons: float | None) -> tuple[int, int]:
     return max(1, round(tons / dt)), 0
 
 
-def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int,
-             drive_at: Callable[[int], Tensor | None], report: _Reporter,
-             one_pass: bool = False) -> Tensor:
+def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int, drive: Drive,
+             report: _Reporter, one_pass: bool = False, cuda_graphs: bool = True) -> Tensor:
     """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``;
-    with ``one_pass`` through the model's ``fused_step`` where it has one)."""
+    with ``one_pass`` through the model's ``fused_step`` where it has one), in runs of
+    :data:`WARM_UP_RUN` steps and the remainder."""
     step = getattr(model, "fused_step", model.step) if one_pass else model.step
-    step_index = 0
-    for _ in range(n_warm):
-        state = step(state, drive_at(step_index))
-        step_index += 1
-        report(step_index)
+    run = _step_runs(step, WARM_UP_RUN, drive, cuda_graphs)
+    done = 0
+    while done + WARM_UP_RUN <= n_warm:
+        (state,) = run((state,), done)
+        done += WARM_UP_RUN
+        report(done)
+    (state,) = _step_runs(step, n_warm - done, drive, False)((state,), done)
+    report(n_warm)
     return state
+
+
+def _step_runs(step: Callable[..., Tensor | tuple[Tensor, ...]], n_steps: int, drive: Drive,
+               cuda_graphs: bool) -> Callable[[tuple[Tensor, ...], int], tuple[Tensor, ...]]:
+    """``(tensors, index of the first step) → tensors`` after ``n_steps`` steps
+    ``step(*tensors, drive at the step's index)``: a :class:`StepRunner` (a CUDA graph where
+    it applies) for a drive that is None or one tensor, a plain loop for a drive function."""
+    def one_step(*tensors: Tensor, drive_now: Tensor | None) -> tuple[Tensor, ...]:
+        result = step(*tensors, drive_now)
+        return (result,) if isinstance(result, Tensor) else result
+
+    if drive is None or isinstance(drive, Tensor):
+        runner = StepRunner(lambda *tensors: one_step(*tensors, drive_now=drive), n_steps,
+                            graphs=cuda_graphs)
+        return lambda tensors, _first: runner(*tensors)
+
+    def indexed(tensors: tuple[Tensor, ...], first: int) -> tuple[Tensor, ...]:
+        for index in range(first, first + n_steps):
+            tensors = one_step(*tensors, drive_now=drive(index))
+        return tensors
+    return indexed
 
 
 def _accumulate(
     model: DynamicalModel, state: Tensor, basis: Tensor, n_basis: int, n_ons: int,
-    steps_per_ons: int, drive_at: Callable[[int], Tensor | None], step_index: int,
-    report: _Reporter, one_pass: bool = False,
+    steps_per_ons: int, drive: Drive, step_index: int, report: _Reporter,
+    one_pass: bool = False, cuda_graphs: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Propagate state and basis for ``n_basis + n_ons`` intervals of ``steps_per_ons``
     steps from ``step_index``, re-orthonormalising after each: ``(state, basis,
@@ -342,10 +374,10 @@ def _accumulate(
     step_with_tangent = model.step_with_tangent
     if one_pass:  # where the model has it (it falls back itself where a gradient is needed)
         step_with_tangent = getattr(model, "fused_step_with_tangent", step_with_tangent)
+    run = _step_runs(step_with_tangent, steps_per_ons, drive, cuda_graphs)
     for interval in range(n_basis + n_ons):
-        for _ in range(steps_per_ons):
-            state, basis = step_with_tangent(state, basis, drive_at(step_index))
-            step_index += 1
+        state, basis = run((state, basis), step_index)
+        step_index += steps_per_ons
         basis, log_diagonal = orthonormalize(basis)
         if interval >= n_basis:
             if log_diagonal.requires_grad:
@@ -459,6 +491,7 @@ def choose_tons(
     n_blocks: int = DEFAULT_BLOCKS,
     progress: Progress = None,
     one_pass: bool = False,
+    cuda_graphs: bool = True,
 ) -> TonsChoice:
     """Choose the re-orthonormalisation interval of ``model`` from a pilot run.
 
@@ -483,7 +516,7 @@ def choose_tons(
         tons_max: the longest interval.
         n_blocks: see ``tsim``.
         progress: ``callback(done_steps, pilot_steps)``.
-        one_pass: as for :func:`lyapunov_spectrum`.
+        one_pass, cuda_graphs: as for :func:`lyapunov_spectrum`.
 
     Raises:
         DivergenceError: the pilot's state or exponents are not finite.
@@ -493,7 +526,10 @@ def choose_tons(
     dt = model.dt
     steps_per_ons, half = _pilot_plan(dt, tpilot, pilot_tons)
     interval = steps_per_ons * dt
-    drive_at = _drive_function(drive)
+    pilot_drive = drive
+    if callable(drive):
+        def pilot_drive(index: int) -> Tensor | None:
+            return drive(step_offset + index)
     with torch.no_grad():
         if basis is None:
             basis = random_basis(model.batch_shape, n_exponents, model.state_dim,
@@ -501,8 +537,8 @@ def choose_tons(
         pilot = lyapunov_spectrum(
             model, n_exponents, tsim=half * interval, tons=interval, ttrans=0.0,
             tbasis=half * interval, state=state.detach(), basis=basis.detach(),
-            drive=lambda index: drive_at(step_offset + index), n_blocks=2,
-            progress=progress, one_pass=one_pass)
+            drive=pilot_drive, n_blocks=2, progress=progress, one_pass=one_pass,
+            cuda_graphs=cuda_graphs)
     ordered = torch.sort(pilot.exponents, dim=-1, descending=True).values
     spread = float((ordered[..., 0] - ordered[..., -1]).max())
     magnitude = float(ordered[..., [0, -1]].abs().max())
@@ -523,12 +559,6 @@ def choose_tons(
                       magnitude=magnitude, limit=limit, range_limit=range_limit, bound=bound,
                       pilot_exponents=ordered, pilot_steps=2 * half * steps_per_ons,
                       state=pilot.state, basis=pilot.basis)
-
-
-def _drive_function(drive: Drive) -> Callable[[int], Tensor | None]:
-    if drive is None or isinstance(drive, Tensor):
-        return lambda _index: drive
-    return drive
 
 
 class _Reporter:
