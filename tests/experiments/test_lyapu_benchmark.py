@@ -37,12 +37,16 @@ def test_tiny_benchmark_writes_timings_and_figures(tmp_path):
     assert (quick["samples"], quick["couplings"]) == (2, 2)
     assert quick["steps_per_sample"] > sweep["steps"] - 10  # the --tons auto pilot adds steps
     for key in ("ms_per_step", "two_pass_ms_per_step", "stream_ms", "stream_gb_per_s",
-                "product_ms", "peak_gflops", "arithmetic_ms", "sweep_seconds_estimate"):
+                "memory_stream_ms", "memory_gb_per_s", "product_ms", "peak_gflops", "arithmetic_ms",
+                "sweep_seconds_estimate"):
         assert quick[key] > 0, key
     assert quick["bound_ms"] == max(quick["stream_ms"], quick["arithmetic_ms"])
     assert math.isclose(quick["ratio_to_bound"], quick["ms_per_step"] / quick["bound_ms"])
     assert math.isclose(quick["ratio_to_stream"], quick["ms_per_step"] / quick["stream_ms"])
     assert math.isclose(quick["ratio_to_product"], quick["ms_per_step"] / quick["product_ms"])
+    assert math.isclose(quick["ratio_to_memory_stream"],
+                        quick["ms_per_step"] / quick["memory_stream_ms"])
+    assert math.isclose(quick["memory_gb_per_s"], 60 * 60 * 4 / (quick["memory_stream_ms"] * 1e6))
     assert math.isclose(quick["speedup_vs_two_pass"],
                         quick["two_pass_ms_per_step"] / quick["ms_per_step"])
     assert math.isclose(quick["stream_gb_per_s"], 60 * 60 * 4 / (quick["stream_ms"] * 1e6))

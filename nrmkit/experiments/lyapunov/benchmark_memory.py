@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nrmkit.core.base import MemoryTerm
+from nrmkit.experiments.lyapunov.benchmark_quick_start import MAIN_MEMORY_BYTES
 from nrmkit.experiments.lyapunov.benchmark_scaling import (
     SCALING_N,
     SCALING_N_AT_NLE,
@@ -46,7 +47,8 @@ def benchmark_memory_terms(config: BenchmarkConfig, *, itemsize: int) -> list[Me
       phases that come and go: the draw ``16 · F²``, the engine ``8 · F² · i``, the
       references ``9 · F² · i``;
     * scaling (unless ``--no-scaling``): the same for its largest network (N = 1000,
-      k = 10).
+      k = 10);
+    * the main-memory bandwidth buffer of the quick-start timing (256 MiB).
 
     Measured (float32, peak RSS above the same run at N = F = 20, ``--no-scaling``,
     a few steps): ``--n 2000 --m_g 4 --n_samples 4 --full-spectrum-n 600``: 1261 MiB for
@@ -76,6 +78,8 @@ def benchmark_memory_terms(config: BenchmarkConfig, *, itemsize: int) -> list[Me
         memory_term({"--n": n_grow ** 2, **batch}, weight_memory(n, networks, i),
                     f"the {networks} {n}×{n} weight matrices of the independent draws"),
         _full_spectrum_term(config, i),
+        MemoryTerm("--n", MAIN_MEMORY_BYTES,
+                   "the buffer that measures the main-memory bandwidth"),
     ]
     timings = {"--independent-steps": (config.independent_steps, networks, k),
                "--full-spectrum-steps": (config.full_spectrum_steps, 1,
