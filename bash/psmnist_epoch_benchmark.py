@@ -29,6 +29,8 @@ from types import SimpleNamespace
 
 import torch
 
+from nrmkit.core.checks import int_at_least
+from nrmkit.core.errors import ConfigError
 from nrmkit.core.streams import torch_generator
 from nrmkit.experiments.sequences.single_run import _new_model
 from nrmkit.experiments.sequences.smnist import SmnistConfig
@@ -38,20 +40,22 @@ TRAINING_IMAGES = 50000
 MNIST_PIXELS = 784
 
 
-def parse_arguments() -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="timed updates per way")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed updates first")
+    parser.add_argument("--steps", type=int_at_least(1), default=3, help="timed updates per way")
+    parser.add_argument("--warmup", type=int_at_least(0), default=1, help="untimed updates first")
     parser.add_argument("--nonlin", default="gamma2", help="gamma, gamma2, ReLU, tanh, ...")
-    parser.add_argument("--nhid", type=int, default=400)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--seq", type=int, default=MNIST_PIXELS, help="steps per sequence")
+    parser.add_argument("--nhid", type=int_at_least(1), default=400)
+    parser.add_argument("--batch", type=int_at_least(1), default=100)
+    parser.add_argument("--seq", type=int_at_least(1), default=MNIST_PIXELS,
+                        help="steps per sequence")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--gemm-size", type=int, default=2048, help="n of the n×n products")
+    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch threads")
+    parser.add_argument("--gemm-size", type=int_at_least(1), default=2048,
+                        help="n of the n×n products")
     parser.add_argument("--ways", nargs="+", default=["loop", "fused"],
                         choices=("loop", "fused"), help="which updates to time")
-    return parser.parse_args()
+    return parser
 
 
 def gemm_rate(size: int, dtype: torch.dtype, repeats: int = 4) -> float:
@@ -99,11 +103,16 @@ def seconds_per_update(update, steps: int, warmup: int) -> float:
 
 
 def main() -> None:
-    args = parse_arguments()
+    parser = make_parser()
+    args = parser.parse_args()
+    try:
+        config = SmnistConfig(permute=True, nonlin=args.nonlin, nhid=args.nhid,
+                              batch=args.batch)
+    except (ConfigError, KeyError) as error:
+        parser.error(f"--nonlin: {error.args[0]}" if isinstance(error, KeyError) else str(error))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    config = SmnistConfig(permute=True, nonlin=args.nonlin, nhid=args.nhid, batch=args.batch)
     context = SimpleNamespace(device="cpu", torch_dtype=dtype,
                               stream=lambda purpose, unit=0: torch_generator(0, unit, purpose))
     generator = torch_generator(0, 0, "pixels")

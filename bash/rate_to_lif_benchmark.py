@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nrmkit.core.checks import int_at_least
+from nrmkit.core.errors import ConfigError
 from nrmkit.core.streams import stream_seed, torch_generator
 from nrmkit.datasets.cognitive import GO_NOGO
 from nrmkit.nn.dale import DaleRateRNN, DaleSpec
@@ -72,12 +74,16 @@ def load(model: str | None, n: int) -> DaleRateRNN:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="run folder, model.pt or .mat")
-    parser.add_argument("--n", type=int, default=200, help="units without --model")
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--reference_trials", type=int, default=2)
+    parser.add_argument("--n", type=int_at_least(2), default=200,
+                        help="units without --model")
+    parser.add_argument("--trials", type=int_at_least(1), default=100)
+    parser.add_argument("--reference_trials", type=int_at_least(1), default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the timings as JSON")
     args = parser.parse_args()
-    network = load(args.model, args.n)
+    try:
+        network = load(args.model, args.n)
+    except ConfigError as error:
+        parser.error(str(error))
     network.requires_grad_(False)
     lambdas = torch.arange(20.0, 76.0, 5.0)
     trials = GO_NOGO.trials(args.trials, torch_generator(0, 0, "trials"))

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections.abc import Callable
 
 from nrmkit.core.errors import ConfigError
 
@@ -16,3 +18,17 @@ def check(condition: bool, option_name: str, reason: str) -> None:
 
 def check_finite(value: float, option_name: str) -> None:
     check(math.isfinite(value), option_name, f"must be a finite number, got {value}")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An ``argparse`` type for the scripts of ``bash/``: an integer ≥ ``minimum``, else a
+    usage error (exit status 2) saying why."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
