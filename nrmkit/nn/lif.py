@@ -326,7 +326,7 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
                               else _event_synapses(synapses, w_out, step_s, steps_per))
     (v, syn, rise, neg_last, counts, drive, tmp, gate, spk, r_acc, output,
      noise_buf) = _state_buffers(v0, t_rate, n_scale, p, inputs.device,
-                                 width=jump.shape[1])
+                                 width=jump.shape[1], dense=dense)
     ipsc, rate = syn[:, :n], syn[:, n:]
     device, dtype = v.device, v.dtype
     refractory = None if dense else RefractoryGate(v.shape, n_ref, device=device, dtype=dtype)
@@ -338,7 +338,8 @@ def _integrate(inputs: Tensor, w_in: Tensor, w_out: Tensor, v0: Tensor, synapses
     for k in range(t_rate):
         current = inputs[k] @ w_in.t() + p.bias                                  # (B, N)
         drive.view(n_trials, n_scale, n).copy_(current[:, None, :])
-        r_acc.zero_()
+        if r_acc is not None:
+            r_acc.zero_()
         window, window_steps = [], []             # events: this rate step's spikes
         for within in range(1, steps_per + 1):
             step += 1
@@ -437,11 +438,12 @@ def _keep_trial0(first: Tensor | None, step: int, raster_idx: list, raster_steps
 
 
 def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, device, *,
-                   width: int) -> tuple:
+                   width: int, dense: bool) -> tuple:
     """The running state of the ``M = B·L`` networks and the work buffers of
     :func:`_integrate`, on ``device`` in ``v0``'s dtype: ``(v, syn, rise, −(last spike
     step), counts, drive, tmp, gate, spk, r_acc, output, noise_buf)``; ``syn`` and ``rise``
-    are ``width`` wide (``[IPSC | r]`` for ``2N``, the IPSC alone for ``N``)."""
+    are ``width`` wide (``[IPSC | r]`` for ``2N``, the IPSC alone for ``N``); ``r_acc``, the
+    read-out sum of a rate step, only for the ``dense`` path (None otherwise)."""
     n_trials, n = v0.shape
     dtype = v0.dtype
     m = n_trials * n_scale                    # rows ordered (trial, scaling): row = b·L + l
@@ -454,7 +456,7 @@ def _state_buffers(v0: Tensor, t_rate: int, n_scale: int, p: LIFParameters, devi
     tmp = torch.empty(m, n, device=device, dtype=dtype)
     gate = torch.empty(m, n, device=device, dtype=dtype)
     spk = torch.empty(m, n, device=device, dtype=torch.bool)
-    r_acc = torch.zeros(m, n, device=device, dtype=dtype)
+    r_acc = torch.zeros(m, n, device=device, dtype=dtype) if dense else None
     output = torch.empty(t_rate, m, device=device, dtype=dtype)
     noise_buf = torch.empty(n_trials, n, dtype=dtype) if p.noise_std > 0 else None
     return (v, syn, rise, neg_last, counts, drive, tmp, gate, spk, r_acc, output, noise_buf)
