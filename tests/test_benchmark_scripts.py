@@ -36,7 +36,7 @@ def test_bad_options_are_usage_errors(script, arguments, message):
 
 
 def test_psmnist_benchmark_reports_updates_against_the_bound():
-    done = run(PSMNIST, "--seq", "3", "--nhid", "8", "--batch", "4", "--steps", "1",
+    done = run(PSMNIST, "--seq", "3", "--nhid", "8", "--batch", "4", "--steps", "2",
                "--warmup", "0", "--gemm-size", "64", "--threads", "1")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -51,3 +51,6 @@ def test_psmnist_benchmark_reports_updates_against_the_bound():
         assert math.isclose(timing["epoch_over_bound"],
                             timing["s_per_update"] / report["bound_s_per_update"])
         assert math.isclose(timing["s_per_epoch"], timing["s_per_update"] * 12500)
+        assert 0 < timing["best_s_per_update"] <= timing["s_per_update"]
+        assert math.isclose(timing["best_over_bound"],
+                            timing["best_s_per_update"] / report["bound_s_per_update"])
