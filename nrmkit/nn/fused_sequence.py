@@ -37,8 +37,9 @@ exactly as for the step-by-step loop.
 The forward values are those of the step-by-step loop bit for bit (the same operations in the
 same order: ``(U x_t + b) + V h_{t-1}``, then ``+ d_t``, then ``φ``); the gradients agree with
 autograd's to round-off (the sums run in a different order). Memory: two ``(T, B, H)``
-tensors kept for the backward pass and one more (``δ``) during it. Cost per step: one
-``(B × H)(H × H)`` product forward and one backward plus pointwise work, then ``∂L/∂V``:
+tensors kept for the backward pass and one more (``δ``) during it, on a CPU reused from one
+call to the next once nothing holds them (:mod:`nrmkit.nn.sequence_buffers`). Cost per
+step: one ``(B × H)(H × H)`` product forward and one backward plus pointwise work, then ``∂L/∂V``:
 ``3 · 2TBH²`` flops in all for the recurrence. Only first derivatives: the backward pass is
 not itself differentiable (no double backward, no forward mode); the graph may be kept
 (``retain_graph``) and differentiated again.
@@ -59,6 +60,7 @@ from torch.nn import functional
 
 from nrmkit.nn.gamma import GammaActivation, _pieces, gamma_slope
 from nrmkit.nn.pointwise import ModReLU, Sigmoid
+from nrmkit.nn.sequence_buffers import sequence_buffer
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,8 @@ def forward_sequence(rule: PointwiseRule, inputs: Tensor, drive: Tensor | None, 
     """
     n_steps, batch = inputs.shape[:2]
     size = recurrent_weight.shape[0]
-    hidden = inputs.new_empty((n_steps, batch, size))
-    pre = torch.empty_like(hidden) if keep else None
+    hidden = sequence_buffer((n_steps, batch, size), inputs)
+    pre = sequence_buffer(hidden.shape, inputs) if keep else None
     scratch = None if keep else inputs.new_empty((batch, size))
     constants = rule.constants(shape)
     recurrent_t = recurrent_weight.t()
@@ -219,7 +221,7 @@ def _backward_loop(rule: PointwiseRule, pre: Tensor, hidden: Tensor, recurrent_w
     """``δ_t`` for every step ``(T, B, H)`` and ``∂L/∂θ`` (each ``(H,)``; empty unless
     ``with_shape``)."""
     n_steps, batch, size = pre.shape
-    delta = torch.empty_like(pre)
+    delta = sequence_buffer(pre.shape, pre)
     constants = rule.constants(shape)
     moments = [pre.new_zeros((batch, size)) for _ in range(rule.n_moments if with_shape else 0)]
     for t in range(n_steps - 1, -1, -1):
