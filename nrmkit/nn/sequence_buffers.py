@@ -14,7 +14,9 @@ returned gradient shares it — so nothing a caller can still see is ever overwr
 The pool is per thread and keeps at most :data:`MAX_BUFFERS` tensors, all of one shape,
 dtype and device: asking for another shape first lets go of the free ones, so an
 evaluation at another batch size does not add to the memory of training (what is still in
-use is freed as usual once its last user drops it). CUDA tensors are not pooled (the
+use is freed as usual once its last user drops it); the sequence trainer's ``evaluate``
+(:mod:`nrmkit.training.sequence`) lets go of the pool when it ends, so that an evaluation's
+large buffers are not carried into whatever runs next. CUDA tensors are not pooled (the
 caching allocator already reuses device memory), nor is anything where this PyTorch build
 does not expose storage reference counts.
 """

@@ -26,6 +26,7 @@ from torch.nn import functional
 
 from nrmkit.core.base import Trainer
 from nrmkit.core.errors import DivergenceError
+from nrmkit.nn.sequence_buffers import release_sequence_buffers
 
 Augment = Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor | None]]
 
@@ -96,6 +97,7 @@ def evaluate(model, inputs: Tensor, targets: Tensor, *, batch_size: int = 500,
             total_loss += float(objective.loss(outputs, target, reduction="sum"))
             total_score += objective.score(outputs, target)
     model.train(was_training)
+    release_sequence_buffers()    # the evaluation's buffers: not kept into what comes next
     return {"loss": total_loss / n, objective.metric: total_score / n}
 
 
