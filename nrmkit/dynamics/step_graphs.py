@@ -17,8 +17,8 @@ untimed eager run there, so that libraries create their handles and workspaces o
 recording) and replays the recording once from the first call's inputs: only if the replay
 reproduces the eager result bit for bit (NaN matching NaN) does it keep the graph; otherwise,
 or where recording fails (a step that synchronises with the host, an operation that cannot
-be recorded), it warns once and stays eager. Later calls copy their inputs into the graph's
-input buffers and replay. On a CPU it is the plain loop.
+be recorded, any other error while recording), it warns once and stays eager. Later calls
+copy their inputs into the graph's input buffers and replay. On a CPU it is the plain loop.
 
 Graph memory: the recording holds the temporaries of its ``n`` steps in a private pool
 (the caching allocator reuses them within the recording, so a few steps' worth).
@@ -115,13 +115,18 @@ def _record(step: Step, inputs: tuple[Tensor, ...], n_steps: int,
         torch.cuda.current_stream().wait_stream(stream)
         graph.replay()
         same = all(_identical(a, b) for a, b in zip(buffers, expected, strict=True))
-    except RuntimeError as error:
-        _warn(f"recording failed ({str(error).splitlines()[0]})")
+    except Exception as error:  # any failure to record leaves the eager steps, which hold
+        _warn(f"recording failed ({type(error).__name__}: {_first_line(error)})")
         return None, ()
     if not same:
         _warn("the replay differed from the eager steps")
         return None, ()
     return graph, buffers
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def _identical(a: Tensor, b: Tensor) -> bool:
