@@ -33,6 +33,7 @@ def test_tiny_benchmark_writes_timings_and_figures(tmp_path):
         assert sweep[key] > 0, key
     assert math.isfinite(results["speedup"]) and results["speedup"] > 0
     assert results["speedup"] == sweep["speedup"]
+    assert sweep["engine_seconds_without_graphs"] is None and sweep["graph_speedup"] is None
     quick = results["quick_start"]
     assert (quick["samples"], quick["couplings"]) == (2, 2)
     assert quick["steps_per_sample"] > sweep["steps"] - 10  # the --tons auto pilot adds steps

@@ -10,6 +10,10 @@ reference / engine.
 
 **independent draws** — the same engine on ``m_g × n_samples`` networks that each draw their
 own matrix, ``--independent-steps`` tangent steps, against the sweep's reference costs.
+
+On CUDA the engine replays its runs of steps as CUDA graphs (:mod:`nrmkit.dynamics.step_graphs`);
+the sweep is then timed a second time with ``cuda_graphs=False``:
+``engine_seconds_without_graphs`` and ``graph_speedup`` (None on a CPU).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def time_sweep(harness: BenchmarkHarness) -> dict[str, Any]:
     networks = config.m_g * config.n_samples
     model = harness.network(config.n, couplings, config.n_samples, "sweep network")
     engine_seconds, clock, sweep_result = _time_sweep_engine(harness, model)
+    eager_seconds = (_time_sweep_engine(harness, model, cuda_graphs=False)[0]
+                     if str(harness.device).startswith("cuda") else None)
     steps = clock.total
     warmup_steps = max(0, round(config.ttrans / config.dt))
     warm_rate, tangent_rate = phase_rates(clock.records, engine_seconds, steps,
@@ -63,6 +69,8 @@ def time_sweep(harness: BenchmarkHarness) -> dict[str, Any]:
         "engine_ms_per_network_step": engine_ms_per_network_step,
         "engine_ms_per_tangent_network_step": tangent_ms,
         "engine_ms_per_warmup_network_step": warm_ms,
+        "engine_seconds_without_graphs": eager_seconds,
+        "graph_speedup": None if eager_seconds is None else eager_seconds / engine_seconds,
         "reference_networks": len(picks),
         "reference_steps": config.reference_steps,
         "reference_ms_per_network_step": reference_ms,
@@ -83,7 +91,8 @@ def _sweep_network_name(couplings: list[float]):
     return describe
 
 
-def _time_sweep_engine(harness: BenchmarkHarness, model) -> tuple[float, Clock, Any]:
+def _time_sweep_engine(harness: BenchmarkHarness, model,
+                       cuda_graphs: bool = True) -> tuple[float, Clock, Any]:
     """``(seconds, clock, result)`` of one engine run of the whole sweep (after a warm-up of
     one interval of state warm-up and one of accumulation), its states from the stream
     ``"sweep states"``; ``clock`` holds the progress timestamps and the step count."""
@@ -95,13 +104,14 @@ def _time_sweep_engine(harness: BenchmarkHarness, model) -> tuple[float, Clock, 
     with naming_divergence(describe):
         lyapunov_spectrum(model, config.nle, generator=context.stream("sweep states"),
                           tsim=interval, tons=config.tons, ttrans=interval,
-                          tbasis=0.0)  # warm-up
+                          tbasis=0.0, cuda_graphs=cuda_graphs)  # warm-up
     clock = Clock(context.progress("engine sweep"))
 
     def sweep_call():
         clock.restart()
         return lyapunov_spectrum(model, config.nle, generator=context.stream("sweep states"),
-                                 progress=clock, **config.engine_kwargs())
+                                 progress=clock, cuda_graphs=cuda_graphs,
+                                 **config.engine_kwargs())
 
     with naming_divergence(describe):
         seconds, result = timed(sweep_call, harness.device)
@@ -149,6 +159,9 @@ def _log_sweep(context, sweep: dict[str, Any]) -> None:
                 f"(×{sweep['speedup_vs_broadcast_reference']:.0f} "
                 f"against the broadcast dense Jacobian, "
                 f"{sweep['broadcast_reference_ms_per_network_step']:.3f} ms)")
+    if sweep["graph_speedup"] is not None:
+        context.log(f"  sweep without CUDA graphs: {sweep['engine_seconds_without_graphs']:.2f} s"
+                    f" → graphs ×{sweep['graph_speedup']:.2f}")
 
 
 def time_independent_draws(harness: BenchmarkHarness, sweep: dict[str, Any]) -> dict[str, Any]:
