@@ -17,8 +17,9 @@ evaluation at another batch size does not add to the memory of training (what is
 use is freed as usual once its last user drops it); the sequence trainer's ``evaluate``
 (:mod:`nrmkit.training.sequence`) lets go of the pool when it ends, so that an evaluation's
 large buffers are not carried into whatever runs next. CUDA tensors are not pooled (the
-caching allocator already reuses device memory), nor is anything where this PyTorch build
-does not expose storage reference counts.
+caching allocator already reuses device memory), nor anything asked for under
+``torch.inference_mode`` (an inference tensor cannot be written outside it), nor anything
+where this PyTorch build does not expose storage reference counts.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ _POOL = _Pool()
 def sequence_buffer(shape: tuple[int, ...], like: Tensor) -> Tensor:
     """An uninitialised tensor of ``shape`` with ``like``'s dtype and device; on a CPU one
     of the pool's free tensors where there is one (module docstring)."""
-    if _ALONE is None or like.device.type != "cpu":
-        return like.new_empty(shape)
+    if _ALONE is None or like.device.type != "cpu" or torch.is_inference_mode_enabled():
+        return like.new_empty(shape)    # (an inference tensor must not serve outside it)
     key = (tuple(shape), like.dtype, like.device)
     if key != _POOL.key:
         _POOL.key, _POOL.buffers = key, []

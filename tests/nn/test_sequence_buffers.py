@@ -110,3 +110,14 @@ def test_pooled_and_fresh_buffers_give_identical_training(generator, monkeypatch
     assert all(torch.isfinite(weight).all() for weight in pooled)
     for a, b in zip(pooled, fresh, strict=True):
         assert torch.equal(a, b)
+
+
+def test_inference_mode_buffers_do_not_serve_training(generator):
+    """A sequence run under ``torch.inference_mode`` and then one that trains, same shapes:
+    the second must not be handed the first's inference tensors (which it could not write)."""
+    inputs = torch.rand(7, 3, 1, generator=generator, dtype=F64)
+    with torch.inference_mode():
+        _sequence(generator, inputs)
+    weights, _, last = _sequence(generator, inputs)
+    (last ** 2).sum().backward()
+    assert all(weight.grad is not None for weight in weights[:3])
