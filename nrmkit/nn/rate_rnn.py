@@ -35,7 +35,7 @@ from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.ensembles import unit_coupling
-from nrmkit.nn.tangent_product import PackedWeight, fused_tangent_step
+from nrmkit.nn.tangent_product import PackedWeight, fused_state_step, fused_tangent_step
 from nrmkit.nn.tangent_step import (
     StepPlan,
     flat_population,
@@ -224,9 +224,7 @@ class RateRNN(DynamicalModel):
         if fused is None:
             return self.step(state, drive)
         plan, gain, shift, _ = fused
-        no_vectors = state.new_empty((*state.shape[:-1], 0, state.shape[-1]))
-        return fused_tangent_step(plan, state, no_vectors, gain, shift,
-                                  self._packed_weight(plan), drive)[0]
+        return fused_state_step(plan, state, gain, shift, self._packed_weight(plan), drive)
 
     def _one_pass_plan(self, *tensors: Tensor | None):
         """:meth:`_fused`'s tuple where the one-product kernel applies (dense weights,

@@ -4,15 +4,17 @@ For the dense step of :mod:`nrmkit.nn.tangent_step` (per network ``b = (s, g)``,
 
 .. math::
 
-    P = [\,ε φ \mid ε φ'⊙q_1 \mid \dots \mid ε φ'⊙q_k\,]\,W_s^{\mathsf T}, \qquad
-    h' = (1 − Δt)\,h + P_{0} + u, \qquad q'_j = (1 − Δt)\,q_j + P_{j},
+    h' = (1 − Δt)\,h + ε φ(h) W_s^{\mathsf T} + u, \qquad
+    q'_j = (1 − Δt)\,q_j + ε\,(φ'(h)⊙q_j)\,W_s^{\mathsf T},
 
-:func:`fused_tangent_step` stacks the state row and the ``k`` tangent rows of all ``G``
-networks of a matrix into one ``(G(k+1)) × N`` operand, so that each step reads every
+:func:`fused_tangent_step` stacks the state rows of the ``G`` networks of a matrix and then
+their ``G·k`` tangent rows into one ``(G(k+1)) × N`` operand, so that each step reads every
 ``W_s`` once (the autograd node reads it twice: the state rows and the tangent rows in two
-products, so that a step without tangent vectors follows bitwise the same trajectory).
-The rows are written in place into one buffer and the Euler update is applied in place to
-the product; nothing is recorded for autograd.
+products, so that a step without tangent vectors follows bitwise the same trajectory). A step's
+output is one ``(S, G(k+1), N)`` tensor whose two parts, ``h'`` and ``Q'``, the next step
+reads in place, so that its Euler term ``(1 − Δt)[h | Q]`` is one in-place addition to the
+product: with tanh a step is the product and five pointwise operations (the warm-up's
+state-only step, :func:`fused_state_step`, three). Nothing is recorded for autograd.
 
 The product goes through :class:`PackedWeight`: on a CPU with oneDNN and float32 each
 matrix is reordered once into the blocked layout of oneDNN's matrix-product kernel for the
@@ -63,16 +65,20 @@ class PackedWeight:
         """``rows (S, M, N)`` → ``(S, M, N)``, row ``i`` of matrix ``s`` times ``W_sᵀ``."""
         if not self.onednn:
             return torch.bmm(rows, self.weight.transpose(-1, -2))
-        n_rows = rows.shape[1]
+        packed = self._packed_for(rows.shape[1])
+        if len(packed) == 1:
+            return _linear(rows[0], packed[0]).unsqueeze(0)
+        return torch.stack([_linear(part, matrix) for part, matrix in zip(rows, packed,
+                                                                         strict=True)])
+
+    def _packed_for(self, n_rows: int) -> list[Tensor]:
+        """Every matrix reordered for products with ``n_rows`` rows (made once)."""
         packed = self._packed.get(n_rows)
         if packed is None:
             packed = self._packed[n_rows] = [
                 torch.ops.mkldnn._reorder_linear_weight(matrix, n_rows)
                 for matrix in self.weight]
-        if len(packed) == 1:
-            return _linear(rows[0], packed[0]).unsqueeze(0)
-        return torch.stack([_linear(part, matrix) for part, matrix in zip(rows, packed,
-                                                                         strict=True)])
+        return packed
 
 
 def _linear(rows: Tensor, packed: Tensor) -> Tensor:
@@ -84,25 +90,75 @@ def fused_tangent_step(plan: StepPlan, state: Tensor, vectors: Tensor, gain: Ten
                        drive: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(h', Q')`` of a dense network with one product ``X W_sᵀ`` per matrix.
 
-    Shapes: ``state (S, G, N)``, ``vectors (S, G, k, N)`` (``k`` may be 0: the state
-    alone), ``gain``/``shift (S, G, P)``, ``weight`` the :class:`PackedWeight` of the
-    ``(S, N, N)`` matrices, ``drive`` broadcastable to ``(S, G, N)``. Returns views of one
-    ``(S, G, k+1, N)`` tensor: ``h'`` is ``[..., 0, :]``, ``Q'`` is ``[..., 1:, :]``.
-    No gradient flows (call it under ``torch.no_grad`` or with inputs that need none).
+    Shapes: ``state (S, G, N)``, ``vectors (S, G, k, N)`` (``k ≥ 1``), ``gain``/``shift
+    (S, G, P)``, ``weight`` the :class:`PackedWeight` of the ``(S, N, N)`` matrices,
+    ``drive`` broadcastable to ``(S, G, N)``. Returns the two parts of one ``(S, G(k+1), N)``
+    tensor, ``h' = out[:, :G]`` and ``Q' = out[:, G:]`` viewed as ``(S, G, k, N)``; passed
+    back as the next step's input they are read in place. No gradient flows (call it under
+    ``torch.no_grad`` or with inputs that need none).
     """
-    keep = 1.0 - plan.dt
     n_matrices, n_couplings, k, n = vectors.shape
-    value, slope, _ = plan.activation.linearize(state, _per_neuron(gain, plan),
-                                                _per_neuron(shift, plan))
-    scale = plan.scale.squeeze(-1)
-    rows = state.new_empty((n_matrices, n_couplings, k + 1, n))
-    torch.mul(value, scale, out=rows[..., 0, :])
-    if k:
-        torch.mul((slope * scale).unsqueeze(-2), vectors, out=rows[..., 1:, :])
-    product = weight.product(rows.view(n_matrices, n_couplings * (k + 1), n))
-    product = product.view(rows.shape)
-    next_state = product[..., 0, :].add_(state, alpha=keep)
+    rows = state.new_empty((n_matrices, n_couplings * (k + 1), n))
+    scaled_slope = _scaled_linearize(plan, state, gain, shift, rows[:, :n_couplings])
+    tangent_rows = rows[:, n_couplings:].view(vectors.shape)
+    torch.mul(scaled_slope.unsqueeze(-2), vectors, out=tangent_rows)
+    output = weight.product(rows)
+    keep = 1.0 - plan.dt
+    joint = _joint_output(state, vectors)
+    next_state = output[:, :n_couplings]
+    next_vectors = output[:, n_couplings:].view(vectors.shape)
+    if joint is not None:
+        output.add_(joint, alpha=keep)
+    else:
+        next_state.add_(state, alpha=keep)
+        next_vectors.add_(vectors, alpha=keep)
     if drive is not None:
         next_state.add_(drive)
-    next_vectors = product[..., 1:, :].add_(vectors, alpha=keep)
     return next_state, next_vectors
+
+
+def fused_state_step(plan: StepPlan, state: Tensor, gain: Tensor, shift: Tensor,
+                     weight: PackedWeight, drive: Tensor | None = None) -> Tensor:
+    """``h'`` of :func:`fused_tangent_step` without tangent vectors (``state (S, G, N)``;
+    the same kernel for ``G`` rows per matrix)."""
+    rows = torch.mul(plan.activation(state, _per_neuron(gain, plan),
+                                     _per_neuron(shift, plan)), plan.scale.squeeze(-1))
+    next_state = weight.product(rows).add_(state, alpha=1.0 - plan.dt)
+    if drive is not None:
+        next_state.add_(drive)
+    return next_state
+
+
+def _scaled_linearize(plan: StepPlan, state: Tensor, gain: Tensor, shift: Tensor,
+                      out: Tensor) -> Tensor:
+    """``εφ'(h)``, with ``εφ(h)`` written into ``out`` (``(S, G, N)``)."""
+    activation, scale = plan.activation, plan.scale.squeeze(-1)
+    gain, shift = _per_neuron(gain, plan), _per_neuron(shift, plan)
+    if activation.scaled_linearize is not None:
+        return activation.scaled_linearize(state, gain, shift, scale, out)
+    value, slope, _ = activation.linearize(state, gain, shift)
+    torch.mul(value, scale, out=out)
+    return slope * scale
+
+
+def _joint_output(state: Tensor, vectors: Tensor) -> Tensor | None:
+    """The ``(S, G(k+1), N)`` tensor of which ``state`` and ``vectors`` are the two parts
+    (as :func:`fused_tangent_step` returns them), or None."""
+    base = state._base
+    if base is None or vectors._base is not base or not base.is_contiguous():
+        return None
+    n_matrices, n_couplings, k, n = vectors.shape
+    rows = n_couplings * (k + 1)
+    if (base.numel() != n_matrices * rows * n or state.data_ptr() != base.data_ptr()
+            or not _strided_as(state, (rows * n, n, 1))
+            or vectors.data_ptr() != base.data_ptr() + n_couplings * n * base.element_size()
+            or not _strided_as(vectors, (rows * n, k * n, n, 1))):
+        return None
+    return base.view(n_matrices, rows, n)
+
+
+def _strided_as(tensor: Tensor, strides: tuple[int, ...]) -> bool:
+    """Whether ``tensor`` has ``strides`` in every dimension longer than one (the stride
+    of a dimension of length one is arbitrary)."""
+    return all(stride == expected or size == 1 for stride, expected, size
+               in zip(tensor.stride(), strides, tensor.shape, strict=True))

@@ -136,3 +136,54 @@ def test_float32_one_pass_steps_follow_the_model_and_a_changed_weight():
         torch.testing.assert_close(model.fused_step(state), model.step(state),
                                    rtol=1e-5, atol=1e-6)
         assert not torch.allclose(model.fused_step(state), twin.fused_step(state))
+
+
+def test_tanh_scaled_linearization_equals_the_scaled_value_and_slope():
+    from nrmkit.nn.activations import TANH
+
+    generator = torch.Generator().manual_seed(11)
+    x = 3 * torch.randn(2, 3, 40, generator=generator, dtype=F64)
+    scale = torch.rand(2, 3, 1, generator=generator, dtype=F64)
+    out = torch.empty_like(x)
+    scaled_slope = TANH.scaled_linearize(x, 1.0, 0.0, scale, out)
+    value, slope, _ = TANH.linearize(x, 1.0, 0.0)
+    torch.testing.assert_close(out, scale * value, rtol=1e-15, atol=0)
+    torch.testing.assert_close(scaled_slope, scale * slope, rtol=0, atol=1e-15)
+
+
+def test_one_pass_steps_continue_in_place_as_from_separate_tensors():
+    """A step's two outputs, passed back, are read as one tensor (one Euler operation); the
+    same state and vectors held in separate tensors give the same next step, with a drive
+    too, for several exponents, activations and dtypes."""
+    from nrmkit.nn.tangent_product import _joint_output
+
+    for dtype, activation in ((F64, "tanh"), (torch.float32, "tanh"),
+                              (torch.float32, "tanh_pos")):
+        generator = torch.Generator().manual_seed(12)
+        model = random_rate_network(24, [0.5, 2.0, 4.0], 2, vary=("weights", "gains"),
+                                    activation=activation, generator=generator, dtype=dtype)
+        state = model.initial_state(generator)
+        basis = random_basis(model.batch_shape, 3, 24, generator=generator, dtype=dtype)
+        drive = torch.full_like(state, 0.1)
+        with torch.no_grad():
+            state, basis = model.fused_step_with_tangent(state, basis, drive)
+            assert _joint_output(state, basis) is not None
+            assert _joint_output(state.clone(), basis) is None
+            assert _joint_output(state, basis.clone()) is None
+            joint = model.fused_step_with_tangent(state, basis, drive)
+            separate = model.fused_step_with_tangent(state.clone(), basis.clone(), drive)
+        for a, b in zip(joint, separate, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=4 * torch.finfo(dtype).eps)
+
+
+def test_joint_output_is_not_found_in_other_views_of_one_tensor():
+    from nrmkit.nn.tangent_product import _joint_output
+
+    base = torch.randn(2, 3 * 3, 5)                      # S = 2, G = 3, k = 2, N = 5
+    state, vectors = base[:, :3], base[:, 3:].view(2, 3, 2, 5)
+    assert _joint_output(state, vectors) is not None
+    assert _joint_output(base[:, 1:4], base[:, 3:].view(2, 3, 2, 5)) is None
+    wide = torch.randn(2, 10, 5)                         # one spare row: not the output
+    assert _joint_output(wide[:, :3], wide[:, 3:9].view(2, 3, 2, 5)) is None
+    swapped = base.view(2, 9, 5)[:, 6:]                   # the state rows after the vectors
+    assert _joint_output(swapped, base[:, :6].view(2, 3, 2, 5)) is None

@@ -38,13 +38,18 @@ def test_tiny_benchmark_writes_timings_and_figures(tmp_path):
     assert (quick["samples"], quick["couplings"]) == (2, 2)
     assert quick["steps_per_sample"] > sweep["steps"] - 10  # the --tons auto pilot adds steps
     for key in ("ms_per_step", "two_pass_ms_per_step", "stream_ms", "stream_gb_per_s",
-                "memory_stream_ms", "memory_gb_per_s", "product_ms", "peak_gflops", "arithmetic_ms",
+                "memory_stream_ms", "memory_gb_per_s", "product_ms", "warm_up_product_ms",
+                "products_ms", "products_to_bound", "peak_gflops", "arithmetic_ms",
                 "sweep_seconds_estimate"):
         assert quick[key] > 0, key
     assert quick["bound_ms"] == max(quick["stream_ms"], quick["arithmetic_ms"])
     assert math.isclose(quick["ratio_to_bound"], quick["ms_per_step"] / quick["bound_ms"])
     assert math.isclose(quick["ratio_to_stream"], quick["ms_per_step"] / quick["stream_ms"])
     assert math.isclose(quick["ratio_to_product"], quick["ms_per_step"] / quick["product_ms"])
+    # the call's products: its warm-up steps' and later steps' products, weighted by count
+    low, high = sorted((quick["warm_up_product_ms"], quick["product_ms"]))
+    assert low * (1 - 1e-12) <= quick["products_ms"] <= high * (1 + 1e-12)
+    assert math.isclose(quick["products_to_bound"], quick["products_ms"] / quick["bound_ms"])
     assert math.isclose(quick["ratio_to_memory_stream"],
                         quick["ms_per_step"] / quick["memory_stream_ms"])
     assert math.isclose(quick["memory_gb_per_s"], 60 * 60 * 4 / (quick["memory_stream_ms"] * 1e6))

@@ -22,7 +22,11 @@ Per Euler step of one sample (all its couplings), in the same run:
   streaming a :data:`MAIN_MEMORY_BYTES` buffer, far larger than any cache
   (``memory_gb_per_s``), the bound of a step that had to read its matrix from memory;
 * ``product_ms`` — the bare product of a step after the warm-up, ``m_g(k+1)×N @ N×N``,
-  through the step's kernel;
+  through the step's kernel; ``warm_up_product_ms`` — that of a warm-up step, ``m_g×N @
+  N×N``;
+* ``products_ms`` — the two averaged like ``arithmetic_ms``: the time of the call's
+  products alone, the floor of any step built on this kernel, and ``products_to_bound`` its
+  quotient by ``bound_ms``;
 * ``ms_per_step`` — the quick-start path; ``ratio_to_bound``, ``ratio_to_stream``,
   ``ratio_to_memory_stream`` and ``ratio_to_product`` are its quotients by the bounds;
   ``speedup_vs_two_pass`` = two-pass / one-pass time.
@@ -55,16 +59,17 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
     config = harness.config
     samples = min(QUICK_START_SAMPLES, config.n_samples)
     seconds = {True: 0.0, False: 0.0}
-    steps = stream = product = 0.0
+    steps = 0
+    bounds = {"stream": 0.0, "product": 0.0, "warm_up_product": 0.0}
     for sample in range(samples):
         model = harness.network(config.n, config.couplings, 1, "quick start network",
                                 unit=sample)
         for one_pass in (True, False):
             elapsed, steps = _time_sample(harness, model, sample, one_pass)
             seconds[one_pass] += elapsed
-        sample_stream, sample_product = _bounds(model, config.nle, harness.device)
-        stream += sample_stream / samples
-        product += sample_product / samples
+        for name, seconds_of_sample in _bounds(model, config.nle, harness.device).items():
+            bounds[name] += seconds_of_sample / samples
+    stream, product = bounds["stream"], bounds["product"]
     ms_per_step = 1e3 * seconds[True] / (samples * steps)
     two_pass_ms = 1e3 * seconds[False] / (samples * steps)
     itemsize = model.weight.element_size()
@@ -75,6 +80,8 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
     rows = config.m_g * (warm_steps + (config.nle + 1) * (steps - warm_steps)) / steps
     arithmetic_ms = 2 * rows * config.n ** 2 / (peak * 1e6)
     bound_ms = max(1e3 * stream, arithmetic_ms)
+    products_ms = 1e3 * (warm_steps * bounds["warm_up_product"]
+                         + (steps - warm_steps) * product) / steps
     entry = {
         "samples": samples,
         "couplings": config.m_g,
@@ -87,6 +94,9 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
         "memory_stream_ms": memory_stream_ms,
         "memory_gb_per_s": memory_rate / 1e9,
         "product_ms": 1e3 * product,
+        "warm_up_product_ms": 1e3 * bounds["warm_up_product"],
+        "products_ms": products_ms,
+        "products_to_bound": products_ms / bound_ms,
         "peak_gflops": peak,
         "arithmetic_ms": arithmetic_ms,
         "bound_ms": bound_ms,
@@ -96,18 +106,23 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
         "ratio_to_product": ms_per_step / (1e3 * product),
         "sweep_seconds_estimate": ms_per_step * steps * config.n_samples / 1e3,
     }
-    harness.context.log(
-        f"  quick start (one engine call per sample, {config.m_g} couplings): "
-        f"{ms_per_step:.3f} ms/step (two products per step {two_pass_ms:.3f} ms, "
-        f"×{entry['speedup_vs_two_pass']:.2f}); bound {bound_ms:.3f} ms (streaming the "
-        f"matrix {entry['stream_ms']:.3f} ms at {entry['stream_gb_per_s']:.1f} GB/s, its "
-        f"flops {arithmetic_ms:.3f} ms at {peak:.0f} GFLOP/s) → "
-        f"×{entry['ratio_to_bound']:.2f} the bound; bare product {entry['product_ms']:.3f} "
-        f"ms → ×{entry['ratio_to_product']:.2f}; the matrix from main memory "
-        f"{memory_stream_ms:.3f} ms at {entry['memory_gb_per_s']:.1f} GB/s → "
-        f"×{entry['ratio_to_memory_stream']:.2f}")
+    _log_quick_start(harness.context, entry)
     return entry
 
+
+def _log_quick_start(context, entry: dict[str, Any]) -> None:
+    e = entry
+    context.log(
+        f"  quick start (one engine call per sample, {e['couplings']} couplings): "
+        f"{e['ms_per_step']:.3f} ms/step (two products per step "
+        f"{e['two_pass_ms_per_step']:.3f} ms, ×{e['speedup_vs_two_pass']:.2f}); bound "
+        f"{e['bound_ms']:.3f} ms (streaming the matrix {e['stream_ms']:.3f} ms at "
+        f"{e['stream_gb_per_s']:.1f} GB/s, its flops {e['arithmetic_ms']:.3f} ms at "
+        f"{e['peak_gflops']:.0f} GFLOP/s) → ×{e['ratio_to_bound']:.2f} the bound; bare "
+        f"product {e['product_ms']:.3f} ms → ×{e['ratio_to_product']:.2f}; the call's "
+        f"products alone {e['products_ms']:.3f} ms, ×{e['products_to_bound']:.2f} the bound; "
+        f"the matrix from main memory {e['memory_stream_ms']:.3f} ms at "
+        f"{e['memory_gb_per_s']:.1f} GB/s → ×{e['ratio_to_memory_stream']:.2f}")
 
 def _time_sample(harness: BenchmarkHarness, model, sample: int,
                  one_pass: bool) -> tuple[float, int]:
@@ -129,20 +144,23 @@ def _time_sample(harness: BenchmarkHarness, model, sample: int,
     return seconds, clock.total
 
 
-def _bounds(model, k: int, device: Any) -> tuple[float, float]:
-    """Best seconds of streaming ``model``'s matrix once and of the bare one-pass product
-    (through the step's kernel)."""
+def _bounds(model, k: int, device: Any) -> dict[str, float]:
+    """Best seconds of streaming ``model``'s matrix once (``stream``) and of the bare
+    products of a step after the warm-up (``product``) and of a warm-up step
+    (``warm_up_product``), through the step's kernel."""
     import torch
 
     from nrmkit.nn.tangent_product import PackedWeight
 
     weight = model.weight.detach()
     packed = PackedWeight(weight)
-    rows = torch.ones((1, model.batch_shape[1] * (k + 1), weight.shape[-1]),
-                      dtype=weight.dtype, device=weight.device)
+    couplings = model.batch_shape[1]
+    rows = {count: torch.ones((1, count, weight.shape[-1]), dtype=weight.dtype,
+                              device=weight.device) for count in (couplings * (k + 1), couplings)}
     with torch.no_grad():
-        return (_best(lambda: weight.sum(), device),
-                _best(lambda: packed.product(rows), device))
+        return {"stream": _best(lambda: weight.sum(), device),
+                "product": _best(lambda: packed.product(rows[couplings * (k + 1)]), device),
+                "warm_up_product": _best(lambda: packed.product(rows[couplings]), device)}
 
 
 def _peak_gflops(dtype: Any, device: Any) -> float:
