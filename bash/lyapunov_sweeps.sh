@@ -19,13 +19,9 @@ PARTITION="${PARTITION:-}"           # e.g. PARTITION=cpu
 TIME="${TIME:-00:30:00}"
 CPUS="${CPUS:-4}"
 
-mode="submit"
-case "${1:-}" in
-    --dry-run) mode="dry" ;;
-    --local) mode="local" ;;
-    "") ;;
-    *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
-esac
+# sweep_mode, show, submit_array and run_local: one copy for the three sweep scripts
+source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
+sweep_mode "$@"
 
 # λ_max across the transition to chaos (N = 1000, 7 couplings × 10 networks).
 T2C=(transition_2_chaos --gmin 0.5 --gmax 3 --m_g 7 --n_samples 10 --seed "$SEED"
@@ -33,9 +29,6 @@ T2C=(transition_2_chaos --gmin 0.5 --gmax 3 --m_g 7 --n_samples 10 --seed "$SEED
 # Full spectra, attractor dimension and entropy (N = 200, float64).
 SPECTRUM=(spectrum --n 200 --g 2 --g 3 --g 4 --g 6 --g 10 --n_samples 4 --tsim 500 --tons 1
           --dtype float64 --seed "$SEED" --output-dir "$RUNS/spectrum/seed_$SEED")
-
-# show, submit_array and run_local (kept in one place for the three sweep scripts)
-source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
 
 if [[ "$mode" == "local" ]]; then
     run_local "${T2C[@]}"

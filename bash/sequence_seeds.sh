@@ -23,13 +23,9 @@ PARTITION="${PARTITION:-}"
 TIME="${TIME:-04:00:00}"
 CPUS="${CPUS:-4}"
 
-mode="submit"
-case "${1:-}" in
-    --dry-run) mode="dry" ;;
-    --local) mode="local" ;;
-    "") ;;
-    *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
-esac
+# sweep_mode, show, submit_array and run_local: one copy for the three sweep scripts
+source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
+sweep_mode "$@"
 
 # RNN with the per-neuron gamma nonlinearity on the bundled digits, one row per step.
 SMNIST=(smnist --net-type RNN --nonlin gamma2 --input rows --nhid 64 --lr 3e-3 --batch 32
@@ -37,9 +33,6 @@ SMNIST=(smnist --net-type RNN --nonlin gamma2 --input rows --nhid 64 --lr 3e-3 -
 # GLIFR neurons with learned heterogeneity on the sine task.
 GLIFR=(train_glifr --task sine --variant lhet --hidden 64 --epochs 1000 --lr 3e-3
        --seed "$SEED" --ntrials "$SEEDS" --output-dir "$RUNS/train_glifr_sine")
-
-# show, submit_array and run_local (kept in one place for the three sweep scripts)
-source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
 
 if [[ "$mode" == "local" ]]; then
     run_local "${SMNIST[@]}"

@@ -24,13 +24,9 @@ PARTITION="${PARTITION:-}"
 TIME="${TIME:-04:00:00}"
 CPUS="${CPUS:-4}"
 
-mode="submit"
-case "${1:-}" in
-    --dry-run) mode="dry" ;;
-    --local) mode="local" ;;
-    "") ;;
-    *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
-esac
+# sweep_mode, show, submit_array and run_local: one copy for the three sweep scripts
+source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
+sweep_mode "$@"
 
 # Random networks (N = 200, g = 3) trained to the edge of chaos: gains and shifts, top 10.
 RANDOM_NETWORKS=(train_rd_model --n 200 --g 3 --nle 10 --loss MSE --target 0 --n_epochs 100
@@ -40,9 +36,6 @@ RANDOM_NETWORKS=(train_rd_model --n 200 --g 3 --nle 10 --loss MSE --target 0 --n
 FLY_POPULATIONS=(train_flybrain_pop --subpopulation neurotransmitter --nle 10 --loss MSE
                  --target 0 --n_epochs 100 --n_samples "$SAMPLES" --seed "$SEED"
                  --output-dir "$RUNS/train_flybrain_pop/seed_$SEED")
-
-# show, submit_array and run_local (kept in one place for the three sweep scripts)
-source "$(dirname "${BASH_SOURCE[0]}")/lib/array_sweeps.sh"
 
 if [[ "$mode" == "local" ]]; then
     run_local "${RANDOM_NETWORKS[@]}"

@@ -1,6 +1,15 @@
 # Shared by the sweep scripts in bash/ (sourced, not run): submit a sweep as a SLURM array of
 # tasks in array-task mode plus a `nrmkit collect` job that waits for it, or run it here in
-# local subprocesses. The caller sets: mode (submit | dry | local), PARTITION, TIME, CPUS.
+# local subprocesses. The caller sets PARTITION, TIME, CPUS and calls `sweep_mode "$@"`.
+
+sweep_mode() {       # sweep_mode "$@": mode = submit (no argument), dry (--dry-run) or local
+    case "${1:-}" in
+        --dry-run) mode="dry" ;;
+        --local) mode="local" ;;
+        "") mode="submit" ;;
+        *) echo "usage: $0 [--dry-run | --local]" >&2; exit 2 ;;
+    esac
+}
 
 show() { printf '%q ' "$@"; printf '\n'; }
 
