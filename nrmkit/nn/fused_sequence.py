@@ -40,9 +40,12 @@ autograd's to round-off (the sums run in a different order). Memory: two ``(T, B
 tensors kept for the backward pass and one more (``δ``) during it, on a CPU reused from one
 call to the next once nothing holds them (:mod:`nrmkit.nn.sequence_buffers`). Cost per
 step: one ``(B × H)(H × H)`` product forward and one backward plus pointwise work, then ``∂L/∂V``:
-``3 · 2TBH²`` flops in all for the recurrence. Only first derivatives: the backward pass is
-not itself differentiable (no double backward, no forward mode); the graph may be kept
-(``retain_graph``) and differentiated again.
+``3 · 2TBH²`` flops in all for the recurrence. The backward product ``δ_{t+1} V`` goes
+through oneDNN's kernel with ``V`` reordered once per pass for the batch's row count where
+that applies (CPU, float32: :func:`~nrmkit.nn.tangent_product.packed_matmul`, faster than
+``mm`` at these shapes with several threads); the forward product stays ``mm``, the loop's.
+Only first derivatives: the backward pass is not itself differentiable (no double backward,
+no forward mode); the graph may be kept (``retain_graph``) and differentiated again.
 
 Reference: Werbos, "Backpropagation through time: what it does and how to do it",
 Proc. IEEE 78 (1990); the gamma derivatives are those of :mod:`nrmkit.nn.gamma`.
@@ -61,6 +64,7 @@ from torch.nn import functional
 from nrmkit.nn.gamma import GammaActivation, _pieces, gamma_slope
 from nrmkit.nn.pointwise import ModReLU, Sigmoid
 from nrmkit.nn.sequence_buffers import sequence_buffer
+from nrmkit.nn.tangent_product import packed_matmul
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,7 @@ def _backward_loop(rule: PointwiseRule, pre: Tensor, hidden: Tensor, recurrent_w
     delta = sequence_buffer(pre.shape, pre)
     constants = rule.constants(shape)
     moments = [pre.new_zeros((batch, size)) for _ in range(rule.n_moments if with_shape else 0)]
+    times_recurrent = packed_matmul(recurrent_weight.t().contiguous(), batch)  # δ ↦ δ V
     for t in range(n_steps - 1, -1, -1):
         direct = None if grad_hidden is None else grad_hidden[t]
         if t == n_steps - 1:
@@ -231,9 +236,9 @@ def _backward_loop(rule: PointwiseRule, pre: Tensor, hidden: Tensor, recurrent_w
                 direct = grad_last if direct is None else direct + grad_last
             g = pre.new_zeros((batch, size)) if direct is None else direct
         elif direct is None:
-            g = torch.mm(delta[t + 1], recurrent_weight)
+            g = times_recurrent(delta[t + 1])
         else:
-            g = torch.addmm(direct, delta[t + 1], recurrent_weight)
+            g = times_recurrent(delta[t + 1]).add_(direct)
         torch.mul(g, rule.slope(pre[t], hidden[t], g, constants, moments), out=delta[t])
     if not with_shape:
         return delta, ()

@@ -35,6 +35,8 @@ of rate networks applied without forming the Jacobian).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -79,6 +81,18 @@ class PackedWeight:
                 torch.ops.mkldnn._reorder_linear_weight(matrix, n_rows)
                 for matrix in self.weight]
         return packed
+
+
+def packed_matmul(weight: Tensor, n_rows: int) -> Callable[[Tensor], Tensor]:
+    """``rows (n_rows, K) ↦ rows Wᵀ`` for one ``(M, K)`` matrix ``weight``, through oneDNN's
+    kernel with ``weight`` reordered once for ``n_rows`` rows where it applies (CPU,
+    float32: equal to ``mm`` to round-off), else ``mm``. For a matrix multiplied by many
+    row blocks of one size (a sequence's steps)."""
+    if not _onednn_applies(weight):
+        transposed = weight.t()
+        return lambda rows: torch.mm(rows, transposed)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, n_rows)
+    return lambda rows: _linear(rows, packed)
 
 
 def _linear(rows: Tensor, packed: Tensor) -> Tensor:

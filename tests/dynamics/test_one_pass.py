@@ -187,3 +187,22 @@ def test_joint_output_is_not_found_in_other_views_of_one_tensor():
     assert _joint_output(wide[:, :3], wide[:, 3:9].view(2, 3, 2, 5)) is None
     swapped = base.view(2, 9, 5)[:, 6:]                   # the state rows after the vectors
     assert _joint_output(swapped, base[:, :6].view(2, 3, 2, 5)) is None
+
+
+def test_packed_matmul_equals_the_plain_product():
+    """One matrix packed for a row count: float32 (oneDNN where present) to round-off,
+    float64 (``mm``) exactly, and the same on every call."""
+    from nrmkit.nn.tangent_product import packed_matmul
+
+    generator = torch.Generator().manual_seed(13)
+    for dtype in (torch.float32, F64):
+        weight = torch.randn(48, 40, generator=generator, dtype=dtype)
+        rows = torch.randn(10, 40, generator=generator, dtype=dtype)
+        times_weight = packed_matmul(weight, 10)
+        product = times_weight(rows)
+        assert product.shape == (10, 48)
+        assert torch.equal(product, times_weight(rows))
+        if dtype == F64:
+            assert torch.equal(product, rows @ weight.t())
+        expected = rows.double() @ weight.double().t()
+        torch.testing.assert_close(product.double(), expected, rtol=1e-5, atol=1e-5)
