@@ -111,7 +111,8 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
 
 
 def _log_quick_start(context, entry: dict[str, Any]) -> None:
-    e = entry
+    """One log line of the ``quick_start`` entry: the step, its bounds and its ratios."""
+    e = entry  # short, for the long line below
     context.log(
         f"  quick start (one engine call per sample, {e['couplings']} couplings): "
         f"{e['ms_per_step']:.3f} ms/step (two products per step "
@@ -123,6 +124,7 @@ def _log_quick_start(context, entry: dict[str, Any]) -> None:
         f"products alone {e['products_ms']:.3f} ms, ×{e['products_to_bound']:.2f} the bound; "
         f"the matrix from main memory {e['memory_stream_ms']:.3f} ms at "
         f"{e['memory_gb_per_s']:.1f} GB/s → ×{e['ratio_to_memory_stream']:.2f}")
+
 
 def _time_sample(harness: BenchmarkHarness, model, sample: int,
                  one_pass: bool) -> tuple[float, int]:
