@@ -40,6 +40,8 @@ def glifr_learning_curves(curves: Sequence[dict], *, metric: str, title: str = "
     axes[0].set_ylabel("training loss")
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("validation accuracy (%)" if metric == "accuracy" else "validation MSE")
+    for axis in axes[:2]:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if metric != "accuracy":
         axes[1].set_yscale("log")
     if len(curves) <= 10:

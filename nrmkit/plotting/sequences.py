@@ -31,6 +31,7 @@ def learning_curves(history: Sequence[dict], *, title: str = "") -> Figure:
                       else None, ms=2.5, label=split)
         axis.set_xlabel("epoch")
         axis.set_ylabel(label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_yscale("log")
     axes[1].legend(frameon=False, loc="lower right")
     return finished(figure, axes, title, fontsize=None)

@@ -90,6 +90,8 @@ def training_curves(
         axes[1].legend(frameon=False)
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel(r"$\lambda_{\max}$  [1/τ]")
+    for axis in axes[:2]:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     index = np.arange(1, spectrum_initial.shape[-1] + 1)
     for i, color in enumerate(colors):
         axes[2].plot(index, spectrum_initial[i], color=color, ls=":", lw=1)
