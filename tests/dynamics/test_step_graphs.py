@@ -1,7 +1,9 @@
 """Runs of steps replayed as CUDA graphs give the eager numbers bit for bit, or are not used.
 
 The CPU tests check the runs of steps the engine is cut into (warm-up runs, a varying
-drive); the ``gpu`` tests record graphs and compare them with the eager loop.
+drive) and the runner's recording logic (buffers, the bitwise check, the fallbacks) with a
+recorder that replays by rerunning the steps; the ``gpu`` tests record CUDA graphs and
+compare them with the eager loop.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from nrmkit.dynamics import lyapunov as engine
 from nrmkit.dynamics import lyapunov_spectrum
-from nrmkit.dynamics.step_graphs import StepRunner, run_steps
+from nrmkit.dynamics.step_graphs import GraphRecorder, StepRunner, run_steps
 from nrmkit.nn.rate_rnn import random_rate_network
 
 F64 = torch.float64
@@ -155,3 +157,97 @@ def test_a_step_that_cannot_be_recorded_stays_eager():
     assert not runner.graphed
     assert torch.equal(first, torch.full((3,), 6.0, device="cuda"))
     assert torch.equal(runner(x)[0], first)
+
+
+# -- the runner's recording logic on a CPU -----------------------------------------------------
+def _rerun(warm_up, body, like):
+    """A recorder whose replay reruns the recorded steps (like a graph, it reads the input
+    buffers and writes its outputs back into them)."""
+    warm_up()
+    return body
+
+
+RERUN = GraphRecorder("cpu", _rerun)
+
+
+def _tanh_step(weight):
+    return lambda x, q: (0.9 * x + 0.1 * torch.tanh(x @ weight.T), 0.5 * q + x.sum())
+
+
+def test_a_recorded_runner_continues_the_trajectory_bitwise():
+    """After the first (eager) call every call replays from the buffers: passing back the
+    returned buffers, or fresh tensors, continues the eager trajectory bit for bit."""
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(30, 30, generator=generator, dtype=F64) / 30 ** 0.5
+    step = _tanh_step(weight)
+    start = (torch.randn(4, 30, generator=generator, dtype=F64), torch.zeros(2, dtype=F64))
+    runner = StepRunner(step, 7, recorder=RERUN)
+    state, expected = start, start
+    for call in range(5):
+        state = runner(*state) if call != 3 else runner(*(t.clone() for t in state))
+        expected = run_steps(step, expected, 7)
+        assert all(torch.equal(a, b) for a, b in zip(state, expected, strict=True))
+        assert runner.graphed
+    assert state[0] is runner(*start)[0]  # a replay returns the buffers
+    assert torch.equal(state[0], run_steps(step, start, 7)[0])  # from the new inputs
+
+
+def test_a_recorded_engine_equals_the_eager_engine():
+    """The engine's runs of steps (warm-up, between orthonormalisations) through a recorder
+    give the eager spectrum bit for bit, and the recordings are used."""
+    model = _network()
+
+    class Rerun(StepRunner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, recorder=RERUN, **kwargs)
+            runners.append(self)
+
+    runners: list[StepRunner] = []
+    eager = _spectrum(model, cuda_graphs=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "StepRunner", Rerun)
+        recorded = _spectrum(model, cuda_graphs=True)
+    assert any(runner.graphed for runner in runners)
+    _assert_identical(recorded, eager)
+
+
+def test_a_replay_that_differs_stays_eager_on_cpu():
+    """A step that reads a changing Python number: rerunning it differs from the eager
+    result, so the runner warns, keeps no recording and goes on eagerly."""
+    count = [0]
+
+    def step(x):
+        count[0] += 1
+        return (x + count[0],)
+
+    runner = StepRunner(step, 2, recorder=RERUN)
+    with pytest.warns(RuntimeWarning, match="replay differed"):
+        (first,) = runner(torch.zeros(3))
+    assert torch.equal(first, torch.full((3,), 3.0)) and not runner.graphed
+    before = count[0]
+    (result,) = runner(torch.zeros(3))
+    assert torch.equal(result, torch.full((3,), 2.0 * before + 3))
+
+
+def test_a_recording_that_fails_stays_eager_on_cpu():
+    def failing(warm_up, body, like):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    recorder = GraphRecorder("cpu", failing)
+    runner = StepRunner(lambda x: (2 * x,), 3, recorder=recorder)
+    with pytest.warns(RuntimeWarning, match=r"recording failed \(RuntimeError: operation not "
+                                            r"permitted when stream is capturing\)"):
+        (first,) = runner(torch.ones(2))
+    assert not runner.graphed and torch.equal(first, torch.full((2,), 8.0))
+    assert torch.equal(runner(first)[0], torch.full((2,), 64.0))
+
+
+def test_gradients_or_other_devices_are_not_recorded():
+    calls = []
+    recorder = GraphRecorder("cpu", lambda *args: calls.append(args))
+    x = torch.ones(2, requires_grad=True)
+    runner = StepRunner(lambda x: (2 * x,), 2, recorder=recorder)
+    runner(x)
+    StepRunner(lambda x: (2 * x,), 2)(torch.ones(2))  # CUDA recorder, CPU tensors
+    StepRunner(lambda x: (x[:1],), 1, recorder=recorder)(torch.ones(2))  # shape changes
+    assert not calls and not runner.graphed
