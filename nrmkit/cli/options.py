@@ -28,6 +28,7 @@ MAX_INT = 2**31 - 1
 #: seeds are 32-bit (the entropy of every stream, :mod:`nrmkit.core.streams`).
 MAX_SEED = 2**32 - 1
 
+
 def _param_name(declaration: str) -> str:
     return declaration.lstrip("-").replace("-", "_")
 

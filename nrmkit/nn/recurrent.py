@@ -62,7 +62,6 @@ from nrmkit.nn.sizing import ANRU_CONTROLLER_SIZE
 State = tuple[Tensor, ...]
 
 
-
 # ----------------------------------------------------------------------------- nonlinearities
 
 class _Pointwise(nn.Module):

@@ -112,7 +112,6 @@ def rate_training_curve(updates: np.ndarray, loss: np.ndarray, accuracy: np.ndar
     return finished(figure, axes, title, fontsize=None)
 
 
-
 @styled
 def stimulation_outputs(without: np.ndarray, with_stimulation: np.ndarray,
                         conditions: np.ndarray, condition_names: Sequence[str],

@@ -197,6 +197,7 @@ def results(path):
 
 SINE = ["--task", "sine", "--hidden", "16", "--epochs", "300", "--lr", "3e-2", "--quiet"]
 
+
 def _offset_only_mse() -> float:
     """The MSE of a model that outputs each sequence's offset: the targets' variance about
     it (0.515 over the 5-ms window)."""

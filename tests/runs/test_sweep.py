@@ -317,7 +317,6 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     import signal
     import time
 
-
     args = ["--gmin", "1", "--gmax", "3", "--m_g", "3", "--n_samples", "6", "--n", "100",
             "--tsim", "100", "--ttrans", "5", "--quiet"]
     run = tmp_path / "run"

@@ -14,7 +14,6 @@ VARIANTS = {"hom": (False, False), "lhet": (True, False), "fhet": (False, True),
 CELLS = {"glifr": "GLIFR", "rnn": "RNN", "lstm": "LSTM"}
 
 
-
 #: frames of the nmnist task (each ``--dt`` ms long, published: 15 of 1 ms).
 NMNIST_FRAMES = 15
 

@@ -61,7 +61,6 @@ from nrmkit.experiments.rate_to_lif.training import train_rate_network
 MODES = ("all", "train", "convert", "eval")
 
 
-
 def parse_decay_taus(values) -> tuple[float, ...]:
     """``("4 20",)``, ``("4,20",)`` or ``("4", "20")`` → ``(4.0, 20.0)``."""
     numbers = []

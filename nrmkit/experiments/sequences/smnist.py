@@ -76,8 +76,6 @@ NONLIN_NAMES = {"gamma": "gamma", "gamma2": "gamma2", "relu": "ReLU", "tanh": "t
                 "modrelu": "modrelu", "sigmoid": "sigmoid"}
 
 
-
-
 @dataclass(frozen=True)
 class SmnistConfig:
     """Options of ``smnist`` (the sMNIST_task names; defaults of the published runs)."""
@@ -150,34 +148,6 @@ class SmnistConfig:
     @property
     def uses_gamma(self) -> bool:
         return self.net_type == "RNN" and self.nonlin in ("gamma", "gamma2")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 #: the numbers of one seed that the sweep's results report (fractions; loss in nats).
