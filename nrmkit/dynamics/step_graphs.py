@@ -145,15 +145,10 @@ def _record(step: Step, inputs: tuple[Tensor, ...], n_steps: int,
             ) -> tuple[Callable[[], None] | None, tuple[Tensor, ...]]:
     """``(replay, input buffers)`` of ``n_steps`` steps whose replay from ``inputs`` gives
     ``expected`` bit for bit, or ``(None, ())`` with a warning."""
-    buffers = tuple(tensor.clone() for tensor in inputs)
-
-    def body() -> None:
-        outputs = run_steps(step, buffers, n_steps)
-        for buffer, output in zip(buffers, outputs, strict=True):
-            buffer.copy_(output)
-
     try:
-        replay = recorder.record(lambda: run_steps(step, buffers, n_steps), body, buffers[0])
+        buffers = tuple(tensor.clone() for tensor in inputs)
+        replay = recorder.record(lambda: run_steps(step, buffers, n_steps),
+                                 lambda: _steps_in_place(step, buffers, n_steps), buffers[0])
         replay()
         same = all(_identical(a, b) for a, b in zip(buffers, expected, strict=True))
     except Exception as error:  # any failure to record leaves the eager steps, which hold
@@ -163,6 +158,12 @@ def _record(step: Step, inputs: tuple[Tensor, ...], n_steps: int,
         _warn("the replay differed from the eager steps")
         return None, ()
     return replay, buffers
+
+
+def _steps_in_place(step: Step, buffers: tuple[Tensor, ...], n_steps: int) -> None:
+    """``n_steps`` steps from ``buffers``, their result copied back into ``buffers``."""
+    for buffer, output in zip(buffers, run_steps(step, buffers, n_steps), strict=True):
+        buffer.copy_(output)
 
 
 def _first_line(error: Exception) -> str:

@@ -8,6 +8,7 @@ compare them with the eager loop.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import pytest
@@ -247,7 +248,10 @@ def test_gradients_or_other_devices_are_not_recorded():
     recorder = GraphRecorder("cpu", lambda *args: calls.append(args))
     x = torch.ones(2, requires_grad=True)
     runner = StepRunner(lambda x: (2 * x,), 2, recorder=recorder)
-    runner(x)
-    StepRunner(lambda x: (2 * x,), 2)(torch.ones(2))  # CUDA recorder, CPU tensors
-    StepRunner(lambda x: (x[:1],), 1, recorder=recorder)(torch.ones(2))  # shape changes
-    assert not calls and not runner.graphed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even an attempt that fails
+        runner(x)
+        cuda_runner = StepRunner(lambda x: (2 * x,), 2)
+        cuda_runner(torch.ones(2))  # the CUDA recorder, CPU tensors
+        StepRunner(lambda x: (x[:1],), 1, recorder=recorder)(torch.ones(2))  # shape changes
+    assert not calls and not runner.graphed and not cuda_runner.graphed
