@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from nrmkit.core.registry import WORKFLOWS
 from nrmkit.datasets.digit_sequences import load_splits
 from nrmkit.datasets.sine import block_constant_floor, sine_task
+from nrmkit.experiments.glifr.train_glifr import GlifrConfig
 from nrmkit.nn.glifr import GLIFRCell, heterogeneous_values, resampled_values
 from nrmkit.nn.recurrent import SequenceModelSpec, build_sequence_model, run_cell
 from nrmkit.nn.sizing import matched_hidden_size, parameter_count
@@ -174,11 +175,15 @@ def test_parameter_count_formula_equals_the_models(kind, net, options):
 
 
 def test_parameter_matched_sizes_reproduce_the_published_configurations():
-    """GLIFS_ASC config/*_task.yaml: sine RNN 128 → LSTM 63; pmnist RNN 256 → GLIFR 252
-    (learned ASCs), 255 (no ASCs), 256 (fixed neurons), LSTM 128."""
-    sine = parameter_count("rnn", 128, inputs=1, outputs=1)
+    """GLIFS_ASC config/*_task.yaml, from each task's default budget: sine RNN 128 → GLIFR
+    124 (learned ASCs), 127 (no ASCs), 128 (fixed neurons), LSTM 63; pmnist RNN 256 → GLIFR
+    252, 255, 256, LSTM 128."""
+    sine = parameter_count("rnn", GlifrConfig(task="sine").hidden, inputs=1, outputs=1)
     assert matched_hidden_size("lstm", sine, inputs=1, outputs=1) == 63
-    pixels = parameter_count("rnn", 256, inputs=1, outputs=10)
+    for n_ascs, learn, size in ((2, True, 124), (0, True, 127), (2, False, 128)):
+        assert matched_hidden_size("glifr", sine, inputs=1, outputs=1, n_ascs=n_ascs,
+                                   learn_neuron=learn) == size
+    pixels = parameter_count("rnn", GlifrConfig(task="pmnist").hidden, inputs=1, outputs=10)
     assert matched_hidden_size("lstm", pixels, inputs=1, outputs=10) == 128
     for n_ascs, learn, size in ((2, True, 252), (0, True, 255), (2, False, 256)):
         assert matched_hidden_size("glifr", pixels, inputs=1, outputs=10, n_ascs=n_ascs,

@@ -29,7 +29,7 @@ from nrmkit.experiments.glifr.trials import CELLS, VARIANTS
 @option("--sigma_v", type=float, default=1.0, help="σ_V of the rate sigmoid.")
 @option("--anneal_sigma_v", is_flag=True, default=False,
         help="Anneal σ_V linearly from --sigma_v to 1e-3 over training.")
-@option("--hidden", type=int, default=256,
+@option("--hidden", type=int, default=None, show_default="sine 128, others 256",
         help="RNN hidden size setting the parameter budget of every model.")
 @option("--epochs", type=int, default=None,
         show_default="sine 5000, pmnist 50, lmnist and nmnist 30", help="Training epochs.")

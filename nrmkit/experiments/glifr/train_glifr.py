@@ -50,10 +50,10 @@ from nrmkit.nn.sizing import matched_hidden_size, parameter_count
 
 #: the published defaults of each task (GLIFS_ASC ``config/<task>_task.yaml``); times in ms.
 TASK_DEFAULTS = {
-    "sine": {"epochs": 5000, "lr": 1e-4, "batch": 6, "delay": 1.0, "dt": 0.05},
-    "lmnist": {"epochs": 30, "lr": 1e-3, "batch": 256, "delay": 1.0, "dt": 0.05},
-    "pmnist": {"epochs": 50, "lr": 1e-4, "batch": 512, "delay": 15.0, "dt": 0.05},
-    "nmnist": {"epochs": 30, "lr": 1e-3, "batch": 512, "delay": 1.0, "dt": 1.0},
+    "sine": {"hidden": 128, "epochs": 5000, "lr": 1e-4, "batch": 6, "delay": 1.0, "dt": 0.05},
+    "lmnist": {"hidden": 256, "epochs": 30, "lr": 1e-3, "batch": 256, "delay": 1.0, "dt": 0.05},
+    "pmnist": {"hidden": 256, "epochs": 50, "lr": 1e-4, "batch": 512, "delay": 15.0, "dt": 0.05},
+    "nmnist": {"hidden": 256, "epochs": 30, "lr": 1e-3, "batch": 512, "delay": 1.0, "dt": 1.0},
 }
 
 
@@ -70,7 +70,7 @@ class GlifrConfig:
     dt: float | None = None
     sigma_v: float = 1.0
     anneal_sigma_v: bool = False
-    hidden: int = 256
+    hidden: int | None = None
     epochs: int | None = None
     lr: float | None = None
     batch: int | None = None
