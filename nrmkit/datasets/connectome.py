@@ -20,7 +20,8 @@ Conventions (every :class:`Connectome`, whatever its source):
 Sources:
 
 * the shipped FlyWire right mushroom body (FAFB v783, CC-BY 4.0, see
-  ``data/connectomics/flywire_mb_right/PROVENANCE.md``): :func:`load_flywire_npz`;
+  ``nrmkit/datasets/connectomics/flywire_mb_right/PROVENANCE.md``, installed with the
+  package): :func:`load_flywire_npz`;
 * FlyStability's ROI folders (hemibrain regions of interest): :func:`read_roi_folder`;
 * :func:`load_connectome` resolves a shipped name or a path to either format.
 
@@ -52,13 +53,13 @@ __all__ = [
     "POPULATION_KEYS",
     "SHIPPED_ROIS",
     "Connectome",
-    "data_root",
+    "connectome_root",
     "load_connectome",
     "load_flywire_npz",
     "read_roi_folder",
 ]
 
-#: Shipped connectomes: name → path relative to ``data_root() / "connectomics"``.
+#: Shipped connectomes: name → path relative to :func:`connectome_root`.
 SHIPPED_ROIS: dict[str, str] = {"flywire_mb_right": "flywire_mb_right/mb_fafb783.npz"}
 
 #: The label keys that :meth:`Connectome.populations` accepts.
@@ -355,17 +356,18 @@ def _sinkhorn_knopp(matrix: sp.csr_matrix, *, tol: float, max_iter: int,
 # ---------------------------------------------------------------------------------------
 # Locations and the shipped data
 # ---------------------------------------------------------------------------------------
-def data_root() -> Path:
-    """The data directory: ``$NRMKIT_DATA_DIR`` if set, else ``<repository>/data``.
+#: The folder of the connectomes installed with the package.
+PACKAGE_CONNECTOMES = Path(__file__).resolve().parent / "connectomics"
 
-    The connectomes live in ``data_root() / "connectomics"``. (``<repository>/data`` is only
-    present in a source checkout or an editable install; point ``$NRMKIT_DATA_DIR`` at a
-    copy of the ``data`` folder otherwise.)
-    """
+
+def connectome_root() -> Path:
+    """The folder that holds the shipped connectomes (:data:`SHIPPED_ROIS`):
+    ``$NRMKIT_DATA_DIR/connectomics`` if that variable is set, else the copies installed
+    with the package (:data:`PACKAGE_CONNECTOMES`, in wheels and source checkouts alike)."""
     env = os.environ.get("NRMKIT_DATA_DIR", "").strip()
     if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "data"
+        return Path(env).expanduser() / "connectomics"
+    return PACKAGE_CONNECTOMES
 
 
 def load_connectome(roi: str | os.PathLike[str]) -> Connectome:
@@ -382,11 +384,12 @@ def load_connectome(roi: str | os.PathLike[str]) -> Connectome:
     text = os.fspath(roi)
     key = text.strip().lower()
     if key in SHIPPED_ROIS:
-        path = data_root() / "connectomics" / SHIPPED_ROIS[key]
+        path = connectome_root() / SHIPPED_ROIS[key]
         if not path.is_file():
             raise DataError(
                 f"shipped connectome {key!r} not found at {path}; set $NRMKIT_DATA_DIR to a "
-                f"data folder that holds connectomics/{SHIPPED_ROIS[key]}"
+                f"folder that holds connectomics/{SHIPPED_ROIS[key]}, or unset it to use "
+                "the copy installed with nrmkit"
             )
         return dataclasses.replace(load_flywire_npz(path), name=key)
     path = Path(text).expanduser()

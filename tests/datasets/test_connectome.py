@@ -14,16 +14,16 @@ import torch
 
 from nrmkit.core.errors import DataError
 from nrmkit.datasets.connectome import (
+    PACKAGE_CONNECTOMES,
     SHIPPED_ROIS,
     Connectome,
-    data_root,
+    connectome_root,
     load_connectome,
     load_flywire_npz,
     read_roi_folder,
 )
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
-SHIPPED_NPZ = REPO_DATA / "connectomics" / SHIPPED_ROIS["flywire_mb_right"]
+SHIPPED_NPZ = PACKAGE_CONNECTOMES / SHIPPED_ROIS["flywire_mb_right"]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_shipped_cell_classes(mb):
 
 def test_load_connectome_by_name(monkeypatch):
     monkeypatch.delenv("NRMKIT_DATA_DIR", raising=False)
-    assert data_root() == REPO_DATA
+    assert connectome_root() == PACKAGE_CONNECTOMES
     connectome = load_connectome("FlyWire_MB_Right")
     assert connectome.name == "flywire_mb_right" and connectome.n == 2935
     assert load_connectome(str(SHIPPED_NPZ)).weight.nnz == connectome.weight.nnz
@@ -291,10 +291,18 @@ def test_unknown_roi_name():
 
 def test_data_dir_without_the_shipped_file(tmp_path, monkeypatch):
     monkeypatch.setenv("NRMKIT_DATA_DIR", str(tmp_path))
-    assert data_root() == tmp_path
+    assert connectome_root() == tmp_path / "connectomics"
     with pytest.raises(DataError, match="NRMKIT_DATA_DIR") as info:
         load_connectome("flywire_mb_right")
     assert str(tmp_path) in str(info.value)
+
+
+def test_data_dir_with_a_copy_of_the_shipped_file(tmp_path, monkeypatch):
+    copy = tmp_path / "connectomics" / SHIPPED_ROIS["flywire_mb_right"]
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(SHIPPED_NPZ.read_bytes())
+    monkeypatch.setenv("NRMKIT_DATA_DIR", str(tmp_path))
+    assert load_connectome("flywire_mb_right").n == 2935
 
 
 # -- torch ----------------------------------------------------------------------------------
