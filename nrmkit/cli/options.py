@@ -3,13 +3,16 @@
 * Every option keeps its historical underscored name (``--n_samples``) and gets a dashed
   alias (``--n-samples``) and an environment variable ``NRMKIT_<NAME>`` (``NRMKIT_N_SAMPLES``)
   for batch scripts. Precedence: command line > environment > ``--config`` file > default.
-* ``--config FILE`` reads defaults from a TOML file: top-level keys, or a table named
-  after the command (``[transition_2_chaos]``); dashes and underscores are equivalent.
+* ``--config FILE`` reads defaults from a TOML file: top-level keys, and a table named
+  after the command (``[transition_2_chaos]``) whose keys win over the top-level ones;
+  tables named after other workflows are skipped, any other table, an unknown key or a
+  value of the wrong kind is refused; dashes and underscores are equivalent.
 * Errors are one line on stderr: exit status 2 for usage errors, 1 for failed runs.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import click
 
 from nrmkit.core.errors import ConfigError
+from nrmkit.core.registry import WORKFLOW_SUMMARIES
 from nrmkit.runs.harness import set_invocation
 from nrmkit.runs.sweep import EXECUTORS
 
@@ -92,12 +96,9 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"{value} is not valid TOML: {error}", ctx, param) from None
     command_name = (ctx.info_name or "").replace("-", "_")
-    section = table.get(command_name, table)
     params = {p.name: p for p in ctx.command.params if p.name}
     defaults: dict[str, Any] = {}
-    for key, item in section.items():
-        if isinstance(item, dict):
-            continue  # a table for another command
+    for key, item in _config_entries(table, command_name, params, value, ctx, param):
         name = key.replace("-", "_")
         if name not in params or name == "config":
             raise click.BadParameter(f"unknown option {key!r} in {value}", ctx, param)
@@ -106,22 +107,56 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
 
 
+def _config_entries(table: dict[str, Any], command_name: str, params: dict[str, Any],
+                    source: str, ctx: click.Context, param: click.Parameter
+                    ) -> list[tuple[str, Any]]:
+    """The ``(key, value)`` pairs of a ``--config`` file for ``command_name``: its top-level
+    keys, then its ``[command_name]`` table's (which win). Tables named after other
+    workflows are skipped; any other table is refused, so that a misspelt table name or a
+    table given to an option does not pass unnoticed."""
+    own = table.get(command_name)
+    own = own if isinstance(own, dict) else {}
+    for key, item in table.items():
+        if not isinstance(item, dict) or key == command_name:
+            continue
+        name = key.replace("-", "_")
+        if name in params:
+            reason = f"{key} = {{…}} in {source}: a value is needed, not a table"
+        elif name in WORKFLOW_SUMMARIES:
+            continue                                   # a table for another workflow
+        else:
+            reason = (f"unknown table [{key}] in {source}: tables are named after a workflow "
+                      f"(here [{command_name}])")
+        raise click.BadParameter(reason, ctx, param)
+    top = [(key, item) for key, item in table.items() if not isinstance(item, dict)]
+    return top + list(own.items())
+
+
 def _check_toml_value(target: click.Parameter, key: str, item: Any, source: str,
                       ctx: click.Context, param: click.Parameter) -> None:
     """Refuse what the command line would refuse but click's conversion of a default would
-    let through: a float for an integer option (``n = 20.7`` would become 20), a boolean
+    let through or fail on with a traceback: a list for an option that takes one value, a
+    date or time, a float for an integer option (``n = 20.7`` would become 20), a boolean
     for a number."""
+    several = getattr(target, "multiple", False) or (getattr(target, "nargs", 1) or 1) != 1
+    if isinstance(item, list) and not several:
+        raise click.BadParameter(f"{key} = {item!r} in {source}: one value is needed, "
+                                 "not a list", ctx, param)
     items = item if isinstance(item, list) else [item]
     integer = isinstance(target.type, click.types.IntParamType)
     number = integer or isinstance(target.type, click.types.FloatParamType)
     for entry in items:
-        if number and isinstance(entry, bool):
+        if isinstance(entry, (list, dict, datetime.date, datetime.time)):
+            reason = "a number, a string or a boolean is needed"
+        elif number and isinstance(entry, bool):
             reason = "a number is needed, not a boolean"
         elif integer and isinstance(entry, float):
             reason = "an integer is needed"
         else:
             continue
-        raise click.BadParameter(f"{key} = {entry!r} in {source}: {reason}", ctx, param)
+        shown = entry.isoformat() if isinstance(entry, (datetime.date, datetime.time)) \
+            else repr(entry)
+        raise click.BadParameter(f"{key} = {shown} in {source}: {reason}", ctx, param)
 
 
 def common_options(function: Callable) -> Callable:

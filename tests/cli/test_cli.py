@@ -189,6 +189,41 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
     assert refused.exit_code == 2 and "gmim" in refused.output
 
 
+def test_config_file_top_level_keys_and_the_workflow_table_combine(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("n = 30\nseed = 3\ngmin = 1\ngmax = 2\nm_g = 2\nn_samples = 1\n"
+                      "[smnist]\nnhid = 3\n"          # another workflow's table: skipped
+                      "[transition_2_chaos]\ntsim = 4\nttrans = 2\nseed = 4\n")
+    out = tmp_path / "run"
+    result = invoke(WORKFLOWS.get("transition_2_chaos"),
+                    ["--config", config, "--quiet", "--output-dir", out])
+    assert result.exit_code == 0, result.output
+    options = json.loads((out / "config.json").read_text())["options"]
+    assert (options["n"], options["tsim"], options["seed"]) == (30, 4.0, 4)
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("[transiton_2_chaos]\nn = 20\n", "unknown table [transiton_2_chaos]"),
+    ("n = {a = 1}\n", "n = {…} in run.toml: a value is needed, not a table"),
+    ("[transition_2_chaos]\nn = {a = 1}\n", "a number, a string or a boolean is needed"),
+    ("tsim = [1, 2]\n", "tsim = [1, 2] in run.toml: one value is needed, not a list"),
+    ("tsim = 1979-05-27\n", "tsim = 1979-05-27 in run.toml: a number, a string or a boolean"),
+    ("n = 20.5\n", "an integer is needed"),
+    ("tsim = true\n", "a number is needed, not a boolean"),
+])
+def test_config_file_entries_that_would_be_lost_or_crash_are_refused(tmp_path, monkeypatch,
+                                                                      content, reason):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.toml").write_text(content)
+    refused = CliRunner().invoke(WORKFLOWS.get("transition_2_chaos"),
+                                 ["--config", "run.toml", "--quiet"])
+    assert refused.exit_code == 2, refused.output
+    assert reason in refused.output and "Traceback" not in refused.output
+    assert refused.output.strip().splitlines()[-1].startswith("Error: Invalid value for "
+                                                              "'--config'")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.toml"]
+
+
 def test_save_false_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(WORKFLOWS.get("transition_2_chaos"), [

@@ -5,7 +5,7 @@ do not depend on how a sweep is chunked), batched over the ``m_g`` couplings, wi
 state and the tangent vectors in one product per step (``one_pass``) through the kernel
 packed for that product (:class:`~nrmkit.nn.tangent_product.PackedWeight`): each step reads
 the sample's ``N×N`` matrix once. Here the first :data:`QUICK_START_SAMPLES` samples of the
-sweep run exactly so (``tons="auto"``, the sweep's ``tsim``, ``ttrans``), and, on the same
+sweep run exactly so (the sweep's ``tsim``, ``tons``, ``ttrans``), and, on the same
 samples, with the two products per step of the default engine (``two_pass_*``).
 
 Per Euler step of one sample (all its couplings), in the same run:
@@ -128,13 +128,13 @@ def _log_quick_start(context, entry: dict[str, Any]) -> None:
 
 def _time_sample(harness: BenchmarkHarness, model, sample: int,
                  one_pass: bool) -> tuple[float, int]:
-    """``(seconds, steps)`` of one quick-start engine call on ``model`` (warm-up, pilot,
-    basis transient, accumulation), its state and basis from ``("quick start states",
-    sample)``, after a short untimed call."""
+    """``(seconds, steps)`` of one quick-start engine call on ``model`` (warm-up, basis
+    transient, accumulation), its state and basis from ``("quick start states", sample)``,
+    after a short untimed call."""
     from nrmkit.dynamics import lyapunov_spectrum
 
     config = harness.config
-    kwargs = {**config.engine_kwargs(), "tons": "auto", "one_pass": one_pass}
+    kwargs = {**config.engine_kwargs(), "one_pass": one_pass}
     interval = config.steps_per_ons * config.dt
     lyapunov_spectrum(model, config.nle, tsim=interval, tons=config.tons, ttrans=interval,
                       tbasis=0.0, one_pass=one_pass,
