@@ -22,7 +22,7 @@ import click
 
 from nrmkit.core.errors import ConfigError
 from nrmkit.core.registry import WORKFLOW_SUMMARIES
-from nrmkit.runs.harness import set_invocation
+from nrmkit.runs.harness import describe_failure, set_invocation
 from nrmkit.runs.sweep import EXECUTORS
 
 ENV_PREFIX = "NRMKIT_"
@@ -222,6 +222,19 @@ class OneLineErrors:
             click.echo("Aborted.", err=True)
             sys.exit(130)
         sys.exit(value if isinstance(value, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Click turns an ``EOFError`` into "Aborted!", as if the user had pressed Ctrl-C (a
+        truncated file read by a library raises one): here it is a failed run (exit 1).
+        Ctrl-C before a run has set its own handlers: one line "Aborted.", exit 130."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except EOFError as error:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(describe_failure(error)) from None
 
 
 class Command(OneLineErrors, click.Command):

@@ -29,11 +29,13 @@ _NO_CGROUP_LIMIT = 2**60
 
 
 def format_bytes(nbytes: float) -> str:
-    """``"3.7 GiB"``, ``"512 MiB"``, ``"2.0 TiB"``."""
+    """``"3.7 GiB"``, ``"512.0 MiB"``, ``"2.0 TiB"``, ``"12 KiB"``, ``"0 bytes"``."""
     for unit, size in (("TiB", 1024.0**4), ("GiB", GIB), ("MiB", 1024.0**2)):
         if nbytes >= size:
             return f"{nbytes / size:.1f} {unit}"
-    return f"{nbytes / 1024.0:.0f} KiB"
+    if nbytes >= 1024.0:
+        return f"{nbytes / 1024.0:.0f} KiB"
+    return f"{nbytes:.0f} byte" + ("" if round(nbytes) == 1 else "s")
 
 
 def _meminfo_available() -> float | None:

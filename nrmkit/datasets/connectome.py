@@ -36,6 +36,7 @@ import math
 import os
 import pickle
 import reprlib
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -432,10 +433,13 @@ def load_flywire_npz(path: str | os.PathLike[str]) -> Connectome:
     if not path.is_file():
         raise DataError(f"connectome file {path} not found")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"cannot read {path}: a single array, not an .npz archive")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    except _UNREADABLE_ARRAYS as exc:
+        raise DataError(_unreadable(path, exc, "an .npz archive of numeric arrays")) from exc
     for key in ("indptr", "indices", "data", "root_id", "sign"):
         if key not in arrays:
             raise DataError(f"{path}: missing array {key!r}")
@@ -649,11 +653,28 @@ def _labels_from_mapping(mapping: Mapping[Any, Any], ids: np.ndarray) -> np.ndar
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
+#: what ``np.load`` raises on a damaged, empty or foreign file (numpy's own message for a
+#: file it takes for a pickle suggests ``allow_pickle=True``: such files are refused).
+_UNREADABLE_ARRAYS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def _unreadable(path: Path, error: Exception, expected: str) -> str:
+    """One line: why ``path`` could not be read as ``expected``."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"cannot read {path}: {error.strerror}"
+    return (f"cannot read {path}: not {expected} (empty, truncated, another format, or "
+            "holding pickled objects, which are refused)")
+
+
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} (object arrays are refused): {exc}") from exc
+        array = np.load(path, allow_pickle=False)
+    except _UNREADABLE_ARRAYS as exc:
+        raise DataError(_unreadable(path, exc, "a .npy array of numbers")) from exc
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise DataError(f"cannot read {path}: an .npz archive, not a .npy array")
+    return array
 
 
 def _finish_weight(matrix: sp.spmatrix) -> sp.csr_matrix:

@@ -50,7 +50,7 @@ from nrmkit.core.files import (
 from nrmkit.runs.folderlock import FolderLock, LockHeld
 
 #: Runs without ``--output-dir`` go to ``$NRMKIT_RUNS_DIR/<workflow>/<timestamp>``
-#: (default ``./data/runs``).
+#: (default ``./data/runs``, also where the variable is set but empty).
 DEFAULT_RUNS_DIR = Path("data") / "runs"
 MARKER_FILE = "run.json"
 #: version of the run-folder layout written into the marker.
@@ -67,7 +67,7 @@ def claim_default_folder(workflow: str) -> tuple[Path, list[Path]]:
     ``<root>/<workflow>/<YYYYmmdd-HHMMSS>[-k]``; returns it and the folders created
     (outermost first). The folder is claimed by an exclusive ``mkdir``, so runs started in
     the same second (an array job) each get their own."""
-    root = Path(os.environ.get("NRMKIT_RUNS_DIR", DEFAULT_RUNS_DIR))
+    root = Path(os.environ.get("NRMKIT_RUNS_DIR", "").strip() or DEFAULT_RUNS_DIR)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     parents = _make_folders(root / workflow)
     suffix = 1

@@ -224,6 +224,25 @@ def test_config_file_entries_that_would_be_lost_or_crash_are_refused(tmp_path, m
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run.toml"]
 
 
+@pytest.mark.parametrize(("raised", "status", "line"), [
+    ("EOFError", 1, "Error: unexpected EOFError:"),
+    ("KeyboardInterrupt", 130, "Aborted."),
+])
+def test_end_of_file_is_a_failure_and_ctrl_c_one_line(raised, status, line):
+    """Click would report an EOFError (a truncated file read by a library) as "Aborted!",
+    like Ctrl-C, after an empty line; Ctrl-C before a run's own handlers: one line."""
+    code = ("import click\n"
+            "from nrmkit.cli.options import Command\n"
+            "@click.command('reader', cls=Command)\n"
+            "def reader():\n"
+            f"    raise {raised}()\n"
+            "reader.main(args=[], prog_name='reader')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == status, done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(line)
+
+
 def test_save_false_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(WORKFLOWS.get("transition_2_chaos"), [
@@ -233,13 +252,19 @@ def test_save_false_writes_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_default_output_location(tmp_path, monkeypatch):
-    monkeypatch.setenv("NRMKIT_RUNS_DIR", str(tmp_path / "runs"))
+@pytest.mark.parametrize("variable", ["runs", "", " "])
+def test_default_output_location(tmp_path, monkeypatch, variable):
+    """``$NRMKIT_RUNS_DIR`` if set, ``./data/runs`` if unset or empty."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NRMKIT_RUNS_DIR", str(tmp_path / variable) if variable.strip()
+                       else variable)
     result = invoke(WORKFLOWS.get("transition_2_chaos"), [
         "--gmin", "1", "--gmax", "2", "--m_g", "2", "--n_samples", "1", *TINY])
     assert result.exit_code == 0
-    runs = list((tmp_path / "runs" / "transition_2_chaos").iterdir())
+    root = tmp_path / "runs" if variable.strip() else tmp_path / "data" / "runs"
+    runs = list((root / "transition_2_chaos").iterdir())
     assert len(runs) == 1 and (runs[0] / "results.json").exists()
+    assert [path.name for path in tmp_path.iterdir()] == [root.relative_to(tmp_path).parts[0]]
 
 
 def test_spectrum_run_directory(tmp_path):

@@ -283,6 +283,27 @@ def test_roi_folder_errors(tmp_path):
         read_roi_folder(folder)
 
 
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"PK\x03\x04truncated"])
+def test_damaged_array_files_are_named_in_one_line(tmp_path, content):
+    """Empty, foreign and truncated files: a DataError naming the file (an empty one made
+    np.load raise EOFError, which the command line took for Ctrl-C), never numpy's advice
+    to load pickles."""
+    folder = tmp_path / "EB"
+    _write_roi(folder)
+    (folder / "adjacency_scc.npy").write_bytes(content)
+    archive = tmp_path / "damaged.npz"
+    archive.write_bytes(content)
+    for load, path in ((read_roi_folder, folder), (load_connectome, archive)):
+        with pytest.raises(DataError, match=r"not an \.npz archive|not a \.npy array") as info:
+            load(path)
+        message = str(info.value)
+        assert "\n" not in message and "allow_pickle" not in message
+    np.save(tmp_path / "single.npy", np.ones(3))
+    (tmp_path / "single.npy").rename(archive)
+    with pytest.raises(DataError, match=r"a single array, not an \.npz archive"):
+        load_connectome(archive)
+
+
 # -- names and locations --------------------------------------------------------------------
 def test_unknown_roi_name():
     with pytest.raises(DataError, match=r"unknown ROI 'nope'.*flywire_mb_right"):

@@ -45,28 +45,37 @@ class FlybrainConfig(TrainingSettings):
     g: float = 1.0
 
     def __post_init__(self):
-        from nrmkit.core.errors import ConfigError, DataError
-
         check(self.normalization in NORMALIZATIONS, "--normalization",
               f"choose from {', '.join(NORMALIZATIONS)}")
         check_finite(self.g, "--g")
         check(self.g > 0, "--g", f"must be positive, got {self.g}")
-        try:
-            connectome = load_selected(self.roi, self.cell_classes)
-        except DataError as error:
-            option_name = "--cell_classes" if "class" in str(error) else "--roi"
-            raise ConfigError(option_name, str(error)) from None
+        connectome = load_selected(self.roi, self.cell_classes)
+        check(connectome.n >= 2, "--cell_classes" if self.cell_classes else "--roi",
+              f"a network needs at least 2 neurons, the selection has {connectome.n}")
         object.__setattr__(self, "n", connectome.n)
         super().__post_init__()
 
 
 def load_selected(roi: str, cell_classes: str | None):
+    """The connectome ``roi``, restricted to ``cell_classes`` (comma-separated) if given.
+
+    Raises:
+        ConfigError: naming ``--roi`` (unknown, missing or malformed data) or
+            ``--cell_classes`` (a class the connectome does not have).
+    """
+    from nrmkit.core.errors import ConfigError, DataError
     from nrmkit.datasets.connectome import load_connectome
 
-    connectome = load_connectome(roi)
+    try:
+        connectome = load_connectome(roi)
+    except DataError as error:
+        raise ConfigError("--roi", str(error)) from None
     if cell_classes:
         names = [name.strip() for name in cell_classes.split(",") if name.strip()]
-        connectome = connectome.select(names)
+        try:
+            connectome = connectome.select(names)
+        except DataError as error:
+            raise ConfigError("--cell_classes", str(error)) from None
     return connectome
 
 
