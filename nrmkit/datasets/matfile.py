@@ -151,11 +151,17 @@ def _from_mat(name: str, value: Any) -> Any:
     if name in _SCALAR_SERIES:
         return arr.reshape(-1).astype(np.float64)
     if name in _INTEGERS:
-        return int(arr.squeeze())
+        number = float(arr.squeeze())
+        if not number.is_integer():
+            raise ValueError(f"a whole number is needed, got {number:g}")
+        return int(number)
     if name in _FLOATS:
         return float(arr.squeeze())
     if name in _BOOLEANS:
-        return arr.reshape(-1).astype(bool)
+        flags = arr.reshape(-1)
+        if flags.dtype != bool and not np.isin(flags, (0, 1)).all():
+            raise ValueError("only 0 and 1 (or booleans) are allowed")
+        return flags.astype(bool)
     if name in _ROWS or name in _COLUMNS:
         return arr.reshape(-1).astype(np.float64)
     if name in _MATRICES:

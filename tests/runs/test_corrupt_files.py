@@ -8,6 +8,7 @@ import fractions
 import io
 import pickle
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -307,6 +308,26 @@ def test_roi_pickle_size_is_bounded_before_unpickling(tmp_path, monkeypatch):
     monkeypatch.undo()
     roi = connectome.read_roi_folder(folder)
     assert roi.labels["neurotransmitter"].tolist() == ["acetylcholine", "gaba", ""]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("exc", 3.0, "'exc' is malformed (only 0 and 1"),
+    ("N", 12.5, "'N' is malformed (a whole number is needed, got 12.5"),
+])
+def test_mat_fields_that_would_be_rounded_are_refused(tmp_path, field, value, reason):
+    """A flag of 3 is not silently "excitatory", nor N = 12.5 silently 12."""
+    import scipy.io
+
+    from nrmkit.datasets.matfile import read_rate_model_mat
+
+    write_rate_model_mat(tmp_path / "net.mat", mat_fields(_dale_network()))
+    raw = {name: value for name, value in scipy.io.loadmat(tmp_path / "net.mat").items()
+           if not name.startswith("__")}
+    raw[field] = raw[field].astype(np.float64)
+    raw[field].flat[0] = value
+    scipy.io.savemat(tmp_path / "edited.mat", raw)
+    with pytest.raises(DataError, match=re.escape(reason)):
+        read_rate_model_mat(tmp_path / "edited.mat")
 
 
 # ----------------------------------------------------------------------------- .mat writer
