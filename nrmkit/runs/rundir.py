@@ -6,9 +6,10 @@ What a run folder guarantees (the README's "Run folders"):
   version. Every file nrmkit writes into a run folder is first recorded in a manifest of the
   writing process, ``.nrmkit/written/<host>-<pid>-<random>.txt`` (one file per process, so
   that array tasks on many nodes never write to the same file).
-* **``--overwrite`` removes only what nrmkit wrote.** A non-empty folder without the marker,
-  or one holding any file that no manifest lists, is refused — naming the file — and nothing
-  in it is deleted. Sub-folders left empty are removed.
+* **``--overwrite`` removes only what nrmkit wrote, for a run of the same workflow.** A
+  non-empty folder without the marker, one holding any file that no manifest lists, or the
+  run of another workflow (a trained model, say) is refused — naming the file or the
+  workflow — and nothing in it is deleted. Sub-folders left empty are removed.
 * **One run at a time.** A run holds the folder's lock (:mod:`nrmkit.runs.folderlock`) from
   start to end; array tasks and ``nrmkit collect`` hold it only while they write the shared
   files (marker, ``config.json``, ``results.json``). A second run exits naming the holder.
@@ -325,10 +326,13 @@ class RunDir:
         target, mode = self.path, self.mode
         self._refuse_foreign(target, mode, option)     # again: it may have changed
         marker = read_marker(target)
-        if marker is not None and workflow is not None and mode in ("resume", "array-task") \
+        if marker is not None and workflow is not None \
+                and mode in ("resume", "array-task", "overwrite") \
                 and marker["workflow"] != workflow:
+            hint = (f"; --overwrite replaces only a {workflow} run (choose another folder)"
+                    if mode == "overwrite" else "")
             raise ConfigError(option, f"{target} holds a {marker['workflow']} run, not a "
-                                      f"{workflow} run")
+                                      f"{workflow} run{hint}")
         self.previous = marker
         if mode == "overwrite":
             inventory = _inventory(target)

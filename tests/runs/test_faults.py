@@ -168,6 +168,22 @@ def test_overwrite_replaces_only_what_nrmkit_wrote(tmp_path):
     assert json.loads((folder / "config.json").read_text())["options"]["seed"] == 1
 
 
+def test_overwrite_refuses_the_run_of_another_workflow(tmp_path):
+    """``lyapu_convergence --overwrite`` on a transition_2_chaos run: its files stay."""
+    folder = tmp_path / "run"
+    assert invoke(["transition_2_chaos", *TINY, "--output-dir", folder]).returncode == 0
+    def files():        # the lock file records its last holder
+        return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "lock"}
+
+    before = files()
+    done = invoke([*CONVERGENCE, "--output-dir", folder, "--overwrite"])
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "holds a transition_2_chaos run, not a lyapu_convergence run" in line
+    assert "--overwrite replaces only a lyapu_convergence run" in line
+    assert files() == before
+
+
 def test_overwrite_clears_a_sweep_with_local_jobs_and_a_killed_writers_temporary(tmp_path):
     """Parts written by job processes, submitit's files and a temporary file left by a killed
     writer are nrmkit's too: --overwrite clears them all."""
