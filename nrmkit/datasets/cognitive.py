@@ -23,9 +23,9 @@ A trial is *correct* (:meth:`CognitiveTask.correct`) when, from the response win
 step on, the output crosses +0.7 for a +1 label (Go), falls below −0.7 for a −1 label, and
 for a NoGo (label 0) stays inside (−0.3, 0.3). The window starts where the published code
 scores it: for the rate network (training's stopping rule) at step 75 (Go-NoGo), 200 (XOR)
-and 300 (Mante, the last 200 steps); for the spiking network's λ grid search at rate step 100,
-200 and 260 (LIF steps 10000, 20000 and 26000 at 0.05 ms), where a NoGo trial only needs to
-stay below 0.3.
+and 299 (Mante: the last 200 of the published code's T − 1 = 499 outputs); for the spiking
+network's λ grid search at rate step 100, 200 and 260 (LIF steps 10000, 20000 and 26000 at
+0.05 ms), where a NoGo trial only needs to stay below 0.3.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class Mante(CognitiveTask):
     stim_on: int = 50
     stim_duration: int = 200
     offset: float = 0.5
-    response_start: int = 300
+    response_start: int = 299
     lif_response_start: int = 260
     condition_names: tuple[str, ...] = ("context 1, +", "context 1, −",
                                         "context 2, +", "context 2, −")

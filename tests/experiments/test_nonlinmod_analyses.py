@@ -163,7 +163,8 @@ def test_grid_point_equals_the_single_smnist_run(grid_run, tmp_path):
     summary = results(grid_run)
     assert summary["gains"] == [5.0] and summary["saturations"] == [0.0, 0.5]
     single = tmp_path / "single"
-    done = invoke("smnist", [*TINY, "--nonlin", "gamma", "--no-learn_params",
+    assert json.loads((grid_run / "config.json").read_text())["options"]["permute"] is True
+    done = invoke("smnist", [*TINY, "-p", "--nonlin", "gamma", "--no-learn_params",
                              "--no-fractional_order", "--no-random", "--gain", 5,
                              "--saturation", 0.5, "--quiet", "--output-dir", single])
     assert done.exit_code == 0, done.output

@@ -18,7 +18,7 @@ from nrmkit.experiments.sequences.smnist import (
 
 
 @click.command("smnist", cls=Command)
-@option("-p", "--permute", is_flag=True, default=False,
+@option("--permute/--no-permute", "-p", "permute", default=False,
         help="Permute the pixel order (seeded by --seed): psMNIST.")
 @option("--net-type", "--net_type", "net_type",
         type=click.Choice(list(NET_NAMES.values()), case_sensitive=False), default="RNN",
@@ -141,7 +141,7 @@ def smnist_grid(**kwargs):
 smnist_grid.params[:0] = _smnist_params(
     {"gain", "saturation", "random", "test", "model", "n_seeds",
      *(param.name for param in smnist_grid.params)},
-    {"nonlin": "gamma", "learn_params": False, "fractional_order": False})
+    {"permute": True, "nonlin": "gamma", "learn_params": False, "fractional_order": False})
 
 
 @click.command("ptb_task", cls=Command)

@@ -4,9 +4,10 @@ Every grid point is one unit of a sweep: the single ``smnist`` run with ``--no-r
 --gain n --saturation s`` (:func:`~nrmkit.experiments.sequences.single_run.run_single`,
 the same code, the same seed ``--seed`` for every point, so that the points differ only by
 the shape of the nonlinearity
-``γ(x; n, s) = (1 − s)·softplus(nx)/n + s·σ(nx)``). By default the shape stays fixed
-(``--no-learn_params``) and the nonlinearity is ``gamma`` (one (n, s) for the layer), as in
-the published grid of trained networks (gains 1, 2.5, …, 20; saturations 0, 0.25, …, 1).
+``γ(x; n, s) = (1 − s)·softplus(nx)/n + s·σ(nx)``). By default the pixels are permuted
+(``-p``, psMNIST), the shape stays fixed (``--no-learn_params``) and the nonlinearity is
+``gamma`` (one (n, s) for the layer), as in the published grid of trained networks (psMNIST;
+gains 1, 2.5, …, 20; saturations 0, 0.25, …, 1).
 
 Unit ``k`` is the point ``(gains[k // S], saturations[k % S])`` (S saturations); it is
 written in full (checkpoint, ``model.pt``, figures, its own ``config.json`` of an
@@ -48,6 +49,7 @@ GRID_DIR = "grid"
 class SmnistGridConfig(SmnistConfig):
     """The options of ``smnist`` (each point's) and the grid ``gains`` × ``saturations``."""
 
+    permute: bool = True
     nonlin: str = "gamma"
     random: bool = False
     learn_params: bool = False
