@@ -20,7 +20,8 @@ states start at 0; no bias on the synaptic current.
 Per-neuron parameters and their transforms (raw parameters are free; whatever their value,
 ``dt·k_m`` and ``dt·k_j`` lie in (0, 1) and ``r_j`` in (−1, 1)):
 ``V_th`` (free); ``k_m = σ(κ_m)/dt``; ``k_j = σ(κ_j)/dt``; ``r_j = 1 − 2σ(ρ_j)``; ``a_j``
-(free). Homogeneous initialisation: ``V_th = 1``, ``k_m = 0.05/ms``, ``k_j = 2/ms``,
+(free). Homogeneous initialisation: ``V_th = 1``, ``k_m = 0.05/ms``, ``dt·k_j = 0.1``
+(``k_j = 2/ms`` at ``dt = 0.05`` ms, ``0.1/ms`` at 1 ms, as the published ``hom_init_``),
 ``r_j, a_j ~ U(−0.01, 0.01)``; weights ``U(±1/√H)``.
 
 Heterogeneous initialisation: with a trained ``lhet`` network, :func:`resampled_values`
@@ -193,11 +194,14 @@ class GLIFRCell(RecurrentCell):
 
 def homogeneous_values(hidden_size: int, n_ascs: int, *, dt: float,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """The published homogeneous initial values (``r_j, a_j ~ U(−0.01, 0.01)``)."""
+    """The published homogeneous initial values: ``V_th = 1``, ``k_m = 0.05``/ms,
+    ``k_j = 0.1/dt`` (``dt`` in ms: one tenth of an after-spike current decays per step),
+    ``r_j, a_j ~ U(−0.01, 0.01)``."""
     def small():
         return 0.02 * torch.rand(n_ascs, hidden_size, generator=generator) - 0.01
     return {"v_th": torch.ones(hidden_size), "k_m": torch.full((hidden_size,), 0.05),
-            "k_j": torch.full((n_ascs, hidden_size), 2.0), "r_j": small(), "a_j": small()}
+            "k_j": torch.full((n_ascs, hidden_size), 0.1 / dt), "r_j": small(),
+            "a_j": small()}
 
 
 def heterogeneous_values(hidden_size: int, n_ascs: int, *,

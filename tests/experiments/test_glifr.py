@@ -116,6 +116,9 @@ def test_homogeneous_init_values_and_variants_learn_flags():
     assert torch.allclose(cell.v_th, torch.ones(10))
     assert torch.allclose(cell.k_m, torch.full((10,), 0.05), rtol=1e-4)
     assert torch.allclose(cell.k_j, torch.full((2, 10), 2.0), rtol=1e-4)
+    frames = GLIFRCell(1, 10, dt=1.0)       # N-MNIST: dt·k_j = 0.1 as published, not 2
+    assert torch.allclose(frames.k_j * frames.dt, torch.full((2, 10), 0.1), rtol=1e-4)
+    assert torch.allclose(frames.k_m, torch.full((10,), 0.05), rtol=1e-4)
     assert cell.r_j.abs().max() <= 0.0101 and cell.a_j.abs().max() <= 0.01
     fixed = GLIFRCell(1, 10, learn_neuron=False)
     assert {name for name, _ in fixed.named_parameters()} == {"weight_in", "weight_lat"}
@@ -188,6 +191,18 @@ def test_parameter_matched_sizes_reproduce_the_published_configurations():
     for n_ascs, learn, size in ((2, True, 252), (0, True, 255), (2, False, 256)):
         assert matched_hidden_size("glifr", pixels, inputs=1, outputs=10, n_ascs=n_ascs,
                                    learn_neuron=learn) == size
+
+
+def test_default_delay_of_the_digit_tasks_keeps_its_share_of_a_sequence():
+    """The published delays (1 ms = 20 of 28 rows, 15 ms = 300 of 784 pixels) would exceed
+    the 8 rows and 64 pixels of the bundled digits: no lateral input would ever arrive."""
+    assert GlifrConfig(task="lmnist").delay_steps == 6
+    assert GlifrConfig(task="pmnist").delay_steps == 24
+    assert GlifrConfig(task="lmnist").delay == 0.3
+    assert GlifrConfig(task="lmnist", dataset="mnist").delay_steps == 20
+    assert GlifrConfig(task="pmnist", dataset="mnist").delay_steps == 300
+    assert GlifrConfig(task="lmnist", delay=1.0).delay_steps == 20     # as given
+    assert GlifrConfig(task="sine").delay_steps == 20
 
 
 # ----------------------------------------------------------------------------- workflow

@@ -22,7 +22,8 @@ from nrmkit.experiments.glifr.trials import CELLS, VARIANTS
 @option("--ascs/--no-ascs", default=True, help="Two after-spike currents per neuron.")
 @option("--lhet_run", type=click.Path(file_okay=False), default=None,
         help="Trained lhet run whose parameters seed the heterogeneous init (fhet, rhet).")
-@option("--delay", type=float, default=None, show_default="pmnist 15, others 1",
+@option("--delay", type=float, default=None,
+        show_default="pmnist 15, others 1; on the digits lmnist 0.3, pmnist 1.2",
         help="Synaptic delay (ms) of GLIFR and RNN.")
 @option("--dt", type=float, default=None, show_default="nmnist 1, others 0.05",
         help="Time step (ms); nmnist: the length of each of its 15 frames.")

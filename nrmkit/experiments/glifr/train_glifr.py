@@ -57,6 +57,19 @@ TASK_DEFAULTS = {
 }
 
 
+def digits_delay(task: str, delay: float, dt: float) -> float:
+    """The published synaptic delay of ``task`` (ms, for MNIST) scaled to the sequences of the
+    bundled 8×8 digits: the same fraction of a sequence, in whole steps of ``dt``
+    (``lmnist``: 1 ms = 20 of 28 rows → 6 of 8, 0.3 ms at 0.05 ms; ``pmnist``: 15 ms = 300 of
+    784 pixels → 24 of 64, 1.2 ms). Unscaled, a delay longer than the 8 or 64 steps of a
+    digit would keep every lateral input from arriving within a sequence."""
+    from nrmkit.training.sequence_memory import sequence_shape
+
+    mode = "rows" if task == "lmnist" else "pixels"
+    fraction = sequence_shape("digits", mode)[0] / sequence_shape("mnist", mode)[0]
+    return round(max(1, round(delay / dt * fraction)) * dt, 12)
+
+
 @dataclass(frozen=True)
 class GlifrConfig:
     """Options of ``train_glifr`` (times in ms)."""
@@ -82,9 +95,14 @@ class GlifrConfig:
     data_dir: str | None = None
 
     def __post_init__(self):
+        scale_delay = (self.delay is None and self.dataset == "digits"
+                       and self.task in ("lmnist", "pmnist"))
         for name, value in TASK_DEFAULTS[self.task].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        check_finite(self.dt, "--dt")
+        if scale_delay and self.dt > 0:
+            object.__setattr__(self, "delay", digits_delay(self.task, self.delay, self.dt))
         for name in ("epochs", "batch", "ntrials", "hidden", "silence_draws"):
             value = getattr(self, name)
             check(value >= 1, f"--{name}", f"must be at least 1, got {value}")
