@@ -125,8 +125,9 @@ def smnist_grid(**kwargs):
 
     Each point is the run `smnist --no-random --gain n --saturation s` with the other
     options as given (the same --seed everywhere), written to grid/n-<n>_s-<s>/; the points
-    run here, in local subprocesses or as SLURM array jobs (--executor). results.json: test
-    accuracy per (n, s); figure: its heat map.
+    run here, in local subprocesses or as SLURM array jobs (--executor). The pixels are
+    permuted by default, as in the published grid (--no-permute: the sequential task).
+    results.json: test accuracy per (n, s); figure: its heat map.
 
     Example: smnist_grid --input rows --nhid 32 --lr 3e-3 --epochs 10 --gains 1 --gains 5
     --saturations 0 --saturations 1
