@@ -14,7 +14,7 @@ import torch
 
 from nrmkit.core.errors import DivergenceError
 from nrmkit.dynamics import lyapunov_spectrum
-from nrmkit.dynamics.lyapunov import orthonormalize, random_basis
+from nrmkit.dynamics.lyapunov import LyapunovResult, orthonormalize, random_basis
 from nrmkit.dynamics.reference import dense_jacobian_spectrum
 from nrmkit.nn.activations import get_activation
 from nrmkit.nn.connectivity import gaussian_coupling
@@ -185,6 +185,43 @@ def test_result_bookkeeping(generator):
     q, log_r = orthonormalize(result.basis)
     torch.testing.assert_close(q @ q.transpose(-1, -2), torch.eye(5, dtype=F64).expand(2, 1, 5, 5))
     torch.testing.assert_close(log_r, torch.zeros_like(log_r), atol=1e-12, rtol=0)
+
+
+def test_history_at_time_t_is_the_estimate_of_a_run_that_stops_at_t():
+    """λ(t) of the convergence history equals the exponents of the same run (same network,
+    initial state, basis and transients) accumulated for t only, at every checked t."""
+    def run(tsim):
+        gen = torch.Generator().manual_seed(21)
+        model = random_rate_network(30, [2.0, 3.0], 1, generator=gen, dtype=F64)
+        return lyapunov_spectrum(model, 3, tsim=tsim, tons=0.5, ttrans=5.0, tbasis=2.0,
+                                 generator=gen)     # (the default basis transient scales with tsim)
+
+    full = run(20.0)
+    for t in (0.5, 4.0, 10.0):
+        step = round(t / full.tons) - 1
+        torch.testing.assert_close(full.history[step], run(t).exponents, rtol=1e-12, atol=0)
+
+
+def test_standard_error_of_hand_made_blocks():
+    """Four intervals of 0.5 τ in two blocks: block rates (0.1 + 0.3)/2/0.5 = 0.4 and
+    (0.2 + 0.6)/2/0.5 = 0.8, so s.e. = |0.8 − 0.4|/√2/√2 = 0.2."""
+    increments = torch.tensor([0.1, 0.3, 0.2, 0.6], dtype=F64).reshape(4, 1)
+    result = LyapunovResult(exponents=increments.sum(0) / 2.0, log_increments=increments,
+                            tons=0.5, t_accumulated=2.0, state=torch.zeros(1, 3),
+                            basis=torch.zeros(1, 1, 3), n_blocks=2)
+    torch.testing.assert_close(result.standard_error, torch.tensor([0.2], dtype=F64))
+
+
+def test_standard_error_predicts_the_spread_over_initial_states():
+    """One chaotic network (N = 100, g = 3) from 12 independent initial states: the scatter of
+    λ₁ between the runs is what the block standard error of each run says (ratio in
+    [0.5, 2]; a missing 1/√n_blocks would make it ≈ 0.2)."""
+    gen = torch.Generator().manual_seed(11)
+    model = random_rate_network(100, [3.0] * 12, 1, generator=gen, dtype=F64)
+    result = lyapunov_spectrum(model, 1, tsim=200.0, tons=1.0, ttrans=20.0, generator=gen)
+    lambda_1 = result.exponents[0, :, 0]
+    ratio = float(lambda_1.std() / result.standard_error[0, :, 0].mean())
+    assert 0.5 < ratio < 2.0, ratio
 
 
 def test_seed_reproducibility(generator):

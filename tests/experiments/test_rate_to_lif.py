@@ -45,6 +45,26 @@ def _invoke(*args):
 # ----------------------------------------------------------------------------- the model
 
 
+def test_published_scaling_grids_and_time_constants():
+    """SPEC §4: λ ∈ {20, 25, …, 75} for sigmoid networks, 4:2:26 for softplus and ReLU; the
+    decay τ = σ(τ̃)·(20 − 4) + 4 steps of 5 ms: 12 steps = 60 ms at τ̃ = 0."""
+    from nrmkit.core.registry import TRANSFER_FUNCTIONS
+
+    assert TRANSFER_FUNCTIONS.get("sigmoid").lif_scaling_grid == tuple(
+        float(v) for v in range(20, 80, 5))
+    for name in ("softplus", "clipped_relu"):
+        assert TRANSFER_FUNCTIONS.get(name).lif_scaling_grid == tuple(
+            float(v) for v in range(4, 28, 2))
+    net = _network()
+    with torch.no_grad():
+        net.taus_gaus.zero_()
+    torch.testing.assert_close(net.taus_ms(), torch.full_like(net.taus_ms(), 60.0))
+    with torch.no_grad():
+        net.taus_gaus.fill_(1.0)
+    expected = (4 + 16 / (1 + math.exp(-1.0))) * 5.0
+    torch.testing.assert_close(net.taus_ms(), torch.full_like(net.taus_ms(), expected))
+
+
 def test_initialisation_statistics():
     net = DaleRateRNN(DaleSpec(n=400, p_inh=0.2, p_rec=0.2, gain=1.5), generator=_gen())
     assert net.inhibitory.float().mean().item() == pytest.approx(0.2, abs=0.05)

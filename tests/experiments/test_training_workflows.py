@@ -40,6 +40,14 @@ def test_train_rd_model_run_directory(tmp_path):
     assert sample["n_trainable"] == {"weights": 0, "gains": 24, "shifts": 24}
     assert sample["epochs_run"] == 4 and sample["stopped_early"] is False
     assert set(result["spectra"]) == {"2", "4"}
+    # the evaluated losses are those of the evaluated spectra (MSE of the top nle = 2 exponents
+    # against target 0), and the trained networks' spectrum is not the untrained one
+    for key in ("initial", "final"):
+        top = np.array(sample[f"spectrum_{key}"][:2])
+        evaluation = sample["evaluation"]
+        assert evaluation[f"loss_{key}"] == pytest.approx(float(np.mean(top**2)), rel=1e-9)
+        assert evaluation[f"lambda_max_{key}"] == top[0]
+    assert sample["spectrum_final"] != sample["spectrum_initial"]
     log = (out / "training_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,sample,loss,lambda_max") and len(log) == 1 + 4 * 2
     for name in ("training", "trained_parameters", "activity"):
@@ -158,3 +166,41 @@ def test_bad_training_options_exit_2(command, args, option_name, tmp_path):
     assert result.exit_code == 2, result.output
     assert option_name in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("normalization", ["rows", "sinkhorn"])
+def test_connectome_network_is_normalised_and_signed_by_dale(normalization):
+    """The network the connectome workflows train: with ``rows`` (default) every neuron's
+    absolute input sums to 1 before the coupling g; with ``sinkhorn`` the excitatory and the
+    inhibitory inputs each sum to ½ wherever a neuron has both; a column's sign is its
+    presynaptic neuron's (Dale's law), and the coupling is g."""
+    from types import SimpleNamespace
+
+    from nrmkit.experiments.spectrum_training.train_flybrain_full import (
+        FlybrainConfig,
+        connectome_batch,
+        load_selected,
+    )
+
+    config = FlybrainConfig(cell_classes="ALPN,APL,MBON", g=2.0, normalization=normalization)
+    assert FlybrainConfig(cell_classes="APL,MBON").normalization == "rows"
+    connectome = load_selected(config.roi, config.cell_classes)
+    context = SimpleNamespace(torch_dtype=torch.float64, device="cpu")
+    model = connectome_batch(config, context, populations_by=None).model
+    weight = model.weight.detach().to_dense().numpy()
+    assert torch.all(model.coupling == 2.0)
+    has_input = np.abs(weight).sum(1) > 0
+    assert has_input.sum() > 100
+    if normalization == "rows":
+        np.testing.assert_allclose(np.abs(weight).sum(1)[has_input], 1.0, rtol=1e-12)
+    else:
+        excitatory = np.clip(weight, 0, None).sum(1)
+        inhibitory = -np.clip(weight, None, 0).sum(1)
+        both = (excitatory > 0) & (inhibitory > 0)
+        assert both.sum() > 10
+        np.testing.assert_allclose(excitatory[both], 0.5, atol=1e-6)
+        np.testing.assert_allclose(inhibitory[both], 0.5, atol=1e-6)
+    signs = np.sign(weight)
+    expected = np.where(connectome.excitatory, 1.0, -1.0)
+    nonzero = signs != 0
+    np.testing.assert_array_equal(signs[nonzero], np.broadcast_to(expected, weight.shape)[nonzero])
