@@ -243,6 +243,27 @@ def test_end_of_file_is_a_failure_and_ctrl_c_one_line(raised, status, line):
     assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(line)
 
 
+def test_parameter_gains_varies_the_gains_of_the_sweep(tmp_path):
+    """`--parameter gains` reaches the networks: the same seed with and without it gives
+    other exponents, and the option is recorded (what the gains do to the dynamics:
+    tests/dynamics/test_connectivity.py)."""
+    def lambda_max(*extra):
+        out = tmp_path / "-".join(("run", *extra[1::2]))
+        result = invoke(WORKFLOWS.get("transition_2_chaos"), [
+            "--gmin", "0.5", "--gmax", "2", "--m_g", "2", "--n_samples", "1",
+            "--activation", "strech", *TINY, "--parameter", "weights", *extra,
+            "--output-dir", out])
+        assert result.exit_code == 0, result.output
+        options = json.loads((out / "config.json").read_text())["options"]
+        return np.array(json.loads((out / "results.json").read_text())["lambda_max"]), options
+
+    plain, plain_options = lambda_max()
+    varied, options = lambda_max("--parameter", "gains")
+    assert list(plain_options["parameter"]) == ["weights"]
+    assert sorted(options["parameter"]) == ["gains", "weights"]
+    assert np.all(np.abs(varied - plain) > 1e-6)
+
+
 def test_save_false_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(WORKFLOWS.get("transition_2_chaos"), [

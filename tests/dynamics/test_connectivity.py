@@ -204,3 +204,26 @@ def test_activity_of_an_uncoupled_network_decays_exactly():
     decayed = start[None] * (0.9 ** steps[:, None, None])
     np.testing.assert_allclose(record.population, np.tanh(decayed).mean(-1), rtol=1e-12)
     assert record.image.shape == (len(steps), 20) and steps[-1] == 30
+
+
+def test_varied_gains_enter_the_linearisation(one_thread):
+    """`--parameter weights --parameter gains`: the gains a_i ~ N(1, g²/N) per neuron, and
+    below the transition λ_max is the linearisation at h = 0 of tanh(a(h − 0)), i.e. of the
+    matrix g·J·diag(a) (its exact eigenvalues)."""
+    couplings = [0.5, 0.8]
+    n = 30                      # few neurons: the gains' spread moves λ_max by up to 0.07
+    model = random_rate_network(n, couplings, 2, vary=("weights", "gains"),
+                                activation="tanh_stretch", generator=seeded(9),
+                                dtype=torch.float64)
+    result = lyapunov_spectrum(model, 1, tsim=200.0, tons=1.0, ttrans=100.0,
+                               generator=seeded(10))
+    gains = model.neuron_gain().detach().numpy()                  # (samples, couplings, N)
+    for sample, matrix in enumerate(model.weight.detach().numpy()):
+        for index, g in enumerate(couplings):
+            a = gains[sample, index]
+            assert 0.6 < np.std(a - 1.0) * math.sqrt(n) / g < 1.4
+            eigenvalues = np.linalg.eigvals(g * matrix * a[None, :])
+            assert result.exponents[sample, index, 0].item() == pytest.approx(
+                linear_exponents(eigenvalues, DT)[0], abs=0.003)
+    without_gains = linear_exponents(np.linalg.eigvals(0.8 * model.weight[1].numpy()), DT)[0]
+    assert abs(result.exponents[1, 1, 0].item() - without_gains) > 0.05
