@@ -503,3 +503,26 @@ def test_window_readout_equals_the_step_by_step_filter(rise):
         within = torch.repeat_interleave(torch.arange(1, steps + 1), flat.sum(1))
         torch.testing.assert_close(readout.close(idx, within), total, rtol=1e-12, atol=0.0)
         torch.testing.assert_close(readout.r, r, rtol=1e-12, atol=1e-300)
+
+
+def test_synaptic_jump_is_normalised_by_the_postsynaptic_decay():
+    """A spike of neuron j adds W_ij/(τ_r·τ_d,i) (seconds) to the synaptic state of neuron i,
+    which decays with τ_d,i: each spike then delivers the charge W_ij whatever the time
+    constants. Normalising by the presynaptic τ_d,j instead would scale it by τ_d,i/τ_d,j."""
+    from nrmkit.nn.lif import _synapse_constants
+
+    w_eff = torch.tensor([[0.0, 2.0, -1.0], [0.5, 0.0, 3.0], [-4.0, 1.5, 0.0]],
+                         dtype=torch.float64)
+    taus = torch.tensor([4.0, 20.0, 50.0], dtype=torch.float64)        # ms, per neuron
+    params = LIFParameters()
+    jump, inv_scale, decay_d, decay_r = _synapse_constants(
+        w_eff, taus, torch.tensor([25.0], dtype=torch.float64), 2, params)
+    rise_s = params.tau_rise / 1000.0
+    for i in range(3):                   # postsynaptic
+        for j in range(3):               # presynaptic
+            expected = w_eff[i, j].item() / (rise_s * taus[i].item() / 1000.0)
+            assert jump[j, i].item() == pytest.approx(expected, rel=1e-12)
+    torch.testing.assert_close(jump[:, 3:], torch.diag(1.0 / (rise_s * taus / 1000.0)))
+    torch.testing.assert_close(decay_d, torch.exp(-params.dt / taus).repeat(2))
+    assert decay_r == pytest.approx(math.exp(-params.dt / params.tau_rise))
+    torch.testing.assert_close(inv_scale, torch.full((2,), 1 / 25.0, dtype=torch.float64))
