@@ -34,9 +34,12 @@ def _heatmap(axis, gains, saturations, values, *, label: str, annotate: bool):
     if annotate and values.size <= 60:
         for i, n in enumerate(gains):
             for j, s in enumerate(saturations):
-                if np.isfinite(values[i, j]):
+                if np.isfinite(values[i, j]):   # dark text on the bright half of the map
+                    bright = mesh.norm(values[i, j]) > 0.5
                     axis.text(s, n, f"{values[i, j]:.3g}", ha="center", va="center",
-                              fontsize=6, color="white")
+                              fontsize=6, color="black" if bright else "white")
+    axis.set_xticks(saturations, [f"{s:g}" for s in saturations])     # the grid's own values
+    axis.set_yticks(gains, [f"{n:g}" for n in gains])
     axis.set_xlabel("saturation s")
     axis.set_ylabel("gain n")
 
