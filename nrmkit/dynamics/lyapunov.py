@@ -219,6 +219,7 @@ def lyapunov_spectrum(
     check_finite: bool = True,
     one_pass: bool = False,
     cuda_graphs: bool = True,
+    native: bool = True,
 ) -> LyapunovResult:
     """The ``n_exponents`` leading Lyapunov exponents of every system in ``model``'s batch.
 
@@ -253,6 +254,10 @@ def lyapunov_spectrum(
             one CUDA graph (:mod:`nrmkit.dynamics.step_graphs`): bitwise the numbers of the
             eager steps, without the host's per-kernel launch work. Used where the drive is
             None or one constant tensor and nothing needs a gradient; ignored on a CPU.
+        native: with ``one_pass`` and no drive, run the steps through the model's compiled
+            kernel where it has one (``model.native_runs``; rate networks: tanh, float32 on
+            a CPU, ``k = 1``, :mod:`nrmkit.nn.tangent_native`): the same maths, equal to
+            round-off, a network's numbers independent of its batch and of the threads.
 
     Returns:
         :class:`LyapunovResult`.
@@ -266,9 +271,9 @@ def lyapunov_spectrum(
     n_ons, n_basis = _intervals(tsim, tbasis, steps_per_ons * dt)
     report = _Reporter(progress, n_warm + n_pilot + (n_basis + n_ons) * steps_per_ons)
 
-    if state is None:
-        state = model.initial_state(generator)
-    state = _warm_up(model, state, n_warm, drive, report, one_pass, cuda_graphs)
+    state = model.initial_state(generator) if state is None else state
+    runs = _native_runs(model, n_exponents, drive, one_pass and native, state, basis)
+    state = _warm_up(model, state, n_warm, drive, report, one_pass, cuda_graphs, runs)
     step_index = n_warm
 
     if basis is None:
@@ -280,7 +285,7 @@ def lyapunov_spectrum(
         choice = choose_tons(model, n_exponents, state=state, basis=basis, tsim=tsim,
                              drive=drive, step_offset=n_warm, n_blocks=n_blocks,
                              progress=lambda done, _total: report(n_warm + done),
-                             one_pass=one_pass, cuda_graphs=cuda_graphs)
+                             one_pass=one_pass, cuda_graphs=cuda_graphs, native=native)
         state, basis = choice.state, choice.basis
         step_index += choice.pilot_steps
         steps_per_ons = choice.steps_per_ons
@@ -290,7 +295,7 @@ def lyapunov_spectrum(
 
     state, basis, log_increments = _accumulate(model, state, basis, n_basis, n_ons,
                                                steps_per_ons, drive, step_index, report,
-                                               one_pass, cuda_graphs)
+                                               one_pass, cuda_graphs, runs)
     t_accumulated = n_ons * tons_effective
     exponents = log_increments.sum(0) / t_accumulated
     if check_finite:
@@ -320,11 +325,27 @@ def _first_plan(dt: float, tons: float | None) -> tuple[int, int]:
     return max(1, round(tons / dt)), 0
 
 
+def _native_runs(model: DynamicalModel, n_exponents: int, drive: Drive, wanted: bool,
+                 *tensors: Tensor | None):
+    """The model's compiled runs of steps (``model.native_runs``) where ``wanted``, there
+    is no drive and the model has them for these tensors, else None."""
+    factory = getattr(model, "native_runs", None)
+    if not wanted or drive is not None or factory is None:
+        return None
+    return factory(n_exponents, *tensors)
+
+
 def _warm_up(model: DynamicalModel, state: Tensor, n_warm: int, drive: Drive,
-             report: _Reporter, one_pass: bool = False, cuda_graphs: bool = True) -> Tensor:
-    """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``;
-    with ``one_pass`` through the model's ``fused_step`` where it has one), in runs of
-    :data:`WARM_UP_RUN` steps and the remainder."""
+             report: _Reporter, one_pass: bool = False, cuda_graphs: bool = True,
+             runs=None) -> Tensor:
+    """The state after ``n_warm`` steps of the state alone (step indices ``0 … n_warm−1``):
+    through the compiled ``runs`` where given; else (with ``one_pass`` through the model's
+    ``fused_step`` where it has one) in runs of :data:`WARM_UP_RUN` steps and the
+    remainder."""
+    if runs is not None:
+        state = runs.warm_up(state, n_warm, report)
+        report(n_warm)
+        return state
     step = getattr(model, "fused_step", model.step) if one_pass else model.step
     run = _step_runs(step, WARM_UP_RUN, drive, cuda_graphs)
     done = 0
@@ -361,11 +382,17 @@ def _step_runs(step: Callable[..., Tensor | tuple[Tensor, ...]], n_steps: int, d
 def _accumulate(
     model: DynamicalModel, state: Tensor, basis: Tensor, n_basis: int, n_ons: int,
     steps_per_ons: int, drive: Drive, step_index: int, report: _Reporter,
-    one_pass: bool = False, cuda_graphs: bool = True,
+    one_pass: bool = False, cuda_graphs: bool = True, runs=None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Propagate state and basis for ``n_basis + n_ons`` intervals of ``steps_per_ons``
-    steps from ``step_index``, re-orthonormalising after each: ``(state, basis,
-    log_increments)``, the ``(n_ons, *batch, k)`` float64 logs of the last ``n_ons``."""
+    steps from ``step_index``, re-orthonormalising after each (through the compiled
+    ``runs`` where given): ``(state, basis, log_increments)``, the ``(n_ons, *batch, k)``
+    float64 logs of the last ``n_ons``."""
+    if runs is not None:
+        state, basis, logs = runs.accumulate(
+            state, basis, steps_per_ons, n_basis + n_ons,
+            lambda done: report(step_index + done))
+        return state, basis, logs[n_basis:]
     # Without autograd the increments are written into one preallocated array: a list of
     # n_ons small tensors stacked at the end holds the history twice, plus per-tensor
     # overhead and heap fragmentation (≈3.5× the history in all). Autograd needs the list.
@@ -492,6 +519,7 @@ def choose_tons(
     progress: Progress = None,
     one_pass: bool = False,
     cuda_graphs: bool = True,
+    native: bool = True,
 ) -> TonsChoice:
     """Choose the re-orthonormalisation interval of ``model`` from a pilot run.
 
@@ -516,7 +544,7 @@ def choose_tons(
         tons_max: the longest interval.
         n_blocks: see ``tsim``.
         progress: ``callback(done_steps, pilot_steps)``.
-        one_pass, cuda_graphs: as for :func:`lyapunov_spectrum`.
+        one_pass, cuda_graphs, native: as for :func:`lyapunov_spectrum`.
 
     Raises:
         DivergenceError: the pilot's state or exponents are not finite.
@@ -538,7 +566,7 @@ def choose_tons(
             model, n_exponents, tsim=half * interval, tons=interval, ttrans=0.0,
             tbasis=half * interval, state=state.detach(), basis=basis.detach(),
             drive=pilot_drive, n_blocks=2, progress=progress, one_pass=one_pass,
-            cuda_graphs=cuda_graphs)
+            cuda_graphs=cuda_graphs, native=native)
     ordered = torch.sort(pilot.exponents, dim=-1, descending=True).values
     spread = float((ordered[..., 0] - ordered[..., -1]).max())
     magnitude = float(ordered[..., [0, -1]].abs().max())

@@ -35,6 +35,7 @@ from nrmkit.core.model import DynamicalModel
 from nrmkit.nn.activations import Activation, get_activation
 from nrmkit.nn.connectivity import normal_like
 from nrmkit.nn.ensembles import unit_coupling
+from nrmkit.nn.tangent_native import NativeTanhRuns
 from nrmkit.nn.tangent_product import PackedWeight, fused_state_step, fused_tangent_step
 from nrmkit.nn.tangent_step import (
     StepPlan,
@@ -235,6 +236,28 @@ class RateRNN(DynamicalModel):
             return None
         return fused
 
+    def native_runs(self, n_exponents: int, *tensors: Tensor | None) -> NativeTanhRuns | None:
+        """Runs of :meth:`fused_step` and :meth:`fused_step_with_tangent` through the
+        compiled kernel (:mod:`nrmkit.nn.tangent_native`; equal to round-off) where it
+        applies: ``tanh``, dense float32 weights on the CPU, ``n_exponents = 1``, nothing
+        among ``tensors`` or the parameters needing a gradient, and the kernel available
+        (:func:`nrmkit.nn.native.library`); else None."""
+        from nrmkit.nn import native
+
+        fused = self._one_pass_plan(*tensors)
+        if (fused is None or n_exponents != 1 or self.activation.name != "tanh"
+                or self.weight.dtype != torch.float32 or self.weight.device.type != "cpu"):
+            return None
+        lib = native.library()
+        if lib is None:
+            return None
+        plan = fused[0]
+        cache = self.__dict__.get("_native_cache")
+        if cache is None or cache[0] is not plan:
+            runs = NativeTanhRuns(lib, self.weight, plan.scale, self.dt)
+            cache = self._native_cache = (plan, runs)
+        return cache[1]
+
     def _packed_weight(self, plan: StepPlan) -> PackedWeight:
         """The :class:`~nrmkit.nn.tangent_product.PackedWeight` of the dense weight, rebuilt
         with the plan (that is, when the weight was replaced or changed in place)."""
@@ -295,6 +318,7 @@ class RateRNN(DynamicalModel):
         state = self.__dict__.copy()
         state["_plan_cache"] = None  # derived data, rebuilt on the first step
         state["_packed_cache"] = None
+        state["_native_cache"] = None
         return state
 
     def _plan(self) -> StepPlan | None:

@@ -241,6 +241,7 @@ def _config_record(workflow: Workflow, config: Any, common: CommonOptions, execu
     """``config.json``: every resolved option, versions, host, threads, the executor."""
     import torch
 
+    from nrmkit.nn import native
     from nrmkit.runs.rundir import run_metadata
 
     run_dir = context.run_dir
@@ -248,7 +249,8 @@ def _config_record(workflow: Workflow, config: Any, common: CommonOptions, execu
                "device": context.device}
     options["output_dir"] = str(run_dir.path) if run_dir.path is not None else None
     record = {"workflow": workflow.name, "options": options,
-              "torch_threads": torch.get_num_threads(), **run_metadata()}
+              "torch_threads": torch.get_num_threads(), "native_kernel": native.describe(),
+              **run_metadata()}
     if executor is not None:
         record["executor"] = dataclasses.asdict(executor)
     return record

@@ -3,7 +3,10 @@ that a sweep's per-sample numbers do not depend on how its samples are chunked."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -66,27 +69,34 @@ def _lambda(directory) -> np.lib.npyio.NpzFile:
     return np.load(directory / "lambda.npz")
 
 
-def test_per_sample_numbers_do_not_depend_on_the_chunking(tmp_path, monkeypatch):
+@pytest.mark.parametrize("nle", [2, 1])
+def test_per_sample_numbers_do_not_depend_on_the_chunking(tmp_path, monkeypatch, nle):
     """Samples 0–2 run serially, as array tasks of one sample each (then collected) and as
-    a run of sample 0 alone: bit for bit the same exponents (tons auto, float32)."""
+    a run of sample 0 alone: bit for bit the same exponents (float32; with one exponent
+    through the compiled kernel where it is available, which config.json records)."""
     from nrmkit.cli.main import cli
+    from nrmkit.nn import native
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     command = WORKFLOWS.get("transition_2_chaos")
     runner = CliRunner()
+    tiny = [*TINY[:TINY.index("--nle")], "--nle", str(nle), "--quiet"]
     serial, array, alone = tmp_path / "serial", tmp_path / "array", tmp_path / "alone"
-    done = runner.invoke(command, [*TINY, "--n_samples", "3", "--output-dir", str(serial)])
+    done = runner.invoke(command, [*tiny, "--n_samples", "3", "--output-dir", str(serial)])
     assert done.exit_code == 0, done.output
     for index in range(3):
-        done = runner.invoke(command, [*TINY, "--n_samples", "3", "--task_count", "3",
+        done = runner.invoke(command, [*tiny, "--n_samples", "3", "--task_count", "3",
                                        "--task_index", str(index), "--output-dir", str(array)])
         assert done.exit_code == 0, done.output
     collected = runner.invoke(cli, ["collect", str(array), "--quiet"])
     assert collected.exit_code == 0, collected.output
-    done = runner.invoke(command, [*TINY, "--n_samples", "1", "--output-dir", str(alone)])
+    done = runner.invoke(command, [*tiny, "--n_samples", "1", "--output-dir", str(alone)])
     assert done.exit_code == 0, done.output
     reference = _lambda(serial)["exponents"]  # [g, sample, k]
-    assert reference.shape == (3, 3, 2) and np.isfinite(reference).all()
+    assert reference.shape == (3, 3, nle) and np.isfinite(reference).all()
+    recorded = json.loads((serial / "config.json").read_text())["native_kernel"]
+    assert recorded == native.describe()
+    assert recorded.startswith("compiled") == (native.library() is not None)
     np.testing.assert_array_equal(_lambda(array)["exponents"], reference)
     np.testing.assert_array_equal(_lambda(alone)["exponents"][:, 0], reference[:, 0])
 

@@ -2,11 +2,14 @@
 
 ``transition_2_chaos`` runs every sample in its own engine call (so that a sample's numbers
 do not depend on how a sweep is chunked), batched over the ``m_g`` couplings, with the
-state and the tangent vectors in one product per step (``one_pass``) through the kernel
-packed for that product (:class:`~nrmkit.nn.tangent_product.PackedWeight`): each step reads
-the sample's ``N×N`` matrix once. Here the first :data:`QUICK_START_SAMPLES` samples of the
-sweep run exactly so (the sweep's ``tsim``, ``tons``, ``ttrans``), and, on the same
-samples, with the two products per step of the default engine (``two_pass_*``).
+state and the tangent vectors in one product per step (``one_pass``): each step reads the
+sample's ``N×N`` matrix once. For tanh networks in float32 on a CPU with ``nle = 1`` the
+steps run through the compiled kernel (:mod:`nrmkit.nn.tangent_native`; ``kernel`` names
+what ran), elsewhere through PyTorch operations and the kernel packed for the product
+(:class:`~nrmkit.nn.tangent_product.PackedWeight`). Here the first
+:data:`QUICK_START_SAMPLES` samples of the sweep run exactly so (the sweep's ``tsim``,
+``tons``, ``ttrans``), and, on the same samples, through the PyTorch one-pass step
+(``packed_*``) and with the two products per step of the default engine (``two_pass_*``).
 
 Per Euler step of one sample (all its couplings), in the same run:
 
@@ -15,21 +18,22 @@ Per Euler step of one sample (all its couplings), in the same run:
   (a 4 MB matrix in a 32 MB L3), so this is the bandwidth the step can actually draw on;
 * ``arithmetic_ms`` — the arithmetic bound: the step's ``2·m·N²`` flops (``m = m_g`` rows
   in the warm-up, ``m_g(k+1)`` after it, averaged over the call's steps) at
-  ``peak_gflops``, the best rate of a :data:`PEAK_SIZE`-square product through the same
-  kernel;
+  ``peak_gflops``, the best rate of a :data:`PEAK_SIZE`-square product through the packed
+  PyTorch kernel;
 * ``bound_ms`` = max of the two (the roofline of the step's product);
 * ``memory_stream_ms`` — the main-memory bandwidth bound: the matrix's bytes at the rate of
   streaming a :data:`MAIN_MEMORY_BYTES` buffer, far larger than any cache
   (``memory_gb_per_s``), the bound of a step that had to read its matrix from memory;
 * ``product_ms`` — the bare product of a step after the warm-up, ``m_g(k+1)×N @ N×N``,
-  through the step's kernel; ``warm_up_product_ms`` — that of a warm-up step, ``m_g×N @
-  N×N``;
+  through the packed PyTorch kernel; ``warm_up_product_ms`` — that of a warm-up step,
+  ``m_g×N @ N×N``;
 * ``products_ms`` — the two averaged like ``arithmetic_ms``: the time of the call's
-  products alone, the floor of any step built on this kernel, and ``products_to_bound`` its
-  quotient by ``bound_ms``;
+  products alone through that kernel, the floor of any step built on it, and
+  ``products_to_bound`` its quotient by ``bound_ms``;
 * ``ms_per_step`` — the quick-start path; ``ratio_to_bound``, ``ratio_to_stream``,
   ``ratio_to_memory_stream`` and ``ratio_to_product`` are its quotients by the bounds;
-  ``speedup_vs_two_pass`` = two-pass / one-pass time.
+  ``packed_ms_per_step`` and ``packed_ratio_to_bound`` — the PyTorch one-pass step;
+  ``speedup_vs_two_pass`` = two-pass / quick-start time.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ BOUND_REPEATS = 50
 PEAK_SIZE = 1024
 #: repetitions of the peak measurement (the best counts).
 PEAK_REPEATS = 5
+#: the timed paths: the quick start as it runs (compiled where it applies), the PyTorch
+#: one-pass step and the default engine's two products per step.
+PATHS = {"quick_start": {"one_pass": True, "native": True},
+         "packed": {"one_pass": True, "native": False},
+         "two_pass": {"one_pass": False, "native": False}}
 #: bytes of the buffer that measures the main-memory bandwidth (8 × a 32 MB L3 cache).
 MAIN_MEMORY_BYTES = 256 * 2**20
 #: repetitions of the main-memory measurement (the best counts).
@@ -56,22 +65,26 @@ MAIN_MEMORY_REPEATS = 5
 
 def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
     """The ``quick_start`` entry of results.json (module docstring; times in ms or s)."""
+    from nrmkit.nn import native
+
     config = harness.config
     samples = min(QUICK_START_SAMPLES, config.n_samples)
-    seconds = {True: 0.0, False: 0.0}
+    seconds = dict.fromkeys(PATHS, 0.0)
     steps = 0
     bounds = {"stream": 0.0, "product": 0.0, "warm_up_product": 0.0}
     for sample in range(samples):
         model = harness.network(config.n, config.couplings, 1, "quick start network",
                                 unit=sample)
-        for one_pass in (True, False):
-            elapsed, steps = _time_sample(harness, model, sample, one_pass)
-            seconds[one_pass] += elapsed
+        for path, engine_options in PATHS.items():
+            elapsed, steps = _time_sample(harness, model, sample, engine_options)
+            seconds[path] += elapsed
         for name, seconds_of_sample in _bounds(model, config.nle, harness.device).items():
             bounds[name] += seconds_of_sample / samples
+    kernel = (native.describe() if model.native_runs(config.nle) is not None
+              else "PyTorch operations")
     stream, product = bounds["stream"], bounds["product"]
-    ms_per_step = 1e3 * seconds[True] / (samples * steps)
-    two_pass_ms = 1e3 * seconds[False] / (samples * steps)
+    ms_per_step, packed_ms, two_pass_ms = (1e3 * seconds[path] / (samples * steps)
+                                           for path in PATHS)
     itemsize = model.weight.element_size()
     peak = _peak_gflops(model.weight.dtype, harness.device)
     memory_rate = _main_memory_bytes_per_s(harness.device)
@@ -86,7 +99,10 @@ def time_quick_start(harness: BenchmarkHarness) -> dict[str, Any]:
         "samples": samples,
         "couplings": config.m_g,
         "steps_per_sample": steps,
+        "kernel": kernel,
         "ms_per_step": ms_per_step,
+        "packed_ms_per_step": packed_ms,
+        "packed_ratio_to_bound": packed_ms / bound_ms,
         "two_pass_ms_per_step": two_pass_ms,
         "speedup_vs_two_pass": two_pass_ms / ms_per_step,
         "stream_ms": 1e3 * stream,
@@ -114,9 +130,10 @@ def _log_quick_start(context, entry: dict[str, Any]) -> None:
     """One log line of the ``quick_start`` entry: the step, its bounds and its ratios."""
     e = entry  # short, for the long line below
     context.log(
-        f"  quick start (one engine call per sample, {e['couplings']} couplings): "
-        f"{e['ms_per_step']:.3f} ms/step (two products per step "
-        f"{e['two_pass_ms_per_step']:.3f} ms, ×{e['speedup_vs_two_pass']:.2f}); bound "
+        f"  quick start (one engine call per sample, {e['couplings']} couplings, "
+        f"{e['kernel']}): {e['ms_per_step']:.3f} ms/step (PyTorch one-pass step "
+        f"{e['packed_ms_per_step']:.3f} ms, ×{e['packed_ratio_to_bound']:.2f} the bound; two "
+        f"products per step {e['two_pass_ms_per_step']:.3f} ms); bound "
         f"{e['bound_ms']:.3f} ms (streaming the matrix {e['stream_ms']:.3f} ms at "
         f"{e['stream_gb_per_s']:.1f} GB/s, its flops {e['arithmetic_ms']:.3f} ms at "
         f"{e['peak_gflops']:.0f} GFLOP/s) → ×{e['ratio_to_bound']:.2f} the bound; bare "
@@ -127,17 +144,17 @@ def _log_quick_start(context, entry: dict[str, Any]) -> None:
 
 
 def _time_sample(harness: BenchmarkHarness, model, sample: int,
-                 one_pass: bool) -> tuple[float, int]:
+                 engine_options: dict[str, bool]) -> tuple[float, int]:
     """``(seconds, steps)`` of one quick-start engine call on ``model`` (warm-up, basis
-    transient, accumulation), its state and basis from ``("quick start states", sample)``,
-    after a short untimed call."""
+    transient, accumulation) with ``engine_options`` (:data:`PATHS`), its state and basis
+    from ``("quick start states", sample)``, after a short untimed call."""
     from nrmkit.dynamics import lyapunov_spectrum
 
     config = harness.config
-    kwargs = {**config.engine_kwargs(), "one_pass": one_pass}
+    kwargs = {**config.engine_kwargs(), **engine_options}
     interval = config.steps_per_ons * config.dt
     lyapunov_spectrum(model, config.nle, tsim=interval, tons=config.tons, ttrans=interval,
-                      tbasis=0.0, one_pass=one_pass,
+                      tbasis=0.0, **engine_options,
                       generator=harness.context.stream("quick start states", unit=sample))
     clock = Clock()
     generator = harness.context.stream("quick start states", unit=sample)

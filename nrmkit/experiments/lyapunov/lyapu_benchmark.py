@@ -28,9 +28,10 @@ construction with ``O(N²)`` work per step (``broadcast_reference_*`` keys,
    their own matrix, for ``--independent-steps`` tangent steps (no transients):
    ``ms_per_network_step`` [ms] and ``speedup`` against the same reference figures.
    **quick_start** — the path of ``transition_2_chaos`` (one engine call per sample, the
-   state and tangent vectors in one product per step) on the first samples, against the
-   memory-bandwidth bound measured in the same run (streaming each sample's matrix once per
-   step) and the bare product of a step (``benchmark_quick_start``).
+   state and tangent vectors in one pass per step, through the compiled kernel where it
+   applies) on the first samples, against the roofline of its product measured in the same
+   run (streaming each sample's matrix once per step, and its flops at the peak rate) and
+   the PyTorch one-pass step (``benchmark_quick_start``).
 2. **full_spectrum** — one network of ``--full-spectrum-n`` neurons, all ``N`` exponents,
    ``--full-spectrum-steps`` engine steps: ``ms_per_step`` [ms], ``gflops`` [GFLOP/s,
    counting ``2·N·N·(N+1)`` flops per step for the shared state + tangent product, the QR

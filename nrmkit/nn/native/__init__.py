@@ -1,0 +1,153 @@
+"""Compiled kernels, built from their C source on first use and cached.
+
+The source ships with the package (``tanh_ons.c``); the first call of :func:`library`
+compiles it with the system's C compiler (``$CC``, else ``cc``; about a second) into the
+cache directory ``$NRMKIT_CACHE_DIR`` (default ``$XDG_CACHE_HOME/nrmkit`` or
+``~/.cache/nrmkit``), under a name that hashes the source, the compiler and its flags, so
+that a changed source or compiler builds afresh. The file is written under a temporary name
+and renamed into place, so concurrent processes (array tasks of one sweep) never load a
+half-written library. AVX-512 instructions appear only in functions marked for that target,
+and the library is used only where the processor reports AVX-512F and AVX-512DQ
+(``nrm_cpu_supported``), so one cached build serves the mixed nodes of a cluster.
+
+Where anything is missing (no compiler, another architecture, no AVX-512) :func:`library`
+returns None and :func:`unavailable_reason` says why; the callers then run the same
+computation through PyTorch operations. Setting ``NRMKIT_NATIVE=0`` turns the compiled
+kernels off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+#: environment variable that turns the compiled kernels off when set to ``0``.
+NATIVE_ENV = "NRMKIT_NATIVE"
+#: environment variable of the cache directory.
+CACHE_ENV = "NRMKIT_CACHE_DIR"
+SOURCE = Path(__file__).with_name("tanh_ons.c")
+FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-pthread")
+LIBRARIES = ("-lm",)
+#: seconds a compilation may take.
+COMPILE_TIMEOUT = 120
+
+
+def enabled() -> bool:
+    """Whether ``NRMKIT_NATIVE`` allows compiled kernels (anything but ``0``)."""
+    return os.environ.get(NATIVE_ENV, "1").strip() != "0"
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None where they cannot be used (:func:`unavailable_reason`)."""
+    if not enabled():
+        return None
+    loaded, _, _ = _load()
+    return loaded
+
+
+def unavailable_reason() -> str | None:
+    """None where :func:`library` gives the kernels; else why not, in a few words."""
+    if not enabled():
+        return f"turned off by {NATIVE_ENV}=0"
+    return _load()[1]
+
+
+def describe() -> str:
+    """One line for a run's config: the kernels in use, or why PyTorch operations run."""
+    reason = unavailable_reason()
+    if reason is None:
+        return f"compiled tanh_ons (AVX-512), {_load()[2]}"
+    return f"PyTorch operations ({reason})"
+
+
+def compiler() -> list[str]:
+    """The C compiler's command: ``$CC`` split like a shell would, else ``cc``."""
+    return shlex.split(os.environ.get("CC", "").strip() or "cc")
+
+
+def cache_dir() -> Path:
+    """``$NRMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/nrmkit``, else ``~/.cache/nrmkit``."""
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "nrmkit"
+
+
+@cache
+def _load() -> tuple[ctypes.CDLL | None, str | None, str]:
+    """``(library, reason it is unavailable, where it was loaded from)``, once per process."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None, f"needs an x86-64 processor, not {platform.machine()}", ""
+    command = compiler()
+    key = hashlib.sha256(SOURCE.read_bytes() + repr((command, FLAGS, LIBRARIES,
+                                                     _compiler_version(command))).encode())
+    name = f"tanh_ons-{key.hexdigest()[:16]}.so"
+    try:
+        path = _built(name, command)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+        return None, str(error).splitlines()[0] if str(error) else type(error).__name__, ""
+    if not lib.nrm_cpu_supported():
+        return None, "the processor lacks AVX-512F/DQ", ""
+    _declare(lib)
+    return lib, None, str(path)
+
+
+def _compiler_version(command: list[str]) -> str:
+    try:
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.splitlines()[0] if done.stdout else ""
+
+
+def _built(name: str, command: list[str]) -> Path:
+    """The cached library ``name``, compiled now if absent; where the cache directory
+    cannot be written, compiled into a private temporary directory of this process."""
+    path = cache_dir() / name
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".so")
+        os.close(handle)
+    except OSError:
+        path = Path(tempfile.mkdtemp(prefix="nrmkit-")) / name
+        partial = str(path.with_suffix(".partial"))
+    try:
+        _compile(command, Path(partial))
+        os.replace(partial, path)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return path
+
+
+def _compile(command: list[str], output: Path) -> None:
+    done = subprocess.run([*command, *FLAGS, "-o", str(output), str(SOURCE), *LIBRARIES],
+                          capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
+                          check=False)
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["no message"])[0]
+        raise RuntimeError(f"compiling {SOURCE.name} failed: {detail}")
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    lib.nrm_pack.argtypes = [pointer, integer, pointer]
+    lib.nrm_pack.restype = None
+    lib.nrm_packed_size.argtypes = [integer]
+    lib.nrm_packed_size.restype = ctypes.c_int64
+    lib.nrm_tanh.argtypes = [pointer, pointer, ctypes.c_int64]
+    lib.nrm_tanh.restype = None
+    lib.nrm_tanh_run.argtypes = [pointer, integer, integer, pointer, ctypes.c_float, pointer,
+                                 pointer, integer, integer, pointer, integer]
+    lib.nrm_tanh_run.restype = integer
