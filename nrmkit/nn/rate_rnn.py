@@ -248,13 +248,13 @@ class RateRNN(DynamicalModel):
         if (fused is None or n_exponents != 1 or self.activation.name != "tanh"
                 or self.weight.dtype != torch.float32 or self.weight.device.type != "cpu"):
             return None
-        lib = native.library()
+        lib, instruction_set = native.library(), native.instruction_set()
         if lib is None:
             return None
         plan = fused[0]
         cache = self.__dict__.get("_native_cache")
-        if cache is None or cache[0] is not plan:
-            runs = NativeTanhRuns(lib, self.weight, plan.scale, self.dt)
+        if cache is None or cache[0] is not plan or cache[1].instruction_set != instruction_set:
+            runs = NativeTanhRuns(lib, self.weight, plan.scale, self.dt, instruction_set)
             cache = self._native_cache = (plan, runs)
         return cache[1]
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: networks of one matrix per kernel call (its 2 × 7 rows fill the AVX-512 registers).
+#: networks of one matrix per kernel call (their 2 × 7 rows fill the vector registers).
 MAX_COUPLINGS = 7
 #: steps per kernel call (rounded down to whole intervals, at least one).
 CALL_STEPS = 1000
@@ -52,24 +52,27 @@ def kernel_threads() -> int:
 
 class NativeTanhRuns:
     """Runs of steps of the networks ``(S, G)`` of dense float32 CPU matrices ``weight (S, N,
-    N)`` with ``scale = Δt c`` (``(S, G)`` or broadcastable) and Euler step ``dt``.
+    N)`` with ``scale = Δt c`` (``(S, G)`` or broadcastable) and Euler step ``dt``, through
+    the kernels of ``instruction_set`` (a key of :data:`nrmkit.nn.native.INSTRUCTION_SETS`).
 
     Holds the matrices packed for the kernel (derived data; build it again after the weights
     change).
     """
 
-    def __init__(self, lib: ctypes.CDLL, weight: Tensor, scale: Tensor, dt: float):
+    def __init__(self, lib: ctypes.CDLL, weight: Tensor, scale: Tensor, dt: float,
+                 instruction_set: int):
         self._lib = lib
+        self.instruction_set = instruction_set
         weight = weight.detach().to(torch.float32).contiguous()
         self.n_matrices, self.n = weight.shape[0], weight.shape[-1]
         self.keep = 1.0 - dt
         self._scale = np.ascontiguousarray(
             scale.detach().reshape(self.n_matrices, -1).to(torch.float32).numpy())
         self.n_couplings = self._scale.shape[1]
-        size = lib.nrm_packed_size(self.n)
+        size = lib.nrm_packed_size(self.n, instruction_set)
         self._packed = [np.empty(size, dtype=np.float32) for _ in range(self.n_matrices)]
         for matrix, packed in zip(weight.numpy(), self._packed, strict=True):
-            lib.nrm_pack(matrix.ctypes.data, self.n, packed.ctypes.data)
+            lib.nrm_pack(matrix.ctypes.data, self.n, instruction_set, packed.ctypes.data)
 
     def warm_up(self, state: Tensor, n_steps: int, report: Report = None) -> Tensor:
         """The state ``(S, G, N)`` after ``n_steps`` steps of the state alone (a new
@@ -122,7 +125,8 @@ class NativeTanhRuns:
                     state[s, group].data_ptr(),
                     None if vector is None else vector[s, group].data_ptr(), n_steps,
                     steps_per_interval,
-                    None if group_logs is None else group_logs.ctypes.data, threads)
+                    None if group_logs is None else group_logs.ctypes.data, threads,
+                    self.instruction_set)
                 if status != 0:
                     raise MemoryError("the compiled kernel could not allocate its buffers") \
                         if status == -2 else ValueError(f"compiled kernel refused its arguments "

@@ -18,12 +18,26 @@ from nrmkit.dynamics import lyapunov_spectrum
 from nrmkit.dynamics.lyapunov import random_basis
 from nrmkit.nn import native
 from nrmkit.nn.rate_rnn import random_rate_network
+from nrmkit.nn.tangent_native import NativeTanhRuns
 
 pytestmark = pytest.mark.skipif(native.library() is None,
                                 reason=f"compiled kernel unavailable: "
                                        f"{native.unavailable_reason()}")
 
 DT = 0.1
+WIDEST = native.instruction_set()
+
+
+@pytest.fixture(params=sorted(native.INSTRUCTION_SETS, reverse=True),
+                ids=lambda isa: native.INSTRUCTION_SETS[isa])
+def instruction_set(request, monkeypatch):
+    """Each instruction set this processor runs, chosen through ``NRMKIT_NATIVE``."""
+    if request.param > WIDEST:
+        pytest.skip(f"the processor does not run {native.INSTRUCTION_SETS[request.param]}")
+    if request.param < WIDEST:
+        monkeypatch.setenv(native.NATIVE_ENV, "avx2")
+    assert native.instruction_set() == request.param
+    return request.param
 
 
 def _network(n: int, couplings: list[float], samples: int = 1, seed: int = 0, **kwargs):
@@ -35,27 +49,29 @@ def _network(n: int, couplings: list[float], samples: int = 1, seed: int = 0, **
     return model, state, basis
 
 
-def test_compiled_tanh_is_within_two_ulp_of_the_exact_value():
+def test_compiled_tanh_is_within_two_ulp_of_the_exact_value(instruction_set):
     x = np.concatenate([np.linspace(-25, 25, 400_001), np.geomspace(1e-38, 1.2, 20_000),
                         -np.geomspace(1e-38, 1.2, 20_000), [0.549999, 0.55, 0.550001, 1e-45]])
     x = x.astype(np.float32)
     special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype=np.float32)
     values = np.empty_like(x)
-    native.library().nrm_tanh(x.ctypes.data, values.ctypes.data, x.size)
+    native.library().nrm_tanh(x.ctypes.data, values.ctypes.data, x.size, instruction_set)
     exact = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(values - exact) / ulp) <= 2.0
     out = np.empty_like(special)
-    native.library().nrm_tanh(special.ctypes.data, out.ctypes.data, special.size)
+    native.library().nrm_tanh(special.ctypes.data, out.ctypes.data, special.size,
+                              instruction_set)
     assert out[0] == 0 and not np.signbit(out[0]) and np.signbit(out[1])
     assert out[2] == 1 and out[3] == -1 and np.isnan(out[4])
 
 
-def test_one_step_and_one_interval_equal_the_euler_map_by_hand():
+def test_one_step_and_one_interval_equal_the_euler_map_by_hand(instruction_set):
     """N = 37 (a full tile and a masked one), three couplings: h' and the normalised q' with
     log‖q'‖, against float64 maths on the same float32 inputs."""
     model, state, basis = _network(37, [0.5, 1.7, 3.0], seed=1)
     runs = model.native_runs(1)
+    assert runs.instruction_set == instruction_set
     weight = model.weight.detach().double()[0]
     eps = DT * model.coupling.detach().double()[0][:, None]
     h, q = state.double()[0], basis.double()[0, :, 0]
@@ -73,7 +89,7 @@ def test_one_step_and_one_interval_equal_the_euler_map_by_hand():
     assert torch.equal(state, _network(37, [0.5, 1.7, 3.0], seed=1)[1])  # inputs untouched
 
 
-def test_runs_follow_the_pytorch_one_pass_steps_to_round_off():
+def test_runs_follow_the_pytorch_one_pass_steps_to_round_off(instruction_set):
     """Seven couplings from stable to chaotic, N = 100, 30 warm-up steps and 10 intervals:
     the kernel and the PyTorch one-pass steps agree to float32 round-off."""
     model, state, basis = _network(100, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0], seed=2)
@@ -88,7 +104,7 @@ def test_runs_follow_the_pytorch_one_pass_steps_to_round_off():
     assert not torch.equal(compiled.state, plain.state)  # the kernel did run
 
 
-def test_exponent_of_the_fixed_point_is_exact():
+def test_exponent_of_the_fixed_point_is_exact(instruction_set):
     """h = 0 stays the fixed point of tanh networks; the tangent map there is (1 − Δt)I +
     Δt g W, with W built with a dominant eigenvalue 0.9 (others ≤ 0.2): λ = ln(1 − Δt + Δt
     g 0.9)/Δt."""
@@ -111,7 +127,7 @@ def test_exponent_of_the_fixed_point_is_exact():
     assert model.native_runs(1) is not None
 
 
-def test_a_networks_numbers_do_not_depend_on_its_batch_or_the_threads():
+def test_a_networks_numbers_do_not_depend_on_its_batch_or_the_threads(instruction_set):
     """Nine couplings (two kernel groups) on two matrices, against each coupling's network
     alone and one thread: bit for bit the same state, vector and logs (the exponents sum
     the logs over a differently shaped batch, where PyTorch may add in another order)."""
@@ -135,7 +151,7 @@ def test_a_networks_numbers_do_not_depend_on_its_batch_or_the_threads():
         assert torch.equal(single.basis[0, 0], batch.basis[s, g])
 
 
-def test_spectrum_agrees_with_the_pytorch_engine_within_its_standard_error():
+def test_spectrum_agrees_with_the_pytorch_engine_within_its_standard_error(instruction_set):
     model, state, basis = _network(200, [0.5, 1.5, 3.0], seed=5)
     kwargs = {"tsim": 100.0, "tons": 0.2, "ttrans": 20.0, "state": state, "basis": basis}
     compiled = lyapunov_spectrum(model, 1, one_pass=True, **kwargs)
@@ -185,9 +201,20 @@ def test_processes_compiling_at_once_share_one_cached_library(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no partial files left
 
 
-def test_a_non_finite_state_is_a_divergence():
+def test_a_non_finite_state_is_a_divergence(instruction_set):
     model, state, basis = _network(40, [1.0, 2.0])
     state[0, 1, 3] = float("nan")
     with pytest.raises(DivergenceError):
         lyapunov_spectrum(model, 1, tsim=1.0, tons=0.2, ttrans=0.5, state=state, basis=basis,
                           one_pass=True)
+
+
+def test_the_instruction_sets_agree_to_round_off():
+    if WIDEST < 2:
+        pytest.skip("needs a processor that runs both instruction sets")
+    model, state, basis = _network(90, [0.5, 1.5, 3.0], seed=6)
+    wide = model.native_runs(1).accumulate(state, basis, 2, 10)
+    narrow = NativeTanhRuns(native.library(), model.weight, DT * model.coupling, DT, 1)
+    narrow = narrow.accumulate(state, basis, 2, 10)
+    for a, b in zip(wide, narrow, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

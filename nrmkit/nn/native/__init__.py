@@ -6,14 +6,15 @@ cache directory ``$NRMKIT_CACHE_DIR`` (default ``$XDG_CACHE_HOME/nrmkit`` or
 ``~/.cache/nrmkit``), under a name that hashes the source, the compiler and its flags, so
 that a changed source or compiler builds afresh. The file is written under a temporary name
 and renamed into place, so concurrent processes (array tasks of one sweep) never load a
-half-written library. AVX-512 instructions appear only in functions marked for that target,
-and the library is used only where the processor reports AVX-512F and AVX-512DQ
-(``nrm_cpu_supported``), so one cached build serves the mixed nodes of a cluster.
+half-written library. The kernels come in two instruction sets, AVX-512 (F and DQ) and
+AVX2 with FMA, each only in functions marked for its target; the library asks the processor
+which it runs (``nrm_cpu_isa``) and uses the wider, so one cached build serves the mixed
+nodes of a cluster.
 
-Where anything is missing (no compiler, another architecture, no AVX-512) :func:`library`
-returns None and :func:`unavailable_reason` says why; the callers then run the same
-computation through PyTorch operations. Setting ``NRMKIT_NATIVE=0`` turns the compiled
-kernels off.
+Where anything is missing (no compiler, another architecture, neither instruction set)
+:func:`library` returns None and :func:`unavailable_reason` says why; the callers then run
+the same computation through PyTorch operations. ``NRMKIT_NATIVE=0`` turns the compiled
+kernels off, ``NRMKIT_NATIVE=avx2`` keeps them to AVX2.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-#: environment variable that turns the compiled kernels off when set to ``0``.
+#: environment variable: ``0`` turns the compiled kernels off, ``avx2`` keeps them to AVX2.
 NATIVE_ENV = "NRMKIT_NATIVE"
+#: the instruction sets of the kernels, by the number ``nrm_cpu_isa`` gives them.
+INSTRUCTION_SETS = {2: "AVX-512", 1: "AVX2"}
 #: environment variable of the cache directory.
 CACHE_ENV = "NRMKIT_CACHE_DIR"
 SOURCE = Path(__file__).with_name("tanh_ons.c")
@@ -44,12 +47,21 @@ def enabled() -> bool:
     return os.environ.get(NATIVE_ENV, "1").strip() != "0"
 
 
+def instruction_set() -> int:
+    """The instruction set the kernels use (a key of :data:`INSTRUCTION_SETS`), 0 where
+    they are unavailable: the widest the processor runs, AVX2 with ``NRMKIT_NATIVE=avx2``."""
+    if library() is None:
+        return 0
+    widest = _load()[3]
+    return min(widest, 1) if os.environ.get(NATIVE_ENV, "").strip().lower() == "avx2" \
+        else widest
+
+
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, or None where they cannot be used (:func:`unavailable_reason`)."""
     if not enabled():
         return None
-    loaded, _, _ = _load()
-    return loaded
+    return _load()[0]
 
 
 def unavailable_reason() -> str | None:
@@ -63,7 +75,7 @@ def describe() -> str:
     """One line for a run's config: the kernels in use, or why PyTorch operations run."""
     reason = unavailable_reason()
     if reason is None:
-        return f"compiled tanh_ons (AVX-512), {_load()[2]}"
+        return f"compiled tanh_ons ({INSTRUCTION_SETS[instruction_set()]}), {_load()[2]}"
     return f"PyTorch operations ({reason})"
 
 
@@ -82,10 +94,11 @@ def cache_dir() -> Path:
 
 
 @cache
-def _load() -> tuple[ctypes.CDLL | None, str | None, str]:
-    """``(library, reason it is unavailable, where it was loaded from)``, once per process."""
+def _load() -> tuple[ctypes.CDLL | None, str | None, str, int]:
+    """``(library, reason it is unavailable, where it was loaded from, the widest
+    instruction set the processor runs)``, once per process."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
-        return None, f"needs an x86-64 processor, not {platform.machine()}", ""
+        return None, f"needs an x86-64 processor, not {platform.machine()}", "", 0
     command = compiler()
     key = hashlib.sha256(SOURCE.read_bytes() + repr((command, FLAGS, LIBRARIES,
                                                      _compiler_version(command))).encode())
@@ -94,11 +107,12 @@ def _load() -> tuple[ctypes.CDLL | None, str | None, str]:
         path = _built(name, command)
         lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError, RuntimeError) as error:
-        return None, str(error).splitlines()[0] if str(error) else type(error).__name__, ""
-    if not lib.nrm_cpu_supported():
-        return None, "the processor lacks AVX-512F/DQ", ""
+        return None, str(error).splitlines()[0] if str(error) else type(error).__name__, "", 0
+    widest = lib.nrm_cpu_isa()
+    if widest not in INSTRUCTION_SETS:
+        return None, "the processor runs neither AVX-512F/DQ nor AVX2 with FMA", "", 0
     _declare(lib)
-    return lib, None, str(path)
+    return lib, None, str(path), widest
 
 
 def _compiler_version(command: list[str]) -> str:
@@ -142,12 +156,12 @@ def _compile(command: list[str], output: Path) -> None:
 
 def _declare(lib: ctypes.CDLL) -> None:
     pointer, integer = ctypes.c_void_p, ctypes.c_int
-    lib.nrm_pack.argtypes = [pointer, integer, pointer]
+    lib.nrm_pack.argtypes = [pointer, integer, integer, pointer]
     lib.nrm_pack.restype = None
-    lib.nrm_packed_size.argtypes = [integer]
+    lib.nrm_packed_size.argtypes = [integer, integer]
     lib.nrm_packed_size.restype = ctypes.c_int64
-    lib.nrm_tanh.argtypes = [pointer, pointer, ctypes.c_int64]
-    lib.nrm_tanh.restype = None
+    lib.nrm_tanh.argtypes = [pointer, pointer, ctypes.c_int64, integer]
+    lib.nrm_tanh.restype = integer
     lib.nrm_tanh_run.argtypes = [pointer, integer, integer, pointer, ctypes.c_float, pointer,
-                                 pointer, integer, integer, pointer, integer]
+                                 pointer, integer, integer, pointer, integer, integer]
     lib.nrm_tanh_run.restype = integer
