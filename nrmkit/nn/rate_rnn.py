@@ -236,17 +236,24 @@ class RateRNN(DynamicalModel):
             return None
         return fused
 
-    def native_runs(self, n_exponents: int, *tensors: Tensor | None) -> NativeTanhRuns | None:
+    def native_runs(self, n_exponents: int, state: Tensor | None = None,
+                    basis: Tensor | None = None) -> NativeTanhRuns | None:
         """Runs of :meth:`fused_step` and :meth:`fused_step_with_tangent` through the
         compiled kernel (:mod:`nrmkit.nn.tangent_native`; equal to round-off) where it
-        applies: ``tanh``, dense float32 weights on the CPU, ``n_exponents = 1``, nothing
-        among ``tensors`` or the parameters needing a gradient, and the kernel available
+        applies: this class's own steps with ``tanh``, dense float32 weights on the CPU,
+        ``n_exponents = 1``, ``state`` ``(S, G, N)`` and ``basis`` ``(S, G, 1, N)`` (where
+        given) float32 on the CPU, nothing needing a gradient, and the kernel available
         (:func:`nrmkit.nn.native.library`); else None."""
         from nrmkit.nn import native
 
-        fused = self._one_pass_plan(*tensors)
+        fused = self._one_pass_plan(state, basis)
+        shapes = {(*self.batch_shape, self._n): state, (*self.batch_shape, 1, self._n): basis}
         if (fused is None or n_exponents != 1 or self.activation.name != "tanh"
-                or self.weight.dtype != torch.float32 or self.weight.device.type != "cpu"):
+                or self.weight.dtype != torch.float32 or self.weight.device.type != "cpu"
+                or not _own_steps(type(self)) or any(
+                    t is not None and (tuple(t.shape) != shape or t.dtype != torch.float32
+                                       or t.device.type != "cpu")
+                    for shape, t in shapes.items())):
             return None
         lib, instruction_set = native.library(), native.instruction_set()
         if lib is None:
@@ -522,3 +529,11 @@ def random_rate_network(
     cast = lambda v: None if v is None else v.to(dtype=dtype, device=device)  # noqa: E731
     return RateRNN(unit, coupling=cast(coupling), gain=cast(gain), shift=cast(shift),
                    activation=activation, dt=dt)
+
+
+def _own_steps(cls: type) -> bool:
+    """Whether ``cls`` steps as :class:`RateRNN` does (a subclass that redefines a step is
+    not run through the compiled kernel of RateRNN's map)."""
+    return all(getattr(cls, name) is getattr(RateRNN, name)
+               for name in ("step", "step_with_tangent", "fused_step", "fused_step_with_tangent",
+                            "activation_and_slope", "propagate"))

@@ -19,9 +19,9 @@ Each output entry is summed over the matrix's columns in one fixed order, whatev
 number of networks in the call or of threads, and the norms are summed in a fixed order too:
 a network's numbers depend only on its own matrix, coupling, state and vector — the same in
 any batch, chunk or thread count, and to round-off those of the PyTorch step (``tanh`` within
-2 ulp of the exact value, the norms summed in float64). The runs are cut into calls of about
-:data:`CALL_STEPS` steps (whole intervals) at fixed positions, between which progress is
-reported and Ctrl-C is honoured.
+2 ulp of the exact value, the norms summed in float64). The runs are cut into calls of whole
+intervals at positions fixed by ``N`` and the interval (:data:`CALL_ENTRIES`), between which
+progress is reported and Ctrl-C is honoured.
 
 Reference: Engelken, Wolf & Abbott (2023), Phys. Rev. Research 5, 043044.
 """
@@ -38,16 +38,26 @@ from torch import Tensor
 
 #: networks of one matrix per kernel call (their 2 × 7 rows fill the vector registers).
 MAX_COUPLINGS = 7
-#: steps per kernel call (rounded down to whole intervals, at least one).
-CALL_STEPS = 1000
+#: matrix entries read per kernel call (steps × N², the steps rounded down to whole
+#: intervals, at least one): about a tenth of a second per call at N = 1000 and above, so
+#: that progress is reported and Ctrl-C is honoured that often. The cut depends on N and the
+#: interval alone, never on the batch, so a network's numbers do not either.
+CALL_ENTRIES = 2 * 10**8
+#: the most threads of a kernel call (the kernel takes up to 256).
+MAX_THREADS = 256
+#: tiles of output neurons per thread at least (fewer threads for small networks).
+MIN_TILES_PER_THREAD = 2
 
 Report = Callable[[int], None] | None
 
 
-def kernel_threads() -> int:
-    """Threads of a kernel call: PyTorch's intra-op threads, at most the usable cores."""
+def kernel_threads(n_tiles: int) -> int:
+    """Threads of a kernel call over ``n_tiles`` tiles: PyTorch's intra-op threads, at most
+    the usable cores, :data:`MAX_THREADS` and one per :data:`MIN_TILES_PER_THREAD` tiles (the
+    threads meet at a barrier every step; the numbers do not depend on their count)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(torch.get_num_threads(), usable or 1))
+    return max(1, min(torch.get_num_threads(), usable or 1, MAX_THREADS,
+                      n_tiles // MIN_TILES_PER_THREAD))
 
 
 class NativeTanhRuns:
@@ -69,6 +79,8 @@ class NativeTanhRuns:
         self._scale = np.ascontiguousarray(
             scale.detach().reshape(self.n_matrices, -1).to(torch.float32).numpy())
         self.n_couplings = self._scale.shape[1]
+        self._tiles = -(-self.n // lib.nrm_tile_width(instruction_set))
+        self._steps_per_call = max(1, CALL_ENTRIES // self.n ** 2)
         size = lib.nrm_packed_size(self.n, instruction_set)
         self._packed = [np.empty(size, dtype=np.float32) for _ in range(self.n_matrices)]
         for matrix, packed in zip(weight.numpy(), self._packed, strict=True):
@@ -77,10 +89,10 @@ class NativeTanhRuns:
     def warm_up(self, state: Tensor, n_steps: int, report: Report = None) -> Tensor:
         """The state ``(S, G, N)`` after ``n_steps`` steps of the state alone (a new
         tensor); ``report(steps done)`` after each call."""
-        state = state.detach().to(torch.float32).contiguous().clone()
+        state = self._checked(state, (self.n_matrices, self.n_couplings, self.n))
         done = 0
         while done < n_steps:
-            steps = min(CALL_STEPS, n_steps - done)
+            steps = min(self._steps_per_call, n_steps - done)
             self._call(state, None, steps, 1, None)
             done += steps
             if report is not None:
@@ -93,11 +105,11 @@ class NativeTanhRuns:
         ``(S, G, N)``, the unit tangent vector ``(S, G, 1, N)`` and the ``(n_intervals, S, G,
         1)`` float64 logs of its growth per interval; ``report(steps done)`` after each
         call."""
-        state = state.detach().to(torch.float32).contiguous().clone()
-        vector = basis.detach().to(torch.float32).contiguous().clone()
-        logs = torch.empty((n_intervals, self.n_matrices, self.n_couplings, 1),
-                           dtype=torch.float64)
-        per_call = max(1, CALL_STEPS // steps_per_interval)
+        batch = (self.n_matrices, self.n_couplings)
+        state = self._checked(state, (*batch, self.n))
+        vector = self._checked(basis, (*batch, 1, self.n))
+        logs = torch.empty((n_intervals, *batch, 1), dtype=torch.float64)
+        per_call = max(1, self._steps_per_call // steps_per_interval)
         done = 0
         while done < n_intervals:
             intervals = min(per_call, n_intervals - done)
@@ -108,10 +120,19 @@ class NativeTanhRuns:
                 report(done * steps_per_interval)
         return state, vector, logs
 
+    @staticmethod
+    def _checked(tensor: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """A contiguous float32 CPU copy of ``tensor``, which must have ``shape`` (the kernel
+        reads raw memory)."""
+        if tuple(tensor.shape) != shape or tensor.device.type != "cpu":
+            raise ValueError(f"the compiled kernel needs a CPU tensor of shape {shape}, got "
+                             f"{tuple(tensor.shape)} on {tensor.device}")
+        return tensor.detach().to(torch.float32).contiguous().clone()
+
     def _call(self, state: Tensor, vector: Tensor | None, n_steps: int,
               steps_per_interval: int, logs: Tensor | None) -> None:
         """One kernel call per matrix and group of :data:`MAX_COUPLINGS` networks, in place."""
-        threads = kernel_threads()
+        threads = kernel_threads(self._tiles)
         for s in range(self.n_matrices):
             for first in range(0, self.n_couplings, MAX_COUPLINGS):
                 group = slice(first, min(first + MAX_COUPLINGS, self.n_couplings))

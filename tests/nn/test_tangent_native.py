@@ -16,7 +16,7 @@ import torch
 from nrmkit.core.errors import DivergenceError
 from nrmkit.dynamics import lyapunov_spectrum
 from nrmkit.dynamics.lyapunov import random_basis
-from nrmkit.nn import native
+from nrmkit.nn import native, tangent_native
 from nrmkit.nn.rate_rnn import random_rate_network
 from nrmkit.nn.tangent_native import NativeTanhRuns
 
@@ -127,10 +127,13 @@ def test_exponent_of_the_fixed_point_is_exact(instruction_set):
     assert model.native_runs(1) is not None
 
 
-def test_a_networks_numbers_do_not_depend_on_its_batch_or_the_threads(instruction_set):
-    """Nine couplings (two kernel groups) on two matrices, against each coupling's network
-    alone and one thread: bit for bit the same state, vector and logs (the exponents sum
-    the logs over a differently shaped batch, where PyTorch may add in another order)."""
+def test_a_networks_numbers_do_not_depend_on_its_batch_or_the_threads(instruction_set,
+                                                                        monkeypatch):
+    """Nine couplings (two kernel groups) on two matrices, in kernel calls of 7 steps,
+    against each coupling's network alone and one thread: bit for bit the same state,
+    vector and logs (the exponents sum the logs over a differently shaped batch, where
+    PyTorch may add in another order)."""
+    monkeypatch.setattr(tangent_native, "CALL_ENTRIES", 7 * 70 ** 2)
     couplings = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]
     model, state, basis = _network(70, couplings, samples=2, seed=4)
     kwargs = {"tsim": 4.0, "tons": 0.3, "ttrans": 2.0, "one_pass": True}
@@ -167,12 +170,57 @@ def test_the_kernel_applies_only_where_its_maths_holds(monkeypatch):
     assert model.native_runs(1, state, basis) is not None
     assert model.native_runs(2) is None
     assert model.native_runs(1, state.clone().requires_grad_()) is None
+    assert model.native_runs(1, state[:, :1]) is None  # a broadcast state
+    assert model.native_runs(1, state, basis.expand(-1, -1, 2, -1)) is None
+    assert model.native_runs(1, state.double()) is None
     assert _network(40, [1.0], activation="tanh_pos")[0].native_runs(1) is None
     assert _network(40, [1.0], dtype=torch.float64)[0].native_runs(1) is None
-    monkeypatch.setenv(native.NATIVE_ENV, "0")
-    assert model.native_runs(1) is None
-    assert native.unavailable_reason() == f"turned off by {native.NATIVE_ENV}=0"
-    assert native.describe().startswith("PyTorch operations")
+
+    class Shifted(type(model)):
+        def step(self, state, drive=None):
+            return super().step(state, drive) + 1.0
+
+    shifted = Shifted(model.weight.detach(), coupling=model.coupling, dt=DT)
+    assert shifted.native_runs(1) is None
+    with pytest.raises(ValueError, match="shape"):
+        model.native_runs(1).accumulate(state[:, :1], basis, 1, 1)
+    for value in ("0", "off", "False"):
+        monkeypatch.setenv(native.NATIVE_ENV, value)
+        assert model.native_runs(1) is None
+        assert native.unavailable_reason() == f"turned off by {native.NATIVE_ENV}={value}"
+        assert native.describe().startswith("PyTorch operations")
+
+
+def test_a_broadcast_state_runs_through_the_pytorch_steps():
+    model, state, basis = _network(40, [1.0, 2.0], samples=2)
+    kwargs = {"tsim": 1.0, "tons": 0.2, "ttrans": 0.5, "state": state[:1, :1], "basis": basis}
+    compiled = lyapunov_spectrum(model, 1, one_pass=True, **kwargs)
+    plain = lyapunov_spectrum(model, 1, one_pass=True, native=False, **kwargs)
+    assert torch.equal(compiled.exponents, plain.exponents)
+
+
+def test_threads_are_capped_by_the_work():
+    assert tangent_native.kernel_threads(1) == 1
+    assert tangent_native.kernel_threads(3) == 1
+    assert 1 <= tangent_native.kernel_threads(10**6) <= tangent_native.MAX_THREADS
+
+
+def test_a_cached_library_others_can_write_is_not_loaded(tmp_path, monkeypatch):
+    """A build another user could have replaced (group-writable here) is left alone: the
+    process compiles a private copy, which works."""
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    native._load.cache_clear()
+    try:
+        assert native.library() is not None
+        (cached,) = tmp_path.glob("tanh_ons-*.so")
+        cached.write_bytes(b"not a library")
+        cached.chmod(0o775)
+        native._load.cache_clear()
+        assert native.library() is not None
+        assert native._load()[2] == "a private build for this process"
+        assert cached.read_bytes() == b"not a library"
+    finally:
+        native._load.cache_clear()
 
 
 def test_a_missing_compiler_leaves_the_pytorch_steps(tmp_path, monkeypatch):

@@ -42,9 +42,13 @@ LIBRARIES = ("-lm",)
 COMPILE_TIMEOUT = 120
 
 
+#: values of ``NRMKIT_NATIVE`` that turn the kernels off (any case).
+OFF = ("0", "off", "false", "no")
+
+
 def enabled() -> bool:
-    """Whether ``NRMKIT_NATIVE`` allows compiled kernels (anything but ``0``)."""
-    return os.environ.get(NATIVE_ENV, "1").strip() != "0"
+    """Whether ``NRMKIT_NATIVE`` allows compiled kernels (anything but :data:`OFF`)."""
+    return os.environ.get(NATIVE_ENV, "1").strip().lower() not in OFF
 
 
 def instruction_set() -> int:
@@ -67,7 +71,7 @@ def library() -> ctypes.CDLL | None:
 def unavailable_reason() -> str | None:
     """None where :func:`library` gives the kernels; else why not, in a few words."""
     if not enabled():
-        return f"turned off by {NATIVE_ENV}=0"
+        return f"turned off by {NATIVE_ENV}={os.environ[NATIVE_ENV].strip()}"
     return _load()[1]
 
 
@@ -104,15 +108,14 @@ def _load() -> tuple[ctypes.CDLL | None, str | None, str, int]:
                                                      _compiler_version(command))).encode())
     name = f"tanh_ons-{key.hexdigest()[:16]}.so"
     try:
-        path = _built(name, command)
-        lib = ctypes.CDLL(str(path))
+        lib, where = _opened(name, command)
     except (OSError, subprocess.SubprocessError, RuntimeError) as error:
         return None, str(error).splitlines()[0] if str(error) else type(error).__name__, "", 0
     widest = lib.nrm_cpu_isa()
     if widest not in INSTRUCTION_SETS:
         return None, "the processor runs neither AVX-512F/DQ nor AVX2 with FMA", "", 0
     _declare(lib)
-    return lib, None, str(path), widest
+    return lib, None, where, widest
 
 
 def _compiler_version(command: list[str]) -> str:
@@ -124,25 +127,45 @@ def _compiler_version(command: list[str]) -> str:
     return done.stdout.splitlines()[0] if done.stdout else ""
 
 
-def _built(name: str, command: list[str]) -> Path:
-    """The cached library ``name``, compiled now if absent; where the cache directory
-    cannot be written, compiled into a private temporary directory of this process."""
-    path = cache_dir() / name
-    if path.is_file():
-        return path
+def _opened(name: str, command: list[str]) -> tuple[ctypes.CDLL, str]:
+    """``(library, where it came from)``: the cached build ``name`` where it and its
+    directory are this user's own (:func:`_trusted`), compiled into the cache first if it is
+    absent; otherwise compiled into a private temporary directory, removed once loaded."""
+    directory = cache_dir()
+    path = directory / name
+    if not path.exists():
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if _trusted(directory):
+                handle, partial = tempfile.mkstemp(dir=directory, prefix=".", suffix=".so")
+                os.close(handle)
+                try:
+                    _compile(command, Path(partial))
+                    os.chmod(partial, 0o755)
+                    os.replace(partial, path)
+                finally:
+                    Path(partial).unlink(missing_ok=True)
+        except OSError:
+            pass  # an unwritable cache: the private build below
+    if _trusted(directory) and _trusted(path):
+        return ctypes.CDLL(str(path)), str(path)
+    with tempfile.TemporaryDirectory(prefix="nrmkit-", ignore_cleanup_errors=True) as private:
+        path = Path(private) / name
+        _compile(command, path)
+        return ctypes.CDLL(str(path)), "a private build for this process"
+
+
+def _trusted(path: Path) -> bool:
+    """Whether ``path`` exists, belongs to this user and nobody else can write it (a
+    directory: no write bit for others; a file: none for the group or others either)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".so")
-        os.close(handle)
+        status = path.stat()
     except OSError:
-        path = Path(tempfile.mkdtemp(prefix="nrmkit-")) / name
-        partial = str(path.with_suffix(".partial"))
-    try:
-        _compile(command, Path(partial))
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
-    return path
+        return False
+    if not hasattr(os, "getuid"):
+        return True
+    forbidden = 0o002 if path.is_dir() else 0o022
+    return status.st_uid == os.getuid() and not status.st_mode & forbidden
 
 
 def _compile(command: list[str], output: Path) -> None:
