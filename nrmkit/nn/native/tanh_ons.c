@@ -98,6 +98,22 @@ struct run {
   atomic_int started;          /* set once every thread that will take part has started */
 };
 
+/* `name(packed, rows, n, M, out)`: the inlined `product` with the row count M (1 .. 14) a
+ * constant, so that its accumulators stay in registers. */
+#define ROW_CASE(product, m) case m: product(packed, rows, n, m, out); break;
+#define ROW_COUNTS(target, name, product)                                                  \
+  target static void name(const float *packed, const float *rows, int n, int M,            \
+                          float *out) {                                                    \
+    switch (M) {                                                                           \
+      ROW_CASE(product, 1) ROW_CASE(product, 2) ROW_CASE(product, 3)                       \
+      ROW_CASE(product, 4) ROW_CASE(product, 5) ROW_CASE(product, 6)                       \
+      ROW_CASE(product, 7) ROW_CASE(product, 8) ROW_CASE(product, 9)                       \
+      ROW_CASE(product, 10) ROW_CASE(product, 11) ROW_CASE(product, 12)                    \
+      ROW_CASE(product, 13) ROW_CASE(product, 14)                                          \
+      default: break;                                                                      \
+    }                                                                                      \
+  }
+
 /* ------------------------------------------------------------ AVX-512 ------------------ */
 
 AVX512 static inline __m512 exp16(__m512 y) {  /* exp(y), 0 <= y <= 20 */
@@ -157,16 +173,7 @@ AVX512 static inline __attribute__((always_inline)) void product16(
   }
 }
 
-AVX512 static void product16_rows(const float *packed, const float *rows, int n, int M,
-                                  float *out) {
-  switch (M) {
-#define ROWS(m) case m: product16(packed, rows, n, m, out); break;
-    ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7)
-    ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
-#undef ROWS
-    default: break;
-  }
-}
+ROW_COUNTS(AVX512, product16_rows, product16)
 
 AVX512 static void step16(run_t *run, int t, const float *rows, const double *scale,
                           float *next_rows, double *sums) {
@@ -271,16 +278,7 @@ AVX2 static inline __attribute__((always_inline)) void product8(
     if (r < M) _mm256_storeu_ps(out + r * 8, acc[r]);
 }
 
-AVX2 static void product8_rows(const float *packed, const float *rows, int n, int M,
-                               float *out) {
-  switch (M) {
-#define ROWS(m) case m: product8(packed, rows, n, m, out); break;
-    ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7)
-    ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
-#undef ROWS
-    default: break;
-  }
-}
+ROW_COUNTS(AVX2, product8_rows, product8)
 
 AVX2 static void step8(run_t *run, int t, const float *rows, const double *scale,
                        float *next_rows, double *sums) {
