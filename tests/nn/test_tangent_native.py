@@ -213,6 +213,7 @@ def test_a_cached_library_others_can_write_is_not_loaded(tmp_path, monkeypatch):
     try:
         assert native.library() is not None
         (cached,) = tmp_path.glob("tanh_ons-*.so")
+        cached.unlink()  # a new file: the loaded one stays mapped as it was
         cached.write_bytes(b"not a library")
         cached.chmod(0o775)
         native._load.cache_clear()
