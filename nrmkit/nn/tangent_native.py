@@ -62,8 +62,9 @@ def kernel_threads(n_tiles: int) -> int:
 
 class NativeTanhRuns:
     """Runs of steps of the networks ``(S, G)`` of dense float32 CPU matrices ``weight (S, N,
-    N)`` with ``scale = Δt c`` (``(S, G)`` or broadcastable) and Euler step ``dt``, through
-    the kernels of ``instruction_set`` (a key of :data:`nrmkit.nn.native.INSTRUCTION_SETS`).
+    N)`` with ``scale = Δt c`` (``(S, G)``, trailing axes of size 1 allowed) and Euler step
+    ``dt``, through the kernels of ``instruction_set`` (a key of
+    :data:`nrmkit.nn.native.INSTRUCTION_SETS`).
 
     Holds the matrices packed for the kernel (derived data; build it again after the weights
     change).
